@@ -1,0 +1,97 @@
+"""Database engines for SQLite (embedded default), PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from cairn.db.tables import TABLES, Tables
+
+
+def normalise_url(url: str) -> str:
+    """Pick the drivers Cairn ships with and settings every backend needs."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    elif u.drivername in ("mysql", "mariadb", "mariadb+pymysql"):
+        u = u.set(drivername="mysql+pymysql")
+    if u.drivername.startswith("mysql") and "charset" not in u.query:
+        u = u.update_query_dict({"charset": "utf8mb4"})
+    return u.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")  # icat.server's tables have real foreign keys
+    cur.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    url = normalise_url(url)
+    u = make_url(url)
+    if u.drivername.startswith("sqlite"):
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_recycle=3600, **kwargs)
+
+
+class Database:
+    """An engine, the catalogue's tables and the time zone its naive timestamps are in."""
+
+    def __init__(self, url: str, zone: ZoneInfo | None = None, tables: Tables = TABLES,
+                 **engine_kwargs: Any) -> None:
+        self.url = normalise_url(url)
+        self.engine = make_engine(self.url, **engine_kwargs)
+        self.tables = tables
+        self.zone = zone or ZoneInfo("UTC")
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name  # "sqlite", "postgresql", "mysql"
+
+    def now(self) -> datetime:
+        """Current time as stored: naive wall-clock time in the catalogue's zone.
+
+        MariaDB's DATETIME keeps whole seconds; truncate everywhere so that a value read back
+        equals the value written, whatever the backend.
+        """
+        return datetime.now(self.zone).replace(tzinfo=None, microsecond=0)
+
+    def to_db(self, value: datetime) -> datetime:
+        """An aware datetime as the naive local time the database stores."""
+        if value.tzinfo is None:
+            return value
+        return value.astimezone(self.zone).replace(tzinfo=None)
+
+    def from_db(self, value: datetime) -> datetime:
+        return value.replace(tzinfo=self.zone) if value.tzinfo is None else value
+
+    def utcnow(self) -> datetime:
+        return datetime.now(UTC)
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction: committed on success, rolled back on any exception."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,143 @@
+"""SQL tables derived from the schema declaration, laid out as icat.server's database.
+
+Identifiers are emitted unquoted and upper-case, exactly as EclipseLink does: MariaDB keeps
+them upper-case, PostgreSQL folds them to lower-case, SQLite ignores case. The one delimited
+column of ICAT (``SHIFT."COMMENT"``) stays quoted. Constraint names follow EclipseLink
+(``UNQ_<TABLE>_0``, ``FK_<TABLE>_<COLUMN>``), so an existing ICAT database matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.sql.elements import quoted_name
+from sqlalchemy.types import TypeDecorator
+
+from cairn.schema import SCHEMA, Entity, Field, Schema
+
+
+def ident(name: str, quote: bool = False) -> quoted_name:
+    return quoted_name(name, quote=quote)
+
+
+class OrdinalEnum(TypeDecorator[str]):
+    """A Java enum stored by JPA as its ordinal; Python sees the constant's name."""
+
+    impl = Integer
+    cache_ok = True
+
+    def __init__(self, values: tuple[str, ...]) -> None:
+        super().__init__()
+        self.values = values
+
+    def process_bind_param(self, value: Any, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        return self.values.index(value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else self.values[int(value)]
+
+
+# SQLite only makes INTEGER PRIMARY KEY an auto-numbered rowid alias.
+ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def column_type(f: Field, schema: Schema) -> Any:
+    if f.is_one:
+        return BigInteger()
+    match f.type:
+        case "String":
+            return String(f.length)
+        case "Date":
+            return DateTime()
+        case "Long":
+            return BigInteger()
+        case "Integer":
+            return Integer()
+        case "Double":
+            return Double()
+        case "boolean":
+            return Boolean(create_constraint=False)
+        case enum:
+            return OrdinalEnum(tuple(schema.enums[enum]))
+
+
+@dataclass
+class Tables:
+    """The catalogue's tables: one per concrete entity, plus Cairn's own service tables."""
+
+    metadata: MetaData
+    entity: dict[str, Table]
+    session: Table
+    passwd: Table
+
+    def __getitem__(self, entity_name: str) -> Table:
+        return self.entity[entity_name]
+
+
+def _entity_table(entity: Entity, schema: Schema, metadata: MetaData,
+                  fk_indexes: bool = True) -> Table:
+    t = entity.table
+    cols: list[Any] = []
+    for f in entity.fields.values():
+        if f.is_many:
+            continue
+        name = ident(f.column or "", f.quoted)
+        if f.name == "id":
+            cols.append(Column(name, ID_TYPE, Identity(start=1), primary_key=True,
+                               autoincrement=True, key="id"))
+        else:
+            cols.append(Column(name, column_type(f, schema), nullable=not f.required, key=f.name,
+                               default=False if f.type == "boolean" and not f.is_one else None))
+    args: list[Any] = []
+    if entity.key:
+        args.append(UniqueConstraint(*entity.key, name=ident(f"UNQ_{t}_0")))
+    for f in entity.ones:
+        target = schema.entities[f.type].table
+        args.append(ForeignKeyConstraint([f.name], [f"{target}.id"],
+                                         name=ident(_limit(f"FK_{t}_{f.column}"))))
+        if fk_indexes and (not entity.key or f.name != entity.key[0]):
+            # icat.server relies on InnoDB's implicit FK indexes; PostgreSQL and SQLite need them.
+            args.append(Index(ident(_limit(f"IDX_{t}_{f.column}")), f.name))
+    if entity.name == "Datafile":
+        args.append(Index(ident("INDEX_DATAFILE_location"), "location"))
+    return Table(ident(t), metadata, *cols, *args)
+
+
+def _limit(name: str) -> str:
+    return name if len(name) <= 60 else name[:60]
+
+
+def build_tables(schema: Schema = SCHEMA, metadata: MetaData | None = None) -> Tables:
+    """Build SQLAlchemy tables for the given (possibly historical) schema."""
+    md = metadata if metadata is not None else MetaData()
+    entity = {name: _entity_table(e, schema, md) for name, e in schema.entities.items()}
+    session = Table(ident("SESSION_"), md,
+                    Column(ident("ID"), String(255), primary_key=True, key="id"),
+                    Column(ident("EXPIREDATETIME"), DateTime(), key="expireDateTime"),
+                    Column(ident("USERNAME"), String(255), key="userName"))
+    # The table of authn.db, so an existing authn.db user list works unchanged.
+    passwd = Table(ident("PASSWD"), md,
+                   Column(ident("USERNAME"), String(255), primary_key=True, key="userName"),
+                   Column(ident("ENCODEDPASSWORD"), String(255), key="encodedPassword"))
+    return Tables(metadata=md, entity=entity, session=session, passwd=passwd)
+
+
+TABLES = build_tables()

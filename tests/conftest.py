@@ -1,0 +1,83 @@
+"""Shared fixtures: a fresh catalogue database on every backend that is reachable here.
+
+Backends come from ``CAIRN_TEST_BACKENDS`` (comma-separated; default ``sqlite,postgresql,mariadb``).
+PostgreSQL and MariaDB are skipped cleanly when their server can't be reached. Their server URLs
+can be changed with ``CAIRN_TEST_POSTGRESQL`` and ``CAIRN_TEST_MARIADB``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+SERVERS = {
+    "postgresql": os.environ.get("CAIRN_TEST_POSTGRESQL",
+                                 "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    "mariadb": os.environ.get("CAIRN_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
+BACKENDS = [b.strip() for b in
+            os.environ.get("CAIRN_TEST_BACKENDS", "sqlite,postgresql,mariadb").split(",")
+            if b.strip()]
+
+
+@cache
+def server_reachable(backend: str) -> str | None:
+    """None if the server answers, else why not."""
+    try:
+        engine = create_engine(SERVERS[backend], connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as e:
+        return f"{backend} not reachable: {type(e).__name__}"
+
+
+def _admin_engine(backend: str):  # type: ignore[no-untyped-def]
+    return create_engine(SERVERS[backend], isolation_level="AUTOCOMMIT")
+
+
+def make_database(backend: str, tmp_path: Path) -> tuple[str, object]:
+    """Create an empty database; return its URL and a callable that drops it."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalogue.db'}", lambda: None
+    why = server_reachable(backend)
+    if why:
+        pytest.skip(why)
+    name = f"cairn_t_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine(backend)
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    url = make_url(SERVERS[backend]).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            if backend == "postgresql":
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            else:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+    return url, drop
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """URL of a fresh, empty database on each configured backend."""
+    url, drop = make_database(backend, tmp_path)
+    try:
+        yield url
+    finally:
+        drop()  # type: ignore[operator]
