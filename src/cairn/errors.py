@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorType(str, Enum):
+class ErrorType(StrEnum):
     BAD_PARAMETER = "BAD_PARAMETER"
     INSUFFICIENT_PRIVILEGES = "INSUFFICIENT_PRIVILEGES"
     INTERNAL = "INTERNAL"

@@ -1,0 +1,69 @@
+"""Deep copy of an object and everything it owns (REST /icat/cloner)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from cairn.authz import Access, Authorizer
+from cairn.catalogue.cascade import closure
+from cairn.catalogue.validate import check_fields, check_unique
+from cairn.catalogue.work import Work
+from cairn.errors import bad_parameter, no_such_object
+from cairn.schema import SCHEMA, Entity
+
+
+def _apply_keys(entity: Entity, row: dict[str, Any], keys: dict[str, Any]) -> None:
+    for name, value in keys.items():
+        f = entity.field(name)
+        if f is None or name not in entity.key or not f.is_attribute or f.type != "String":
+            raise bad_parameter(f"{name} is not a string attribute of the uniqueness "
+                                f"constraint of {entity.name} and cannot be set by clone")
+        if value is not None and not isinstance(value, str):
+            raise bad_parameter(f"The value for {name} must be a string")
+        row[name] = value
+
+
+def clone(work: Work, authz: Authorizer, entity: Entity, id: int, keys: dict[str, Any]) -> int:
+    """Copy ``entity[id]`` with ``keys`` applied, then every one-to-many child recursively.
+
+    References between copied objects are redirected to the copies (a dataset's sample in a
+    cloned investigation is the cloned sample); references leaving the tree are kept.
+    """
+    if work.load_one(entity, id) is None:
+        raise no_such_object(f"{entity.name}:{id}")
+    found = closure(work, entity.name, {id})
+    mapping: dict[tuple[str, int], int] = {}
+    for name in SCHEMA.export_order:  # parents before children
+        ids = found.get(name)
+        if not ids:
+            continue
+        ent = SCHEMA.entities[name]
+        table = work.db.tables[name]
+        cols = [c for c in table.c if c.key != "id"]
+        for chunk in work.chunks(sorted(ids)):
+            rows = work.conn.execute(select(table).where(table.c.id.in_(chunk))
+                                     .order_by(table.c.id)).all()
+            originals, payload = [], []
+            for r in rows:
+                authz.check(work.user, Access.READ, name, r.id)
+                row = {c.key: r._mapping[c.key] for c in cols}
+                for f in ent.ones:
+                    ref = row[f.name]
+                    if ref is not None:
+                        row[f.name] = mapping.get((f.type, ref), ref)
+                row.update(createId=work.user, modId=work.user, createTime=work.now,
+                           modTime=work.now)
+                if name == entity.name and r.id == id:
+                    _apply_keys(ent, row, keys)
+                    check_fields(ent, row)
+                    check_unique(work, ent, row, None)
+                originals.append(r.id)
+                payload.append(row)
+            result = work.conn.execute(
+                table.insert().returning(table.c.id, sort_by_parameter_order=True), payload)
+            for old, (new,) in zip(originals, result.all(), strict=True):
+                mapping[(name, old)] = new
+                authz.check(work.user, Access.CREATE, name, new)
+    return mapping[(entity.name, id)]

@@ -1,0 +1,56 @@
+"""Open a catalogue from settings: database, schema migrations, authenticators, root account."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+
+from sqlalchemy import select
+
+from cairn.authn import db as db_authn
+from cairn.authn.registry import build_authenticators
+from cairn.catalogue.service import Catalogue
+from cairn.config import Settings
+from cairn.db import migrate
+from cairn.db.engine import Database
+
+log = logging.getLogger(__name__)
+
+ROOT_PASSWORD_ENV = "CAIRN_ROOT_PASSWORD"
+
+
+def open_database(settings: Settings) -> Database:
+    settings.server.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url, zone=settings.zone)
+    if settings.catalogue.migrate:
+        migrate.upgrade(db)
+    return db
+
+
+def open_catalogue(settings: Settings, db: Database | None = None) -> Catalogue:
+    db = db or open_database(settings)
+    return Catalogue(settings, db, build_authenticators(settings, db))
+
+
+def ensure_root_account(settings: Settings, db: Database) -> tuple[str, str] | None:
+    """Give the first `db` root user a password if it has none yet.
+
+    The password comes from CAIRN_ROOT_PASSWORD or is generated; returns (user, password)
+    when one was created so the caller can show it once.
+    """
+    db_mnemonics = [m for m, a in settings.authn.items() if a.type == "db"]
+    for full in settings.catalogue.root_users:
+        mnemonic, _, name = full.partition("/")
+        if mnemonic not in db_mnemonics or not name:
+            continue
+        passwd = db.tables.passwd
+        with db.connect() as conn:
+            exists = conn.execute(select(passwd.c.userName)
+                                  .where(passwd.c.userName == name)).first()
+        if exists:
+            return None
+        password = os.environ.get(ROOT_PASSWORD_ENV) or secrets.token_urlsafe(12)
+        db_authn.set_password(db, name, password)
+        return full, password
+    return None

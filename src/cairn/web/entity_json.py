@@ -1,0 +1,195 @@
+"""Entities as icat.server's REST interface writes and reads them in JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cairn.catalogue.objects import Obj
+from cairn.errors import IcatError, bad_parameter
+from cairn.schema import SCHEMA, Entity, Field
+
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def load_json(text: str | None, name: str) -> Any:
+    if text is None:
+        raise bad_parameter(f"{name} must not be null")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        msg = e.msg if isinstance(e, json.JSONDecodeError) else "nesting too deep"
+        pos = f" at offset {e.pos}" if isinstance(e, json.JSONDecodeError) else ""
+        raise bad_parameter(f"Badly formed JSON ({msg}{pos}) in json {_short(text)}") from None
+
+
+# -- parsing ----------------------------------------------------------------------------------
+
+
+def parse_date(value: str, zone: ZoneInfo) -> datetime:
+    """ICAT's ``yyyy-MM-dd'T'HH:mm:ss.SSSXXX``; a value without zone is in the server's zone."""
+    try:
+        d = datetime.fromisoformat(value.strip().replace("z", "Z"))
+    except ValueError:
+        raise bad_parameter(f"Badly formatted date {value}") from None
+    return d if d.tzinfo else d.replace(tzinfo=zone)
+
+
+def _attribute(entity: Entity, f: Field, value: Any, zone: ZoneInfo) -> Any:
+    if value is None:
+        return None
+    where = f"Field {f.name} of {entity.name}"
+    match f.type:
+        case "String":
+            if not isinstance(value, str):
+                raise bad_parameter(f"{where} must be a string")
+            return value
+        case "Long" | "Integer":
+            lo, hi = INT32 if f.type == "Integer" else INT64
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise bad_parameter(f"{where} must be an integer between {lo} and {hi}")
+            return value
+        case "Double":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise bad_parameter(f"{where} must be a number")
+            return float(value)
+        case "boolean":
+            if not isinstance(value, bool):
+                raise bad_parameter(f"Field {f.name} must be true or false in {entity.name}")
+            return value
+        case "Date":
+            if not isinstance(value, str):
+                raise bad_parameter(f"{where} must be a date string such as "
+                                    "2024-01-31T12:00:00.000Z")
+            return parse_date(value, zone)
+        case enum:
+            allowed = SCHEMA.enums[enum]
+            if isinstance(value, str) and value.upper() in allowed:
+                return value.upper()
+            raise bad_parameter(f"{where} must be one of {', '.join(allowed)}")
+
+
+def parse_object(entity: Entity, data: Any, zone: ZoneInfo) -> Obj:
+    """One entity's JSON object (the value inside the type wrapper) as an :class:`Obj`."""
+    if not isinstance(data, dict):
+        raise bad_parameter(f"The value of {entity.name} must be a JSON object, "
+                            f"not {_short(json.dumps(data))}")
+    obj = Obj(entity=entity)
+    for key, value in data.items():
+        if key == "id":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad_parameter(f"The id of {entity.name} must be an integer")
+            obj.id = value
+            continue
+        f = entity.field(key)
+        if f is None:
+            raise bad_parameter(f"Field {key} not found in {entity.name}")
+        if f.system:
+            raise bad_parameter(f"Field {key} of {entity.name} is set by the server and "
+                                "cannot be written")
+        if f.is_attribute:
+            obj.values[key] = _attribute(entity, f, value, zone)
+        elif f.is_one:
+            if value is None:
+                obj.ones[key] = None
+                continue
+            ref = parse_object(SCHEMA.entities[f.type], value, zone)
+            if ref.id is None:
+                raise bad_parameter(f"Many-to-one field {key} of {entity.name} must refer to an "
+                                    f"existing object by its id: {_short(json.dumps(value))}")
+            obj.ones[key] = ref
+        else:
+            if not isinstance(value, list):
+                raise bad_parameter(f"One-to-many field {key} of {entity.name} must be an array")
+            children = [parse_object(SCHEMA.entities[f.type], v, zone) for v in value]
+            for child in children:
+                if child.id is not None:
+                    raise bad_parameter(f"Objects in one-to-many field {key} of {entity.name} "
+                                        "are new and must not have an id")
+            obj.manys[key] = children
+    return obj
+
+
+def unwrap(item: Any, text: str, index: int) -> tuple[Entity, Any]:
+    """``{"Type": {...}}`` -> (entity, inner value), with icat.server's messages."""
+    if isinstance(item, list):
+        raise bad_parameter(f"Unexpected array found in JSON {_short(text)}", index)
+    if not isinstance(item, dict) or len(item) != 1:
+        raise bad_parameter("Entity must have one keyword followed by its values in json "
+                            f"{_short(text)}", index)
+    (name, inner), = item.items()
+    entity = SCHEMA.get(name)
+    if entity is None:
+        raise bad_parameter(f"{name} is not an ICAT entity", index)
+    return entity, inner
+
+
+def items_of(data: Any) -> list[Any]:
+    return data if isinstance(data, list) else [data]
+
+
+def parse_entities(text: str | None, zone: ZoneInfo) -> list[Obj]:
+    data = load_json(text, "entities")
+    out = []
+    for i, item in enumerate(items_of(data)):
+        entity, inner = unwrap(item, text or "", i)
+        try:
+            out.append(parse_object(entity, inner, zone))
+        except IcatError as e:
+            raise e.at(i) from None
+    return out
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def format_date(d: datetime, zone: ZoneInfo) -> str:
+    d = d.astimezone(zone) if d.tzinfo else d.replace(tzinfo=zone)
+    s = d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}"
+    off = d.utcoffset()
+    if not off:
+        return s + "Z"
+    minutes = int(off.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{s}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def scalar(value: Any, zone: ZoneInfo) -> Any:
+    if isinstance(value, datetime):
+        return format_date(value, zone)
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value
+
+
+def render(obj: Obj, zone: ZoneInfo) -> dict[str, Any]:
+    """The plain JSON object: system fields first, then the rest alphabetically."""
+    out: dict[str, Any] = {}
+    if obj.id is not None:
+        out["id"] = obj.id
+    for f in obj.entity.api_fields:
+        if f.name == "id":
+            continue
+        if f.is_attribute:
+            v = obj.values.get(f.name)
+            if v is not None:
+                out[f.name] = scalar(v, zone)
+        elif f.is_one:
+            ref = obj.ones.get(f.name)
+            if ref is not None:
+                out[f.name] = render(ref, zone)
+        else:
+            out[f.name] = [render(c, zone) for c in obj.manys.get(f.name, [])]
+    return out
+
+
+def wrap(obj: Obj, zone: ZoneInfo) -> dict[str, Any]:
+    return {obj.entity.name: render(obj, zone)}

@@ -1,0 +1,180 @@
+"""icat.server's REST interface (/icat/...): parse the request, call the core, render."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from cairn.catalogue.service import API_VERSION, Catalogue, entity_named
+from cairn.errors import bad_parameter
+from cairn.web.entity_json import items_of, load_json, parse_entities, unwrap, wrap
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _catalogue(request: Request) -> Catalogue:
+    return request.app.state.catalogue  # type: ignore[no-any-return]
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _int(value: str | None, name: str) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        raise bad_parameter(f"{name} must be an integer, not {value!r}") from None
+
+
+NO_CONTENT = 204
+
+
+def no_content() -> Response:
+    return Response(status_code=NO_CONTENT)
+
+
+# -- service information ----------------------------------------------------------------------
+
+
+async def version(request: Request) -> Response:
+    return JSONResponse({"version": API_VERSION})
+
+
+async def properties(request: Request) -> Response:
+    return JSONResponse(await run_in_threadpool(_catalogue(request).properties))
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+def _credentials(data: Any) -> tuple[str | None, dict[str, str]]:
+    if not isinstance(data, dict):
+        raise bad_parameter("json must be an object with plugin and credentials")
+    plugin = data.get("plugin")
+    creds: dict[str, str] = {}
+    for item in data.get("credentials") or []:
+        if not isinstance(item, dict):
+            raise bad_parameter("credentials must be a list of single-key objects")
+        for k, v in item.items():
+            if not isinstance(v, str):
+                raise bad_parameter(f"credential {k} must be a string")
+            creds[k] = v
+    if plugin is not None and not isinstance(plugin, str):
+        raise bad_parameter("plugin must be a string")
+    return plugin, creds
+
+
+async def login(request: Request) -> Response:
+    form = await _form(request)
+    plugin, creds = _credentials(load_json(form.get("json"), "json"))
+    sid = await run_in_threadpool(_catalogue(request).login, plugin, creds, _client_ip(request))
+    return JSONResponse({"sessionId": sid})
+
+
+async def session_info(request: Request) -> Response:
+    s = await run_in_threadpool(_catalogue(request).session, request.path_params["sid"])
+    return JSONResponse({"userName": s.user, "remainingMinutes": s.remaining_minutes})
+
+
+async def refresh(request: Request) -> Response:
+    await run_in_threadpool(_catalogue(request).refresh, request.path_params["sid"])
+    return no_content()
+
+
+async def logout(request: Request) -> Response:
+    await run_in_threadpool(_catalogue(request).logout, request.path_params["sid"])
+    return no_content()
+
+
+async def user_logged_in(request: Request) -> Response:
+    p = request.path_params
+    name = f"{p['mnemonic']}/{p['name']}" if "mnemonic" in p else p["name"]
+    logged_in = await run_in_threadpool(_catalogue(request).is_logged_in, name)
+    return JSONResponse({"loggedIn": logged_in})
+
+
+# -- entity manager ---------------------------------------------------------------------------
+
+
+async def entity_get(request: Request) -> Response:
+    cat = _catalogue(request)
+    q = request.query_params
+    sid, query = q.get("sessionId"), q.get("query")
+    if query is None:
+        raise bad_parameter("query is not set")
+    zone = cat.db.zone
+    if "id" in q:
+        obj = await run_in_threadpool(cat.get, sid, query, _int(q.get("id"), "id"))
+        return JSONResponse(wrap(obj, zone))
+    objs = await run_in_threadpool(cat.search, sid, query)
+    return JSONResponse([wrap(o, zone) for o in objs])
+
+
+async def entity_write(request: Request) -> Response:
+    cat = _catalogue(request)
+    form = await _form(request)
+    objs = parse_entities(form.get("entities"), cat.db.zone)
+    ids = await run_in_threadpool(cat.write, form.get("sessionId"), objs)
+    return JSONResponse(ids)
+
+
+async def entity_delete(request: Request) -> Response:
+    cat = _catalogue(request)
+    q = request.query_params
+    text = q.get("entities")
+    targets = []
+    for i, item in enumerate(items_of(load_json(text, "entities"))):
+        entity, inner = unwrap(item, text or "", i)
+        if not isinstance(inner, dict) or "id" not in inner:
+            raise bad_parameter(f"entity must have the id value specified in json {text}", i)
+        if len(inner) != 1:
+            raise bad_parameter(f"entity must have only the id value specified in json {text}",
+                                i)
+        if isinstance(inner["id"], bool) or not isinstance(inner["id"], int):
+            raise bad_parameter(f"The id of {entity.name} must be an integer", i)
+        targets.append((entity, inner["id"]))
+    await run_in_threadpool(cat.delete, q.get("sessionId"), targets)
+    return no_content()
+
+
+async def cloner(request: Request) -> Response:
+    cat = _catalogue(request)
+    form = await _form(request)
+    name = form.get("name")
+    if not name:
+        raise bad_parameter("name is not set")
+    entity_named(name)
+    keys = load_json(form.get("keys") or "{}", "keys")
+    if not isinstance(keys, dict):
+        raise bad_parameter("keys must be a JSON object")
+    new_id = await run_in_threadpool(cat.clone, form.get("sessionId"), name,
+                                     _int(form.get("id"), "id"), keys)
+    return JSONResponse({"id": new_id})
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/icat/version", version, methods=["GET"]),
+        Route("/icat/properties", properties, methods=["GET"]),
+        Route("/icat/session", login, methods=["POST"]),
+        Route("/icat/session/{sid}", session_info, methods=["GET"]),
+        Route("/icat/session/{sid}", refresh, methods=["PUT"]),
+        Route("/icat/session/{sid}", logout, methods=["DELETE"]),
+        Route("/icat/user/{name}", user_logged_in, methods=["GET"]),
+        Route("/icat/user/{mnemonic}/{name}", user_logged_in, methods=["GET"]),
+        Route("/icat/entityManager", entity_get, methods=["GET"]),
+        Route("/icat/entityManager", entity_write, methods=["POST"]),
+        Route("/icat/entityManager", entity_delete, methods=["DELETE"]),
+        Route("/icat/cloner", cloner, methods=["POST"]),
+    ]

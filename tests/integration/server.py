@@ -1,0 +1,114 @@
+"""Run a real Cairn server process for integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, select, text
+
+from cairn.db.tables import TABLES
+
+USERS = {"root": "secret", "useroffice": "secret", "jdoe": "secret"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(path: Path, db_url: str, port: int, extra: str = "") -> Path:
+    users = "\n".join(f'{name} = "{pw}"' for name, pw in USERS.items())
+    path.write_text(f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+data_dir = "{path.parent / 'data'}"
+
+[catalogue]
+database = "{db_url}"
+root_users = ["simple/root", "db/root"]
+
+[authn.simple]
+type = "simple"
+friendly = "Simple"
+[authn.simple.users]
+{users}
+
+[authn.db]
+type = "db"
+
+[authn.anon]
+type = "anon"
+{extra}
+""")
+    return path
+
+
+class Server:
+    """A Cairn process serving one database; stopped with :meth:`stop`."""
+
+    def __init__(self, tmp: Path, db_url: str, extra_config: str = "",
+                 env: dict[str, str] | None = None) -> None:
+        self.db_url = db_url
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config = write_config(tmp / "cairn.toml", db_url, self.port, extra_config)
+        self.log = (tmp / "server.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cairn.cli", "serve", "--config", str(self.config),
+             "--log-level", "warning"],
+            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+        self._wait()
+        self.engine = create_engine(db_url)
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"Cairn exited: {Path(self.log.name).read_text()}")
+            try:
+                if self.http.get("/icat/version").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("Cairn did not start within 60 s")
+
+    def login(self, user: str = "root", plugin: str = "simple") -> str:
+        body = {"plugin": plugin, "credentials": [{"username": user},
+                                                  {"password": USERS.get(user, "secret")}]}
+        r = self.http.post("/icat/session", data={"json": json.dumps(body)})
+        assert r.status_code == 200, r.text
+        return str(r.json()["sessionId"])
+
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every catalogue table, to prove a failed request changed nothing."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        with self.engine.connect() as conn:
+            for name, table in TABLES.entity.items():
+                out[name] = [tuple(r) for r in conn.execute(select(table).order_by(table.c.id))]
+            out["PASSWD"] = [tuple(r) for r in conn.execute(select(TABLES.passwd))]
+        return out
+
+    def sql(self, statement: str, **params: Any) -> Any:
+        with self.engine.begin() as conn:
+            return conn.execute(text(statement), params)
+
+    def stop(self) -> None:
+        self.http.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.engine.dispose()
+        self.log.close()
