@@ -1,0 +1,32 @@
+# Cairn: `make demo` runs Cairn with demo data; `make test` runs the tests.
+# Needs only python3 (>= 3.11) and make; everything else is installed into .venv.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install demo serve test lint clean
+
+$(BIN)/cairn: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+install: $(BIN)/cairn
+
+# Cairn on SQLite under ./cairn-data with the demo facility, at http://127.0.0.1:8080/icat
+demo: install
+	$(BIN)/cairn serve --demo
+
+serve: install
+	$(BIN)/cairn serve
+
+# All tests; PostgreSQL and MariaDB tests run when those servers are reachable, else skip.
+test: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/pytest -n 2 -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) cairn-data .pytest_cache
