@@ -25,6 +25,10 @@ def open_database(settings: Settings) -> Database:
     db = Database(settings.database_url, zone=settings.zone)
     if settings.catalogue.migrate:
         migrate.upgrade(db)
+    db.detect_ids()
+    if not db.ids.identity:
+        log.info("ids come from the sequence %s (increment %d), as icat.server's",
+                 db.ids.sequence, db.ids.increment)
     return db
 
 

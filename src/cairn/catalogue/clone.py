@@ -61,9 +61,16 @@ def clone(work: Work, authz: Authorizer, entity: Entity, id: int, keys: dict[str
                     check_unique(work, ent, row, None)
                 originals.append(r.id)
                 payload.append(row)
-            result = work.conn.execute(
-                table.insert().returning(table.c.id, sort_by_parameter_order=True), payload)
-            for old, (new,) in zip(originals, result.all(), strict=True):
+            if work.db.ids.identity:
+                result = work.conn.execute(
+                    table.insert().returning(table.c.id, sort_by_parameter_order=True), payload)
+                new_ids = [r[0] for r in result.all()]
+            else:
+                new_ids = [work.db.ids.next_id(work.conn) for _ in payload]
+                for row, new_id in zip(payload, new_ids, strict=True):
+                    row["id"] = new_id
+                work.conn.execute(table.insert(), payload)
+            for old, new in zip(originals, new_ids, strict=True):
                 mapping[(name, old)] = new
                 authz.check(work.user, Access.CREATE, name, new)
     return mapping[(entity.name, id)]

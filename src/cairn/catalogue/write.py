@@ -82,7 +82,11 @@ class Writer:
         check_entity_rules(work, entity, row)
         check_unique(work, entity, row, None)
         table = work.db.tables[entity.name]
-        new_id = int(work.conn.execute(table.insert().values(**row)).inserted_primary_key[0])
+        given = work.db.ids.next_id(work.conn)
+        if given is not None:
+            row["id"] = given
+        result = work.conn.execute(table.insert().values(**row))
+        new_id = given if given is not None else int(result.inserted_primary_key[0])
         for mname, children in obj.manys.items():
             back = SCHEMA.inverse(entity.fields[mname]).name
             for child in children:

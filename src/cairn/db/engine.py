@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from cairn.db.ids import IdAllocator, detect
 from cairn.db.tables import TABLES, Tables
 
 
@@ -57,6 +58,11 @@ class Database:
         self.engine = make_engine(self.url, **engine_kwargs)
         self.tables = tables
         self.zone = zone or ZoneInfo("UTC")
+        self.ids = IdAllocator()  # identity mode until detect_ids() finds a sequence
+
+    def detect_ids(self) -> None:
+        """Follow the id scheme of the schema in place (call after migrations)."""
+        self.ids = detect(self.engine)
 
     @property
     def dialect(self) -> str:

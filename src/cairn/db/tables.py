@@ -93,16 +93,19 @@ class Tables:
 
 
 def _entity_table(entity: Entity, schema: Schema, metadata: MetaData,
-                  fk_indexes: bool = True) -> Table:
+                  generated_ids: bool = True) -> Table:
     t = entity.table
     cols: list[Any] = []
     for f in entity.fields.values():
         if f.is_many:
             continue
         name = ident(f.column or "", f.quoted)
-        if f.name == "id":
+        if f.name == "id" and generated_ids:
             cols.append(Column(name, ID_TYPE, Identity(start=1), primary_key=True,
                                autoincrement=True, key="id"))
+        elif f.name == "id":  # an icat.server layout fed from SEQ_GEN_SEQUENCE
+            cols.append(Column(name, BigInteger(), primary_key=True, autoincrement=False,
+                               key="id"))
         else:
             cols.append(Column(name, column_type(f, schema), nullable=not f.required, key=f.name,
                                default=False if f.type == "boolean" and not f.is_one else None))
@@ -113,7 +116,7 @@ def _entity_table(entity: Entity, schema: Schema, metadata: MetaData,
         target = schema.entities[f.type].table
         args.append(ForeignKeyConstraint([f.name], [f"{target}.id"],
                                          name=ident(_limit(f"FK_{t}_{f.column}"))))
-        if fk_indexes and (not entity.key or f.name != entity.key[0]):
+        if not entity.key or f.name != entity.key[0]:
             # icat.server relies on InnoDB's implicit FK indexes; PostgreSQL and SQLite need them.
             args.append(Index(ident(_limit(f"IDX_{t}_{f.column}")), f.name))
     if entity.name == "Datafile":
@@ -125,10 +128,16 @@ def _limit(name: str) -> str:
     return name if len(name) <= 60 else name[:60]
 
 
-def build_tables(schema: Schema = SCHEMA, metadata: MetaData | None = None) -> Tables:
-    """Build SQLAlchemy tables for the given (possibly historical) schema."""
+def build_tables(schema: Schema = SCHEMA, metadata: MetaData | None = None,
+                 generated_ids: bool = True) -> Tables:
+    """Build SQLAlchemy tables for the given (possibly historical) schema.
+
+    ``generated_ids=False`` gives ID columns without a generator, as icat.server creates them
+    where it uses a sequence (PostgreSQL, Oracle, MariaDB Connector/J); for tests and tools.
+    """
     md = metadata if metadata is not None else MetaData()
-    entity = {name: _entity_table(e, schema, md) for name, e in schema.entities.items()}
+    entity = {name: _entity_table(e, schema, md, generated_ids)
+              for name, e in schema.entities.items()}
     session = Table(ident("SESSION_"), md,
                     Column(ident("ID"), String(255), primary_key=True, key="id"),
                     Column(ident("EXPIREDATETIME"), DateTime(), key="expireDateTime"),
