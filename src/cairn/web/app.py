@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from cairn.catalogue.service import Catalogue
 from cairn.errors import ErrorType, IcatError
-from cairn.web import icat_rest
+from cairn.web import icat_rest, soap
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def create_app(catalogue: Catalogue) -> Starlette:
             catalogue.db.dispose()
 
     app = Starlette(
-        routes=icat_rest.routes(),
+        routes=icat_rest.routes() + soap.routes(),
         middleware=[Middleware(IcatHeaders)],
         exception_handlers={IcatError: on_icat_error, HTTPException: on_http_error,
                             Exception: on_unexpected},
