@@ -193,7 +193,7 @@ class ConciseParser(TokenStream):
         self.accept("ASC")
         return OrderItem(path)
 
-    def include(self, entity: Entity, var: str) -> Include:
+    def include(self, entity: Entity, var: str) -> Include | None:
         """``INCLUDE 1`` or ``INCLUDE Type, …`` resolved into the paths icat.server derives."""
         start = self.expect("INCLUDE")
         tok = self.expect("NAME", "INTEGER")
@@ -208,7 +208,9 @@ class ConciseParser(TokenStream):
         types: dict[str, int] = {}
         for name in names:
             types.setdefault(self.entity(name).name, name.pos)
-        return Include(items=include_types(entity, var, types, start.pos))
+        items = include_types(entity, var, types, start.pos)
+        # e.g. "Dataset INCLUDE Dataset": icat.server derives an empty INCLUDE, i.e. none
+        return Include(items=items) if items else None
 
     # -- conditions ---------------------------------------------------------------------------
 

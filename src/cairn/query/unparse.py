@@ -168,7 +168,8 @@ def _expr(e: Any) -> str:
                         for i in e.items)
     if isinstance(e, Not):
         inner = _expr(e.expr)
-        return f"NOT ({inner})" if isinstance(e.expr, And | Or) else f"NOT {inner}"
+        # "NOT EXISTS" would read back as Exists(negated=True)
+        return f"NOT ({inner})" if isinstance(e.expr, And | Or | Exists) else f"NOT {inner}"
     raise TypeError(f"not a query node: {e!r}")
 
 
