@@ -1,0 +1,105 @@
+"""Copies between main and archive storage: the work of two-level storage's write and
+restore jobs (ids.server's Ds/Df Writer and Restorer threads), without the scheduling.
+
+``storage_unit = datafile``: each datafile is copied at its own location, both ways.
+``storage_unit = dataset``: the archive holds one DEFLATE zip per dataset at
+``<investigation id>/<dataset id>`` (as ids.storage_file), with entry names from the zip
+mapper, so archives written by ids.server can be restored by Cairn and the other way round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from cairn.errors import internal
+from cairn.ids.checksum import PutResult
+from cairn.ids.mapper import DefaultZipMapper, ZipMapper
+from cairn.ids.storage import CHUNK_SIZE, Storage
+from cairn.ids.zipstream import ZipMember, deflate_zip
+
+
+def write_datafile(main: Storage, archive: Storage, location: str) -> PutResult:
+    """Copy a datafile from main to archive storage (same location)."""
+    return archive.put(location, main.read(location))
+
+
+def restore_datafile(archive: Storage, main: Storage, location: str) -> PutResult:
+    """Copy a datafile from archive back to main storage (same location)."""
+    return main.put(location, archive.read(location))
+
+
+def write_dataset(main: Storage, archive: Storage, key: str,
+                  members: Sequence[ZipMember]) -> PutResult:
+    """Zip a dataset's files from main storage into the archive object ``key``, streaming
+    (no temporary file): the zip is compressed as ids.server's archives are."""
+    return archive.put(key, deflate_zip(members, main))
+
+
+def restore_dataset(archive: Storage, main: Storage, key: str, locations: Mapping[str, str],
+                    work_dir: str | os.PathLike[str], *,
+                    mapper: ZipMapper | None = None) -> list[str]:
+    """Unpack the archive zip ``key`` onto main storage; return the locations written.
+
+    ``locations`` maps each Datafile.name of the dataset to its location. As ids.server's
+    DsRestorer, the archive is corrupt if an entry repeats, an entry matches no datafile, or a
+    datafile has no entry; then, and on any other failure, whatever was restored is deleted
+    again and the error raised (INTERNAL). The zip is fetched to a temporary file in
+    ``work_dir`` first because reading a zip needs its end (the central directory) first.
+    """
+    mapper = mapper or DefaultZipMapper()
+    fd, tmp = tempfile.mkstemp(prefix=".cairn-restore-", suffix=".zip", dir=work_dir)
+    written: list[str] = []
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in archive.read(key):
+                f.write(chunk)
+        with zipfile.ZipFile(tmp) as zf:
+            seen: set[str] = set()
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                try:
+                    name = mapper.datafile_name(info.filename)
+                except ValueError as e:
+                    raise internal(f"Archive {key}: {e}") from None
+                if name in seen:
+                    raise internal(f"Archive {key}: duplicate entry {info.filename!r}")
+                seen.add(name)
+                if name not in locations:
+                    raise internal(f"Archive {key}: spurious entry {info.filename!r}")
+            missing = sorted(set(locations) - seen)
+            if missing:
+                raise internal(f"Archive {key}: missing entries for {missing[:10]}")
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                location = locations[mapper.datafile_name(info.filename)]
+                with zf.open(info) as member:  # zipfile checks each entry's CRC32
+                    main.put(location, _file_chunks(member))
+                written.append(location)
+    except zipfile.BadZipFile as e:
+        _undo(main, written)
+        raise internal(f"Archive {key} is not a valid zip: {e}") from None
+    except BaseException:
+        _undo(main, written)
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+    return written
+
+
+def _undo(main: Storage, written: list[str]) -> None:
+    for location in written:
+        with contextlib.suppress(Exception):
+            main.delete(location)
+
+
+def _file_chunks(f: zipfile.ZipExtFile) -> Iterator[bytes]:
+    while chunk := f.read(CHUNK_SIZE):
+        yield chunk
