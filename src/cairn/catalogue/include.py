@@ -1,35 +1,32 @@
-"""Loading related objects for INCLUDE: one query per step and batch, never one per row."""
+"""Loading related objects for INCLUDE: one query per step and batch, never one per row.
+
+The tree of steps comes from the query compiler (:mod:`cairn.query.includes`), already checked
+against the schema. Every object returned, results and included ones alike, counts against
+``maxEntities`` (§1.4: "attempt to return more than N entities").
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 from sqlalchemy import select
 
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.work import Work
 from cairn.errors import validation
-from cairn.schema import SCHEMA, Entity
+from cairn.query.includes import IncludeTree
+from cairn.schema import SCHEMA, Entity, Field
 
+__all__ = ["IncludeTree", "Readable", "fill"]
 
-@dataclass
-class IncludeTree:
-    """Which relationship fields to follow from each object, recursively."""
-
-    steps: dict[str, IncludeTree] = field(default_factory=dict)
-
-    @staticmethod
-    def all_ones(entity: Entity) -> IncludeTree:
-        """``INCLUDE 1``: every many-to-one relation, one level deep."""
-        return IncludeTree({f.name: IncludeTree() for f in entity.ones})
-
-    def __bool__(self) -> bool:
-        return bool(self.steps)
+#: Authorization hook for included objects: given the step followed and the objects it found,
+#: the ones the caller may see (§2.6). None = everything is visible.
+Readable = Callable[[Field, list[Obj]], list[Obj]]
 
 
 def fill(work: Work, entity: Entity, objs: list[Obj], tree: IncludeTree,
-         max_entities: int) -> None:
+         max_entities: int, readable: Readable | None = None) -> None:
     """Attach included objects to ``objs`` in place, counting every object against the limit."""
     total = len(objs)
 
@@ -46,6 +43,9 @@ def fill(work: Work, entity: Entity, objs: list[Obj], tree: IncludeTree,
             if f.is_one:
                 wanted = {o.refs[fname] for o in objs if o.refs.get(fname) is not None}
                 loaded = work.load(target, wanted)  # type: ignore[arg-type]
+                if readable is not None:
+                    loaded = {o.id: o for o in readable(f, list(loaded.values()))
+                              if o.id is not None}
                 count(len(loaded))
                 for o in objs:
                     ref = o.refs.get(fname)
@@ -54,18 +54,23 @@ def fill(work: Work, entity: Entity, objs: list[Obj], tree: IncludeTree,
             else:
                 back = SCHEMA.inverse(f)
                 table = work.db.tables[target.name]
-                children: dict[int, list[Obj]] = defaultdict(list)
                 found: list[Obj] = []
-                parent_ids = [o.id for o in objs if o.id is not None]
+                parents: dict[int, int] = {}  # child id -> parent id
+                parent_ids = sorted({o.id for o in objs if o.id is not None})
                 for batch in work.chunks(parent_ids):
                     rows = work.conn.execute(select(table)
                                              .where(table.c[back.name].in_(batch))
                                              .order_by(table.c.id))
                     for row in rows:
                         child = work.to_obj(target, row)
-                        children[row._mapping[back.name]].append(child)
+                        parents[row.id] = row._mapping[back.name]
                         found.append(child)
+                if readable is not None:
+                    found = readable(f, found)
                 count(len(found))
+                children: dict[int, list[Obj]] = defaultdict(list)
+                for child in found:
+                    children[parents[child.id or 0]].append(child)
                 for o in objs:
                     o.manys[fname] = children.get(o.id or 0, [])
                 walk(target, found, sub)

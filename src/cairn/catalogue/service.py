@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
 
 from cairn.authn.registry import login_user
 from cairn.authz import Access, Authorizer
 from cairn.catalogue.cascade import closure, delete_closure
 from cairn.catalogue.clone import clone as clone_tree
-from cairn.catalogue.include import IncludeTree, fill
+from cairn.catalogue.include import fill
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.sessions import Session, SessionStore
 from cairn.catalogue.work import Work
@@ -23,6 +21,7 @@ from cairn.catalogue.write import Writer
 from cairn.config import Settings
 from cairn.db.engine import Database
 from cairn.errors import ErrorType, IcatError, bad_parameter, internal, no_such_object, validation
+from cairn.query.execute import queries_for, run
 from cairn.schema import SCHEMA, Entity
 
 log = logging.getLogger(__name__)
@@ -105,27 +104,27 @@ class Catalogue:
     # -- reading ----------------------------------------------------------------------------
 
     def get(self, sid: str | None, query: str, id: int) -> Obj:
-        entity, tree = parse_simple_query(query)
         with self.work(sid) as work:
-            obj = work.load_one(entity, id)
+            q = queries_for(self.db).get(query)
+            obj = work.load_one(q.entity, id)
             if obj is None:
-                raise no_such_object(f"{entity.name}[id:{id}] not found.")
-            self.authz.check(work.user, Access.READ, entity.name, id)
-            fill(work, entity, [obj], tree, self.settings.catalogue.max_entities)
+                raise no_such_object(f"{q.entity.name}[id:{id}] not found.")
+            self.authz.check(work.user, Access.READ, q.entity.name, id)
+            fill(work, q.entity, [obj], q.include, self.settings.catalogue.max_entities)
             return obj
 
-    def search(self, sid: str | None, query: str) -> list[Obj]:
-        entity, tree = parse_simple_query(query)
+    def search(self, sid: str | None, query: str) -> list[Any]:
+        """Entities (:class:`Obj`), scalars, or one list per row when several items are
+        selected (§1.4)."""
         limit = self.settings.catalogue.max_entities
         with self.work(sid) as work:
-            self.authz.check(work.user, Access.READ, entity.name, None)
-            table = self.db.tables[entity.name]
-            rows = work.conn.execute(select(table).order_by(table.c.id).limit(limit + 1)).all()
-            if len(rows) > limit:
-                raise validation(f"attempt to process more than {limit} entities")
-            objs = [work.to_obj(entity, r) for r in rows]
-            fill(work, entity, objs, tree, limit)
-            return objs
+            q = queries_for(self.db).search(query)
+            for entity in {ip.entity for ip in q.id_paths} or {q.root_entity}:
+                self.authz.check(work.user, Access.READ, entity, None)
+            results = run(work, q, limit)
+            if q.entity is not None and q.include:
+                fill(work, q.entity, [o for o in results if o is not None], q.include, limit)
+            return results
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -158,18 +157,3 @@ def entity_named(name: str) -> Entity:
     if entity is None:
         raise bad_parameter(f"{name} is not an ICAT entity")
     return entity
-
-
-_SIMPLE = re.compile(r"^\s*(\w+)(?:\s+(INCLUDE)\s+1)?\s*$", re.IGNORECASE)
-
-
-def parse_simple_query(query: str) -> tuple[Entity, IncludeTree]:
-    """The two query forms served until the query language lands: ``T`` and ``T INCLUDE 1``."""
-    m = _SIMPLE.match(query or "")
-    if not m:
-        raise bad_parameter(f"Only queries of the form 'Entity' or 'Entity INCLUDE 1' are "
-                            f"supported by this server yet, not: {query}")
-    entity = SCHEMA.lookup_ci(m.group(1))
-    if entity is None:
-        raise bad_parameter(f"{m.group(1)} is not an ICAT entity")
-    return entity, IncludeTree.all_ones(entity) if m.group(2) else IncludeTree()

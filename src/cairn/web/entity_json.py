@@ -193,3 +193,12 @@ def render(obj: Obj, zone: ZoneInfo) -> dict[str, Any]:
 
 def wrap(obj: Obj, zone: ZoneInfo) -> dict[str, Any]:
     return {obj.entity.name: render(obj, zone)}
+
+
+def result(value: Any, zone: ZoneInfo) -> Any:
+    """One search result (§4.2): a wrapped entity, a scalar, or a row of several items."""
+    if isinstance(value, Obj):
+        return wrap(value, zone)
+    if isinstance(value, list | tuple):
+        return [result(v, zone) for v in value]
+    return scalar(value, zone)

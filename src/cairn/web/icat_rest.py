@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from cairn.catalogue.service import API_VERSION, Catalogue, entity_named
 from cairn.errors import bad_parameter
-from cairn.web.entity_json import items_of, load_json, parse_entities, unwrap, wrap
+from cairn.web.entity_json import items_of, load_json, parse_entities, result, unwrap, wrap
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -117,8 +117,8 @@ async def entity_get(request: Request) -> Response:
     if "id" in q:
         obj = await run_in_threadpool(cat.get, sid, query, _int(q.get("id"), "id"))
         return JSONResponse(wrap(obj, zone))
-    objs = await run_in_threadpool(cat.search, sid, query)
-    return JSONResponse([wrap(o, zone) for o in objs])
+    results = await run_in_threadpool(cat.search, sid, query)
+    return JSONResponse([result(r, zone) for r in results])
 
 
 async def entity_write(request: Request) -> Response:

@@ -1,0 +1,748 @@
+"""Compile a query's syntax tree into one SQLAlchemy Core statement.
+
+Everything the user wrote becomes a bound parameter; only names from the schema and our own
+keywords reach the SQL text. The result (:class:`CompiledQuery`) does not depend on the
+caller, so it is cached by query text and shared between threads; the caller's name (``:user``)
+and the clock are bound at execution, and authorization adds its predicates through
+:meth:`CompiledQuery.statement`.
+
+Semantics follow icat.server (JPQL through EclipseLink on MySQL), made identical on SQLite,
+PostgreSQL and MariaDB:
+
+* variables are table aliases; dotted paths are implicit inner joins (:mod:`.scope`);
+* a path to an entity compares, groups and orders by its id;
+* quoted literals take the type of what they are compared with (:mod:`.coerce`);
+* without ORDER BY rows come in id order (and ties in any ORDER BY are broken by ids), NULLs
+  sort first ascending, so paging is stable and every backend returns the same list;
+* SELECT DISTINCT is a GROUP BY of the selected columns, which lets ORDER BY name columns
+  that are not selected (as MariaDB allows and PostgreSQL does not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Double,
+    Integer,
+    String,
+    Time,
+    and_,
+    bindparam,
+    cast,
+    distinct,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import FromClause, Select
+
+from cairn.db.tables import OrdinalEnum, Tables
+from cairn.query import ast
+from cairn.query.coerce import (
+    INTEGRAL,
+    NUMERIC,
+    error,
+    to_boolean,
+    to_datetime,
+    to_number,
+)
+from cairn.query.includes import IncludeTree, include_tree
+from cairn.query.scope import Scope
+from cairn.query.sqlfuncs import TRIMS, CharLength, Locate, order_key
+from cairn.schema import SCHEMA, Entity
+
+AGGREGATES = frozenset({"COUNT", "MIN", "MAX", "AVG", "SUM"})
+
+#: Runtime parameters a statement may need; values are supplied by the executor.
+USER = "user"
+NOW = {"CURRENT_TIMESTAMP": "_current_timestamp", "CURRENT_DATE": "_current_date",
+       "CURRENT_TIME": "_current_time"}
+
+
+# -- what the compiler hands out --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdPath:
+    """An entity exposed by the SELECT clause and the column holding its id (§2.5)."""
+
+    entity: str
+    column: ColumnElement[Any]
+
+
+#: Authorization hook: a predicate restricting one exposed id path, or None for no restriction.
+Restrict = Callable[[IdPath], ColumnElement[bool] | None]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One quantity of the SELECT clause: ``width`` columns turned back into one value."""
+
+    entity: Entity | None  # an entity result (columns = its id, attributes, foreign keys)
+    typ: str | None  # ICAT type of a scalar ("Long", "Date", "StudyStatus"...; None unknown)
+    keys: tuple[str, ...] = ()  # entity results: the field name of each column
+
+
+@dataclass(eq=False)
+class CompiledQuery:
+    """A query ready to run. Immutable once built; share freely."""
+
+    items: tuple[Item, ...]
+    columns: tuple[ColumnElement[Any], ...]  # every selected column, in item order
+    froms: tuple[FromClause, ...]
+    where: tuple[ColumnElement[bool], ...]
+    group_by: tuple[ColumnElement[Any], ...]
+    having: ColumnElement[bool] | None
+    order_by: tuple[ColumnElement[Any], ...]
+    distinct: bool  # plain SELECT DISTINCT (only when it can't be a GROUP BY)
+    aggregate: bool  # rows are groups (aggregates or GROUP BY)
+    limit: ast.Limit | None
+    id_paths: tuple[IdPath, ...]
+    include: IncludeTree
+    is_count: bool  # COUNT over one id path: icat.server answers [0] when nothing is readable
+    params: frozenset[str]  # runtime parameters used (USER, NOW values)
+    root_entity: str  # the entity of the first FROM variable
+
+    @property
+    def entity(self) -> Entity | None:
+        """The entity type when the result is a list of entities."""
+        return self.items[0].entity if len(self.items) == 1 else None
+
+    def statement(self, restrict: Restrict | None = None) -> Select[Any]:
+        """The SELECT, with authorization predicates for the exposed id paths if given."""
+        if restrict is None:
+            return self._plain
+        extra = [p for p in (restrict(ip) for ip in self.id_paths) if p is not None]
+        return self._build(extra)
+
+    @cached_property
+    def _plain(self) -> Select[Any]:
+        return self._build([])
+
+    def _build(self, extra: list[ColumnElement[bool]]) -> Select[Any]:
+        cols = [c.label(f"c{i}") for i, c in enumerate(self.columns)]
+        stmt = select(*cols).select_from(*self.froms)
+        where = [*self.where, *extra]
+        if where:
+            stmt = stmt.where(and_(*where))
+        if self.group_by:
+            stmt = stmt.group_by(*self.group_by)
+        if self.having is not None:
+            stmt = stmt.having(self.having)
+        if self.distinct:
+            stmt = stmt.distinct()
+        if self.order_by:
+            stmt = stmt.order_by(*self.order_by)
+        return stmt
+
+
+@dataclass(frozen=True)
+class CompiledGet:
+    entity: Entity
+    include: IncludeTree
+
+
+# -- values -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Val:
+    """A compiled expression and its ICAT type ("entity" = an entity's id)."""
+
+    sql: ColumnElement[Any]
+    typ: str | None
+    entity: Entity | None = None
+
+
+_PENDING = (ast.Literal, ast.EnumConst, ast.Timestamp)  # typed by what they meet
+_SUBQUERY_NODES = (ast.Subquery, ast.InSubquery, ast.Exists)
+
+
+def _sql_type(typ: str | None) -> Any:
+    match typ:
+        case "Long" | "entity":
+            return BigInteger()
+        case "Integer":
+            return Integer()
+        case "Double":
+            return Double()
+        case "boolean":
+            return Boolean()
+        case "Date":
+            return DateTime()
+        case "String":
+            return String()
+        case None:
+            return None
+        case enum:
+            return OrdinalEnum(tuple(SCHEMA.enums[enum]))
+
+
+def walk(node: Any, into_subqueries: bool = False) -> Iterator[Any]:
+    """Every AST node under ``node`` (sub-selects only if asked)."""
+    yield node
+    if not into_subqueries and isinstance(node, _SUBQUERY_NODES):
+        children: list[Any] = [getattr(node, "expr", None)]
+    elif hasattr(node, "__dataclass_fields__"):
+        children = [getattr(node, f) for f in node.__dataclass_fields__]
+    else:
+        children = []
+    for c in children:
+        if isinstance(c, tuple):
+            for x in c:
+                if hasattr(x, "__dataclass_fields__"):
+                    yield from walk(x, into_subqueries)
+        elif hasattr(c, "__dataclass_fields__"):
+            yield from walk(c, into_subqueries)
+
+
+def _path_text(p: ast.Path) -> str:
+    return ".".join((p.var, *p.fields))
+
+
+# -- the compiler -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Ctx:
+    """Per-SELECT state: its scope and whether aggregates were seen in it."""
+
+    scope: Scope
+    aggregated: bool = False
+    params: set[str] = field(default_factory=set)
+
+
+class Compiler:
+    """Turns :mod:`ast` nodes into SQLAlchemy Core for one database.
+
+    ``zone`` is the zone the database's naive timestamps are in (``Database.zone``): a date
+    literal written with an offset is converted to it. ``dialect`` is the SQLAlchemy dialect
+    name; only NULL ordering depends on it.
+    """
+
+    def __init__(self, tables: Tables, dialect: str, zone: ZoneInfo) -> None:
+        self.tables = tables
+        self.dialect = dialect
+        self.zone = zone
+
+    # -- entry points -----------------------------------------------------------------------
+
+    def compile(self, sel: ast.Select) -> CompiledQuery:
+        ctx = _Ctx(Scope(self.tables))
+        scope = ctx.scope
+        params: set[str] = set()
+        ctx.params = params
+        for item in sel.from_:
+            self._from(scope, item)
+        if not scope.vars:
+            raise error("The FROM clause declares no variable", -1)
+
+        # SELECT: entities become their full row, everything else one column.
+        items: list[Item] = []
+        columns: list[ColumnElement[Any]] = []
+        primary: list[ColumnElement[Any]] = []  # leading sort keys: the selected ids
+        for expr in sel.items:
+            if isinstance(expr, ast.Path) and self._is_entity_path(scope, expr):
+                node = scope.node_of(expr, "SELECT")
+                keys = tuple(f.name for f in node.entity.fields.values()
+                             if not f.is_many and not f.hidden)
+                items.append(Item(node.entity, None, keys))
+                columns.extend(node.alias.c[k] for k in keys)
+                primary.append(node.id)
+            else:
+                v = self._value(ctx, expr, None, "SELECT")
+                items.append(Item(None, v.typ))
+                columns.append(v.sql)
+                first = next((p for p in walk(expr) if isinstance(p, ast.Path)), None)
+                if first is not None:
+                    root = scope.lookup(first.var)
+                    if root is not None and root.scope is scope:
+                        primary.append(root.id)
+        id_paths, n_paths = self._id_paths(scope, sel.items)
+        is_count = n_paths == 1 and any(
+            isinstance(n, ast.Func) and n.name == "COUNT" for e in sel.items for n in walk(e))
+
+        include = IncludeTree()
+        if sel.include is not None:
+            if n_paths > 1:
+                raise error("INCLUDE is only valid for one quantity in the SELECT clause", -1)
+            if len(items) == 1 and items[0].entity is not None:
+                path = sel.items[0]
+                assert isinstance(path, ast.Path)
+                include = include_tree(items[0].entity, sel.include,
+                                       None if path.fields else path.var)
+
+        where: list[ColumnElement[bool]] = []
+        if sel.where is not None:
+            where.append(self._cond(ctx, sel.where, "WHERE"))
+        group_by: list[ColumnElement[Any]] = []
+        for g in sel.group_by:
+            if isinstance(g, ast.Path) and self._is_entity_path(scope, g):
+                group_by.append(scope.node_of(g, "GROUP BY").id)
+            else:
+                group_by.append(self._value(ctx, g, None, "GROUP BY").sql)
+        having = self._cond(ctx, sel.having, "HAVING") if sel.having is not None else None
+        aggregate = bool(group_by) or ctx.aggregated or having is not None
+        # DISTINCT rows of aggregates are few; a GROUP BY can't hold a sub-select everywhere.
+        plain_distinct = sel.distinct and (aggregate or any(
+            isinstance(n, ast.Subquery) for e in sel.items for n in walk(e)))
+        grouped_distinct = sel.distinct and not plain_distinct
+
+        order_by: list[ColumnElement[Any]] = []
+        seen: list[ColumnElement[Any]] = []
+
+        def add(expr: ColumnElement[Any], descending: bool) -> None:
+            if any(expr.compare(s) for s in seen):
+                return
+            seen.append(expr)
+            order_by.append(order_key(expr, descending, self.dialect))
+
+        # An aggregate without GROUP BY is one row: an ORDER BY would only upset PostgreSQL.
+        user_order = () if ctx.aggregated and not group_by else sel.order_by
+        for o in user_order:
+            e = o.expr
+            if isinstance(e, ast.Path) and self._is_entity_path(scope, e):
+                sql = (scope.node_of(e, "ORDER BY").id if aggregate or grouped_distinct
+                       else self._value(ctx, e, None, "ORDER BY").sql)
+            else:
+                sql = self._value(ctx, e, None, "ORDER BY").sql
+            if grouped_distinct and not any(sql.compare(c) for c in columns):
+                sql = func.max(sql) if o.descending else func.min(sql)
+            add(sql, o.descending)
+        aggregate = aggregate or ctx.aggregated  # ORDER BY may aggregate too
+
+        # Ties (and queries without ORDER BY) are ordered by ids: the selected ones first,
+        # then every FROM variable and generated join, so all backends agree on the order.
+        ids = [*primary, *scope.var_ids(), *(n.id for n in scope.generated)]
+        if plain_distinct or (aggregate and not group_by):
+            pass  # DISTINCT aggregates, or one row
+        elif aggregate or grouped_distinct:
+            grouping = columns if grouped_distinct else group_by
+            for i in ids:
+                add(i if any(i.compare(g) for g in grouping) else func.min(i), False)
+        else:
+            for i in ids:
+                add(i, False)
+
+        if grouped_distinct:
+            group_by = list(columns)
+        where.extend(scope.correlations)
+        return CompiledQuery(
+            items=tuple(items), columns=tuple(columns), froms=tuple(scope.from_clauses()),
+            where=tuple(where), group_by=tuple(group_by), having=having,
+            order_by=tuple(order_by), distinct=plain_distinct, aggregate=aggregate,
+            limit=sel.limit, id_paths=tuple(id_paths), include=include, is_count=is_count,
+            params=frozenset(params), root_entity=scope.vars[scope.order[0]].entity.name)
+
+    def compile_get(self, get: ast.Get) -> CompiledGet:
+        entity = SCHEMA.get(get.entity) or SCHEMA.lookup_ci(get.entity)
+        if entity is None:
+            raise error(f"{get.entity} is not an ICAT entity", -1)
+        return CompiledGet(entity, include_tree(entity, get.include, get.var))
+
+    # -- FROM -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _from(scope: Scope, item: ast.FromItem) -> None:
+        if isinstance(item, ast.FromEntity):
+            scope.add_entity(item)
+        else:
+            scope.add_join(item)
+
+    @staticmethod
+    def _is_entity_path(scope: Scope, path: ast.Path) -> bool:
+        return not path.fields or not scope.entity_field(path).is_attribute
+
+    def _id_paths(self, scope: Scope, exprs: tuple[ast.Expr, ...]
+                  ) -> tuple[list[IdPath], int]:
+        """The entities the SELECT clause exposes (icat.server's "id paths", §2.5)."""
+        out: list[IdPath] = []
+        texts: set[str] = set()
+        for e in exprs:
+            for p in walk(e):
+                if not isinstance(p, ast.Path):
+                    continue
+                texts.add(_path_text(p).lower())
+                node = scope.lookup(p.var)
+                if node is None or node.scope is not scope:
+                    continue
+                if p.fields and scope.entity_field(p).is_many:
+                    if isinstance(e, ast.Path) and e is p:  # a generated join
+                        n = scope.node_of(p, "SELECT")
+                        owner = (n.entity, n.id)
+                    else:  # SIZE(ds.datafiles): the owner is exposed
+                        r = scope.resolve(ast.Path(p.var, p.fields[:-1], p.pos), "SELECT")
+                        owner = r.owner  # type: ignore[assignment]
+                else:
+                    r = scope.resolve(p, "SELECT")
+                    owner = r.owner  # type: ignore[assignment]
+                if owner is not None and not any(
+                        ip.entity == owner[0].name and ip.column.compare(owner[1]) for ip in out):
+                    out.append(IdPath(owner[0].name, owner[1]))
+        return out, len(texts)
+
+    # -- sub-selects ------------------------------------------------------------------------
+
+    def _subselect(self, ctx: _Ctx, sel: ast.Select) -> tuple[Select[Any], Val]:
+        """A sub-select in the scope of ``ctx``; its single item's value describes it."""
+        sub = _Ctx(Scope(self.tables, parent=ctx.scope), params=ctx.params)
+        for item in sel.from_:
+            self._from(sub.scope, item)
+        if len(sel.items) != 1:
+            raise error("A sub-select must select exactly one item", -1)
+        expr = sel.items[0]
+        if isinstance(expr, ast.Path) and self._is_entity_path(sub.scope, expr):
+            r = sub.scope.resolve(expr, "SELECT")
+            v = Val(r.id, "entity", r.entity)  # type: ignore[arg-type]
+        else:
+            v = self._value(sub, expr, None, "SELECT")
+        where = []
+        if sel.where is not None:
+            where.append(self._cond(sub, sel.where, "WHERE"))
+        group_by = [self._value(sub, g, None, "GROUP BY").sql for g in sel.group_by]
+        having = self._cond(sub, sel.having, "HAVING") if sel.having is not None else None
+        where.extend(sub.scope.correlations)
+        # Last: the clauses above may have added implicit joins.
+        stmt = select(v.sql).select_from(*sub.scope.from_clauses())
+        if where:
+            stmt = stmt.where(and_(*where))
+        if group_by:
+            stmt = stmt.group_by(*group_by)
+        if having is not None:
+            stmt = stmt.having(having)
+        if sel.distinct:
+            stmt = stmt.distinct()
+        return stmt, v
+
+    # -- conditions -------------------------------------------------------------------------
+
+    def _cond(self, ctx: _Ctx, node: ast.Expr, clause: str) -> ColumnElement[bool]:
+        match node:
+            case ast.And(items=items):
+                return and_(*(self._cond(ctx, i, clause) for i in items))
+            case ast.Or(items=items):
+                return or_(*(self._cond(ctx, i, clause) for i in items))
+            case ast.Not(expr=e):
+                return not_(self._cond(ctx, e, clause))
+            case ast.Compare(op=op, left=left, right=right):
+                lv, rv = self._pair(ctx, left, right, clause)
+                return _compare(op, lv.sql, rv.sql)
+            case ast.Like():
+                v = self._value(ctx, node.expr, None, clause)
+                pat = self._value(ctx, node.pattern, "String", clause)
+                # PostgreSQL has no LIKE for numbers or dates: compare their text.
+                text = v.sql if v.typ in ("String", None) else cast(v.sql, String())
+                escape = self._escape(node)
+                like = text.like(pat.sql, escape=escape)
+                return not_(like) if node.negated else like
+            case ast.InList():
+                v = self._value(ctx, node.expr, None, clause)
+                items = [self._value(ctx, i, v.typ, clause).sql for i in node.items]
+                return v.sql.not_in(items) if node.negated else v.sql.in_(items)
+            case ast.InSubquery():
+                v = self._value(ctx, node.expr, None, clause)
+                sub, _ = self._subselect(ctx, node.query)
+                return v.sql.not_in(sub) if node.negated else v.sql.in_(sub)
+            case ast.Between():
+                v = self._value(ctx, node.expr, None, clause)
+                lo = self._value(ctx, node.low, v.typ, clause)
+                hi = self._value(ctx, node.high, v.typ, clause)
+                between = v.sql.between(lo.sql, hi.sql)
+                return not_(between) if node.negated else between
+            case ast.IsNull():
+                v = self._value(ctx, node.expr, None, clause)
+                return v.sql.is_not(None) if node.negated else v.sql.is_(None)
+            case ast.IsEmpty():
+                owner_id, f = ctx.scope.collection(node.path, clause)
+                child = self._child(ctx.scope, f)
+                found = exists().where(child.c[SCHEMA.inverse(f).name] == owner_id)
+                return found if node.negated else not_(found)
+            case ast.MemberOf():
+                owner_id, f = ctx.scope.collection(node.path, clause)
+                member = self._value(ctx, node.expr, "entity", clause)
+                child = self._child(ctx.scope, f)
+                found = exists().where(child.c[SCHEMA.inverse(f).name] == owner_id,
+                                       child.c.id == member.sql)
+                return not_(found) if node.negated else found
+            case ast.Exists():
+                sub, _ = self._subselect(ctx, node.query)
+                return not_(sub.exists()) if node.negated else sub.exists()
+            case ast.Literal(kind="boolean", value=b):
+                return true() if b else false()
+            case _:
+                v = self._value(ctx, node, None, clause)
+                if v.typ != "boolean":
+                    raise error("A condition was expected", getattr(node, "pos", -1))
+                return v.sql == true()
+
+    def _escape(self, node: ast.Like) -> str | None:
+        """The ESCAPE character. Without one, MariaDB and PostgreSQL treat backslash as the
+        escape character; SQLite is told the same so a pattern means the same everywhere.
+        SQLAlchemy renders it as a quoted literal (one character, checked here)."""
+        if node.escape is None:
+            return "\\" if self.dialect == "sqlite" else None
+        e = node.escape
+        if not (isinstance(e, ast.Literal) and e.kind == "string" and isinstance(e.value, str)
+                and len(e.value) == 1):
+            raise error("ESCAPE needs a single character in quotes", getattr(e, "pos", -1))
+        return e.value
+
+    @staticmethod
+    def _child(scope: Scope, f: Any) -> Any:
+        return scope.alias(SCHEMA.entities[f.type])
+
+    def _pair(self, ctx: _Ctx, left: ast.Expr, right: ast.Expr, clause: str
+              ) -> tuple[Val, Val]:
+        """Compile two operands; a literal takes its type from the other side."""
+        if isinstance(left, _PENDING) and not isinstance(right, _PENDING):
+            rv = self._value(ctx, right, None, clause)
+            return self._value(ctx, left, rv.typ, clause), rv
+        lv = self._value(ctx, left, None, clause)
+        return lv, self._value(ctx, right, lv.typ, clause)
+
+    # -- values -----------------------------------------------------------------------------
+
+    def _value(self, ctx: _Ctx, node: ast.Expr, expect: str | None, clause: str) -> Val:
+        scope = ctx.scope
+        match node:
+            case ast.Path():
+                r = scope.resolve(node, clause)
+                if r.column is not None:
+                    assert r.field is not None
+                    return Val(r.column, r.field.type)
+                assert r.id is not None
+                return Val(r.id, "entity", r.entity)
+            case ast.Literal():
+                return self._literal(node, expect)
+            case ast.Timestamp(value=value):
+                return Val(literal(value, DateTime()), "Date")
+            case ast.EnumConst():
+                return self._enum(node, expect)
+            case ast.Param(name=name, pos=pos):
+                if name.lower() != USER:
+                    raise error(f"Parameter :{name} is not bound; only :user is", pos)
+                ctx.params.add(USER)
+                return Val(bindparam(USER, type_=String()), "String")
+            case ast.Func():
+                return self._func(ctx, node, expect, clause)
+            case ast.Trim():
+                v = self._value(ctx, node.expr, "String", clause)
+                args = [v.sql]
+                if node.char is not None:
+                    args.append(self._value(ctx, node.char, "String", clause).sql)
+                return Val(TRIMS[node.spec](*args), "String")
+            case ast.Arith(op=op):
+                lv, rv = self._pair(ctx, node.left, node.right, clause)
+                lv, rv = self._numeric(lv, node.left), self._numeric(rv, node.right)
+                if op == "/":
+                    return Val(cast(lv.sql, Double()) / rv.sql, "Double")
+                typ = "Double" if "Double" in (lv.typ, rv.typ) else "Long"
+                sql = {"+": lv.sql + rv.sql, "-": lv.sql - rv.sql, "*": lv.sql * rv.sql}[op]
+                return Val(sql, typ)
+            case ast.Neg(expr=e):
+                v = self._numeric(self._value(ctx, e, expect, clause), e)
+                return Val(-v.sql, v.typ)
+            case ast.Subquery(query=q):
+                sub, v = self._subselect(ctx, q)
+                return Val(sub.scalar_subquery(), v.typ, v.entity)
+            case _:
+                return Val(self._cond(ctx, node, clause), "boolean")
+
+    @staticmethod
+    def _numeric(v: Val, node: ast.Expr) -> Val:
+        if v.typ is not None and v.typ not in NUMERIC:
+            raise error(f"Arithmetic needs numbers, not a {v.typ} value",
+                        getattr(node, "pos", -1))
+        return v
+
+    def _literal(self, node: ast.Literal, expect: str | None) -> Val:
+        value, kind, pos = node.value, node.kind, node.pos
+        if kind == "null" or value is None:
+            return Val(null(), expect)
+        if kind == "string":
+            assert isinstance(value, str)
+            if expect in NUMERIC:
+                n = to_number(value, "number" if expect == "entity" else expect, pos)
+                return Val(literal(n, Double() if isinstance(n, float) else BigInteger()),
+                           expect)
+            if expect == "Date":
+                d = to_datetime(value, pos)
+                if d.tzinfo is not None:
+                    d = d.astimezone(self.zone).replace(tzinfo=None)
+                return Val(literal(d, DateTime()), "Date")
+            if expect == "boolean":
+                return Val(literal(to_boolean(value, pos), Boolean()), "boolean")
+            if expect is not None and expect in SCHEMA.enums:
+                return self._enum(ast.EnumConst(expect, value.strip(), pos), expect)
+            return Val(literal(value, String()), "String")
+        if kind == "boolean":
+            if expect in NUMERIC:
+                return Val(literal(int(bool(value)), Integer()), expect)
+            return Val(literal(bool(value), Boolean()), "boolean")
+        # integer / real
+        assert isinstance(value, int | float) and not isinstance(value, bool)
+        if expect == "String":
+            return Val(literal(str(value), String()), "String")
+        if expect == "Date":
+            raise error(f"The number {value} cannot be compared with a Date value", pos)
+        if expect == "boolean" and value in (0, 1):
+            return Val(literal(bool(value), Boolean()), "boolean")
+        if expect is not None and expect in SCHEMA.enums:
+            names = SCHEMA.enums[expect]
+            if isinstance(value, int) and 0 <= value < len(names):
+                return self._enum(ast.EnumConst(expect, names[value], pos), expect)
+            raise error(f"{value} is not a value of {expect}", pos)
+        if kind == "integer":
+            return Val(literal(value, BigInteger() if abs(int(value)) >= 2**31 else Integer()),
+                       expect if expect in INTEGRAL else "Long")
+        return Val(literal(value, Double()), "Double")
+
+    @staticmethod
+    def _enum(node: ast.EnumConst, expect: str | None) -> Val:
+        enum = node.enum or (expect if expect in SCHEMA.enums else None)
+        if enum is None:
+            raise error(f"The type of the enum constant {node.name} is not known here",
+                        node.pos)
+        if enum not in SCHEMA.enums:
+            raise error(f"{enum} is not an ICAT enum type", node.pos)
+        values = SCHEMA.enums[enum]
+        name = node.name
+        if name not in values:
+            upper = name.upper()
+            if upper not in values:
+                raise error(f"{name} is not a value of {enum} (one of {', '.join(values)})",
+                            node.pos)
+            name = upper
+        return Val(literal(name, OrdinalEnum(tuple(values))), enum)
+
+    def _func(self, ctx: _Ctx, node: ast.Func, expect: str | None, clause: str) -> Val:
+        name, args, pos = node.name.upper(), node.args, node.pos
+
+        def arity(*allowed: int) -> None:
+            if len(args) not in allowed:
+                raise error(f"{name} takes {' or '.join(map(str, allowed))} arguments, "
+                            f"not {len(args)}", pos)
+
+        def val(i: int, typ: str | None = None) -> Val:
+            return self._value(ctx, args[i], typ, clause)
+
+        if name in AGGREGATES:
+            arity(1)
+            if clause in ("WHERE", "GROUP BY"):
+                raise error(f"{name} is not allowed in the {clause} clause", pos)
+            ctx.aggregated = True
+            v = val(0)
+            arg = distinct(v.sql) if node.distinct else v.sql
+            match name:
+                case "COUNT":
+                    return Val(func.count(arg), "Long")
+                case "MIN" | "MAX":
+                    return Val(getattr(func, name.lower())(arg), v.typ, v.entity)
+                case "SUM":
+                    return Val(func.sum(arg), "Double" if v.typ == "Double" else "Long")
+                case _:
+                    return Val(func.avg(cast(v.sql, Double()) if not node.distinct
+                                        else distinct(cast(v.sql, Double()))), "Double")
+        match name:
+            case "CONCAT":
+                if len(args) < 2:
+                    raise error("CONCAT takes at least 2 arguments", pos)
+                parts = [val(i, "String").sql for i in range(len(args))]
+                out = parts[0]
+                for p in parts[1:]:
+                    out = out.concat(p)
+                return Val(out, "String")
+            case "SUBSTRING":
+                arity(2, 3)
+                s = val(0, "String").sql
+                rest = [cast(val(i, "Integer").sql, Integer()) for i in range(1, len(args))]
+                return Val(func.substr(s, *rest), "String")
+            case "LOWER" | "UPPER":
+                arity(1)
+                return Val(getattr(func, name.lower())(val(0, "String").sql), "String")
+            case "LENGTH":
+                arity(1)
+                return Val(CharLength(val(0, "String").sql), "Integer")
+            case "LOCATE":
+                arity(2, 3)
+                parts = [val(0, "String").sql, val(1, "String").sql]
+                if len(args) == 3:
+                    parts.append(cast(val(2, "Integer").sql, Integer()))
+                return Val(Locate(*parts), "Integer")
+            case "ABS":
+                arity(1)
+                v = self._numeric(val(0, "Double"), args[0])
+                return Val(func.abs(v.sql), v.typ)
+            case "SQRT":
+                arity(1)
+                v = self._numeric(val(0, "Double"), args[0])
+                return Val(func.sqrt(cast(v.sql, Double())), "Double")
+            case "MOD":
+                arity(2)
+                a = self._numeric(val(0, "Integer"), args[0])
+                b = self._numeric(val(1, "Integer"), args[1])
+                return Val(a.sql % b.sql, "Integer")
+            case "SIZE":
+                arity(1)
+                path = args[0]
+                if not isinstance(path, ast.Path):
+                    raise error("SIZE needs a collection-valued path", pos)
+                owner_id, f = ctx.scope.collection(path, clause)
+                child = self._child(ctx.scope, f)
+                count = (select(func.count()).select_from(child)
+                         .where(child.c[SCHEMA.inverse(f).name] == owner_id))
+                return Val(count.scalar_subquery(), "Integer")
+            case "CURRENT_TIMESTAMP":
+                ctx.params.add(NOW[name])
+                return Val(bindparam(NOW[name], type_=DateTime()), "Date")
+            case "CURRENT_DATE":
+                ctx.params.add(NOW[name])
+                return Val(bindparam(NOW[name], type_=Date()), "Date")
+            case "CURRENT_TIME":
+                ctx.params.add(NOW[name])
+                return Val(bindparam(NOW[name], type_=Time()), None)
+        raise error(f"Unknown function {name}", pos)
+
+
+def _compare(op: str, left: ColumnElement[Any], right: ColumnElement[Any]
+             ) -> ColumnElement[bool]:
+    match op:
+        case "=":
+            return left == right
+        case "<>" | "!=":
+            return left != right
+        case "<":
+            return left < right
+        case "<=":
+            return left <= right
+        case ">":
+            return left > right
+        case ">=":
+            return left >= right
+    raise error(f"Unknown comparison operator {op}", -1)
+
+
+def now_values(now: datetime) -> dict[str, Any]:
+    """Values of the CURRENT_* parameters for a unit of work's clock reading (naive, in the
+    database's zone, as stored)."""
+    return {NOW["CURRENT_TIMESTAMP"]: now, NOW["CURRENT_DATE"]: now.date(),
+            NOW["CURRENT_TIME"]: now.time()}
+
+

@@ -1,0 +1,217 @@
+"""Run compiled queries: LIMIT and maxEntities (§1.4), result shapes, and the query cache.
+
+Results come back as Python values: entities as :class:`Obj` (built by the unit of work, so
+they are exactly what get/INCLUDE produce), scalars as ``int``, ``float``, ``str``, ``bool``,
+aware ``datetime``, enum constant names or None; several select items give one list per row.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import Connection, Row, exc
+
+from cairn.db.engine import Database
+from cairn.errors import validation
+from cairn.query import ast
+from cairn.query.compiler import (
+    USER,
+    CompiledGet,
+    CompiledQuery,
+    Compiler,
+    Item,
+    Restrict,
+    now_values,
+)
+from cairn.schema import SCHEMA, Entity
+
+if TYPE_CHECKING:
+    from cairn.catalogue.objects import Obj
+
+# ``FROM Dataset ds, Investigation i WHERE ...`` is a cross join on purpose in JPQL.
+warnings.filterwarnings("ignore", message="SELECT statement has a cartesian product",
+                        category=exc.SAWarning)
+
+
+class Unit(Protocol):
+    """What execution needs from the catalogue's unit of work (``catalogue.work.Work``)."""
+
+    conn: Connection
+    db: Database
+    user: str
+    now: datetime
+
+    def to_obj(self, entity: Entity, row: Row[Any]) -> Obj: ...
+
+
+class _Columns:
+    """A slice of a result row looking like a row of the entity's table to ``to_obj``."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, mapping: Mapping[str, Any]) -> None:
+        self._mapping = mapping
+
+
+def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | None = None
+        ) -> list[Any]:
+    """Execute ``q`` for the unit's user; at most ``max_entities`` rows or VALIDATION."""
+    offset, count = 0, None
+    if q.limit is not None:
+        offset, count = q.limit.offset, q.limit.count
+        if offset < 0 or (count is not None and count < 0):
+            raise validation(f"LIMIT {offset}, {count} is not valid: neither number may be "
+                             "negative")
+    fetch = count if count is not None and count <= max_entities else max_entities + 1
+    stmt = q.statement(restrict).limit(fetch)
+    if offset:
+        stmt = stmt.offset(offset)
+    params: dict[str, Any] = {}
+    if USER in q.params:
+        params[USER] = unit.user
+    if len(q.params) > (USER in q.params):
+        params.update({k: v for k, v in now_values(unit.now).items() if k in q.params})
+    rows = unit.conn.execute(stmt, params).all()
+    if len(rows) > max_entities:
+        raise validation(f"attempt to process more than {max_entities} entities")
+    convert = [_converter(unit, item) for item in q.items]
+    spans = _spans(q.items)
+    if len(q.items) == 1:
+        (conv,), ((start, end),) = convert, spans
+        if end - start == 1:
+            return [conv(row[start:end]) for row in rows]
+        return [conv(row) for row in rows]
+    return [[c(row[s:e]) for c, (s, e) in zip(convert, spans, strict=True)] for row in rows]
+
+
+def _spans(items: tuple[Item, ...]) -> list[tuple[int, int]]:
+    out, at = [], 0
+    for item in items:
+        width = len(item.keys) if item.entity is not None else 1
+        out.append((at, at + width))
+        at += width
+    return out
+
+
+def _converter(unit: Unit, item: Item) -> Callable[[Any], Any]:
+    if item.entity is not None:
+        entity, keys = item.entity, item.keys
+
+        def to_entity(values: Any) -> Obj | None:
+            if values[0] is None:  # a LEFT JOIN found nothing
+                return None
+            mapping = dict(zip(keys, values, strict=True))
+            return unit.to_obj(entity, cast(Row[Any], _Columns(mapping)))
+
+        return to_entity
+    typ = item.typ
+    db = unit.db
+    return lambda values: scalar(values[0], typ, db)
+
+
+def scalar(v: Any, typ: str | None, db: Database) -> Any:
+    """A database value as the Python value of its ICAT type."""
+    if v is None:
+        return None
+    match typ:
+        case "Long" | "Integer" | "entity":
+            return int(v)
+        case "Double":
+            return float(v)
+        case "boolean":
+            return bool(v)
+        case "Date":
+            if isinstance(v, str):
+                v = datetime.fromisoformat(v)
+            elif isinstance(v, date) and not isinstance(v, datetime):
+                v = datetime(v.year, v.month, v.day)
+            return db.from_db(v) if isinstance(v, datetime) else v
+        case "String":
+            return v if isinstance(v, str) else str(v)
+    if typ is not None and typ in SCHEMA.enums and isinstance(v, int):
+        return SCHEMA.enums[typ][v]
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    if isinstance(v, time):
+        return v.isoformat()
+    return v
+
+
+# -- parsing and compiling, cached ------------------------------------------------------------
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Lru(OrderedDict[K, V]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self.lock = threading.Lock()
+
+    def fetch(self, key: K, make: Callable[[], V]) -> V:
+        with self.lock:
+            if key in self:
+                self.move_to_end(key)
+                return self[key]
+        value = make()  # outside the lock: compiling may take a moment; a race costs nothing
+        with self.lock:
+            self[key] = value
+            if len(self) > self.size:
+                self.popitem(last=False)
+        return value
+
+
+class Queries:
+    """Parsed and compiled queries of one database, keyed by their text.
+
+    A compiled query holds no user data (``:user`` and the clock are bound per execution), so
+    every session shares one entry. Failures are not cached.
+    """
+
+    def __init__(self, db: Database, size: int = 2048) -> None:
+        self.compiler = Compiler(db.tables, db.dialect, db.zone)
+        self._search: _Lru[str, CompiledQuery] = _Lru(size)
+        self._get: _Lru[str, CompiledGet] = _Lru(size)
+
+    def search(self, text: str) -> CompiledQuery:
+        return self._search.fetch(text, lambda: self.compiler.compile(_parse_query(text)))
+
+    def get(self, text: str) -> CompiledGet:
+        return self._get.fetch(text, lambda: self.compiler.compile_get(_parse_get(text)))
+
+    def compile(self, sel: ast.Select) -> CompiledQuery:
+        """An already parsed query (not cached)."""
+        return self.compiler.compile(sel)
+
+
+def _parse_query(text: str) -> ast.Select:
+    from cairn.query.parser import parse_query  # the front end, a sibling module
+
+    return parse_query(text)
+
+
+def _parse_get(text: str) -> ast.Get:
+    from cairn.query.parser import parse_get
+
+    return parse_get(text)
+
+
+_QUERIES: WeakKeyDictionary[Database, Queries] = WeakKeyDictionary()
+_QUERIES_LOCK = threading.Lock()
+
+
+def queries_for(db: Database) -> Queries:
+    """The query cache of a database (one per :class:`Database` object)."""
+    with _QUERIES_LOCK:
+        q = _QUERIES.get(db)
+        if q is None:
+            q = _QUERIES[db] = Queries(db)
+        return q
