@@ -33,6 +33,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from cairn.errors import internal
 from cairn.ids.checksum import parse_crc32_hex
@@ -218,6 +219,7 @@ class StoredZip:
     def __iter__(self) -> Iterator[bytes]:
         return self.iter_range(0, self.length)
 
+    @cached_property
     def etag(self) -> str:
         """Strong ETag: changes whenever any byte of the zip could."""
         return make_etag(((m.name, m.location, m.size, m.crc32,
@@ -311,6 +313,30 @@ class StoredZip:
                 j += 1
         if pos < end:
             yield self._tail[pos - self._cd_end:end - self._cd_end]
+
+
+class DeflateZip:
+    """The ``compress=true`` zip of ``members``: a one-pass stream of unknown length. Its bytes
+    are still the same on every request (same zlib, same inputs), so it has an ETag and an
+    ids.server-style resume (regenerate, skip the first N bytes) stays exact."""
+
+    length: int | None = None
+
+    def __init__(self, members: Sequence[ZipMember], storage: Storage, *,
+                 level: int = zlib.Z_DEFAULT_COMPRESSION) -> None:
+        self.members = list(members)
+        self.storage = storage
+        self.level = level
+
+    def __iter__(self) -> Iterator[bytes]:
+        return deflate_zip(self.members, self.storage, level=self.level)
+
+    @cached_property
+    def etag(self) -> str:
+        return make_etag(((m.name, m.location, m.size, m.crc32,
+                           m.mtime.isoformat() if m.mtime else None, *m.identity)
+                          for m in self.members), kind="zip-deflate-1", level=self.level,
+                         zlib=zlib.ZLIB_RUNTIME_VERSION)
 
 
 def deflate_zip(members: Iterable[ZipMember], storage: Storage, *,
