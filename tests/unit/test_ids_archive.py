@@ -131,3 +131,28 @@ class _nothing:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def test_datafiles_to_evict() -> None:
+    from cairn.ids.archive import datafiles_to_evict
+    from cairn.ids.storage import StoredObject
+
+    objs = [StoredObject("a", 40, 3.0), StoredObject("b", 30, 1.0), StoredObject("c", 30, 2.0)]
+    assert datafiles_to_evict(objs, low=50, high=101) == []  # below the high watermark
+    assert datafiles_to_evict(objs, low=50, high=100) == ["b", "c"]  # oldest until <= low
+    assert datafiles_to_evict(objs, low=0, high=10) == ["b", "c", "a"]
+    assert datafiles_to_evict([], low=0, high=0) == []
+
+
+def test_datasets_to_evict() -> None:
+    from cairn.ids.archive import datasets_to_evict
+    from cairn.ids.storage import StoredObject
+
+    objs = [StoredObject("1/10/x", 50, 5.0), StoredObject("1/10/y", 50, 1.0),
+            StoredObject("1/11/z", 30, 2.0), StoredObject("2/12/w", 20, 9.0),
+            StoredObject("other/file", 1000, 0.0), StoredObject("3/\u00b2/q", 1000, 0.0)]
+    assert datasets_to_evict(objs, low=100, high=151) == []  # 150 bytes in dataset folders
+    # dataset 10 holds the oldest file and all its 100 bytes count: enough on its own
+    assert datasets_to_evict(objs, low=60, high=150) == [(1, 10)]
+    assert datasets_to_evict(objs, low=20, high=150) == [(1, 10), (1, 11)]
+    assert datasets_to_evict(objs, low=0, high=1) == [(1, 10), (1, 11), (2, 12)]

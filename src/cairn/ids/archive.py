@@ -5,21 +5,26 @@ restore jobs (ids.server's Ds/Df Writer and Restorer threads), without the sched
 ``storage_unit = dataset``: the archive holds one DEFLATE zip per dataset at
 ``<investigation id>/<dataset id>`` (as ids.storage_file), with entry names from the zip
 mapper, so archives written by ids.server can be restored by Cairn and the other way round.
+
+``datafiles_to_evict`` / ``datasets_to_evict`` pick what to archive when main storage passes
+its high watermark (ids.plugin's getDatafilesToArchive / getDatasetsToArchive), from
+``main.list()``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from cairn.errors import internal
 from cairn.ids.checksum import PutResult
 from cairn.ids.mapper import DefaultZipMapper, ZipMapper
-from cairn.ids.storage import CHUNK_SIZE, Storage
+from cairn.ids.storage import CHUNK_SIZE, Storage, StoredObject
 from cairn.ids.zipstream import ZipMember, deflate_zip
 
 
@@ -92,6 +97,58 @@ def restore_dataset(archive: Storage, main: Storage, key: str, locations: Mappin
         with contextlib.suppress(OSError):
             Path(tmp).unlink()
     return written
+
+
+def datafiles_to_evict(objects: Iterable[StoredObject], low: int, high: int) -> list[str]:
+    """Locations to remove from main storage, oldest first, once it holds ``high`` bytes or
+    more, until it would hold at most ``low`` (ids.storage_file's watermark rule). Pass
+    ``main.list()``; the caller queues ARCHIVE for the datafiles at these locations."""
+    items = list(objects)
+    total = sum(o.size for o in items)
+    if total < high:
+        return []
+    excess = total - low
+    chosen: list[str] = []
+    for o in sorted(items, key=lambda o: (o.mtime, o.location)):
+        if excess <= 0:
+            break
+        chosen.append(o.location)
+        excess -= o.size
+    return chosen
+
+
+def datasets_to_evict(objects: Iterable[StoredObject], low: int,
+                      high: int) -> list[tuple[int, int]]:
+    """(investigation id, dataset id) pairs to archive by the same rule, datasets with the
+    oldest files first (storage_unit = dataset). Unlike ids.storage_file, a chosen dataset
+    counts with all its bytes, so no more datasets are evicted than needed. Files outside
+    ``<inv id>/<ds id>/`` folders are not counted."""
+    sizes: dict[tuple[int, int], int] = {}
+    oldest: dict[tuple[int, int], float] = {}
+    for o in objects:
+        ds = _dataset_of(o.location)
+        if ds is not None:
+            sizes[ds] = sizes.get(ds, 0) + o.size
+            oldest[ds] = min(oldest.get(ds, o.mtime), o.mtime)
+    total = sum(sizes.values())
+    if total < high:
+        return []
+    excess = total - low
+    chosen: list[tuple[int, int]] = []
+    for ds in sorted(sizes, key=lambda d: (oldest[d], d)):
+        if excess <= 0:
+            break
+        chosen.append(ds)
+        excess -= sizes[ds]
+    return chosen
+
+
+_DATASET_FOLDER = re.compile(r"([0-9]+)/([0-9]+)/.+", re.ASCII | re.DOTALL)
+
+
+def _dataset_of(location: str) -> tuple[int, int] | None:
+    m = _DATASET_FOLDER.fullmatch(location)
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def _undo(main: Storage, written: list[str]) -> None:
