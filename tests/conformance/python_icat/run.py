@@ -1,0 +1,245 @@
+"""python-icat 1.7.0's own test suite, run against a freshly started Cairn.
+
+    .venv/bin/python tests/conformance/python_icat/run.py [--database URL] [--keep]
+                                                          [--workdir DIR] [-- PYTEST-ARGS]
+
+Downloads the python-icat 1.7.0 source distribution from PyPI (nothing of it is committed),
+prepares its test directory as its own ``setup.py build_test`` does, starts Cairn on a new
+catalogue (SQLite in the work directory unless ``--database`` is given) with the users the
+suite expects, writes ``tests/data/icat.cfg`` for them, runs the suite including the tests
+marked slow, and prints ``N passed, N failed, N skipped`` (errors count as failed) followed by
+the failures grouped by the reason pytest reported. Exit status 0 only if nothing failed.
+
+This is deliberately not part of the default ``pytest`` run: it takes minutes and depends on
+the query language, rule-based authorization and the data service being complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from lxml import etree
+
+VERSION = "1.7.0"
+PASSWORD = "secret"
+#: Users of the suite's icat.cfg: section -> (authenticator, user name).
+SECTIONS = {
+    "root": ("simple", "root"),
+    "useroffice": ("simple", "useroffice"),
+    "idsreader": ("simple", "idsreader"),
+    # The reference content makes simple/dataingest the member of grouping "ingest".
+    "ingest": ("simple", "dataingest"),
+    "pubreader": ("simple", "pubreader"),
+    **{u: ("db", u) for u in ("acord", "ahau", "jbotu", "jdoe", "nbour", "rbeck")},
+}
+
+
+def log(message: str) -> None:
+    print(f"[conformance] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fetch_sdist(work: Path) -> Path:
+    """Download and unpack the sdist; return its top folder."""
+    dl = work / "download"
+    dl.mkdir(exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                    "--no-binary", ":all:", f"python-icat=={VERSION}", "-d", str(dl)],
+                   check=True)
+    (archive,) = dl.glob("python*icat-*.tar.gz")
+    with tarfile.open(archive) as tar:
+        tar.extractall(work, filter="data")
+    (top,) = [p for p in work.glob("python*icat-*") if p.is_dir()]
+    return top
+
+
+def build_test(top: Path) -> Path:
+    """Copy example scripts and test data into tests/, exactly as ``setup.py build_test``."""
+    subprocess.run([sys.executable, "setup.py", "--quiet", "build_test"], cwd=top, check=True,
+                   stdout=subprocess.DEVNULL)
+    return top / "tests"
+
+
+def ensure_locale() -> None:
+    """python-icat's conftest sets LC_CTYPE to en_US.UTF-8; create it when missing."""
+    probe = [sys.executable, "-c", "import locale; locale.setlocale(locale.LC_CTYPE, "
+             "'en_US.UTF-8')"]
+    if subprocess.run(probe, capture_output=True).returncode == 0:
+        return
+    if shutil.which("localedef"):
+        log("creating the en_US.UTF-8 locale (localedef)")
+        subprocess.run(["localedef", "-i", "en_US", "-f", "UTF-8", "en_US.UTF-8"], check=False)
+    if subprocess.run(probe, capture_output=True).returncode != 0:
+        log("warning: locale en_US.UTF-8 is not available; python-icat's conftest will fail")
+
+
+def check_client() -> None:
+    import icat  # the installed client the suite imports (test extra of pyproject.toml)
+
+    if icat.__version__ != VERSION:
+        sys.exit(f"python-icat {VERSION} must be installed (found {icat.__version__}); "
+                 "pip install -e '.[test]'")
+
+
+def cairn_config(work: Path, database: str, port: int) -> Path:
+    simple = "\n".join(f'{name} = "{PASSWORD}"' for auth, name in SECTIONS.values()
+                       if auth == "simple")
+    path = work / "cairn.toml"
+    path.write_text(f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+data_dir = "{work / 'cairn-data'}"
+
+[catalogue]
+database = "{database}"
+root_users = ["simple/root"]
+
+[authn.simple]
+type = "simple"
+[authn.simple.users]
+{simple}
+
+[authn.db]
+type = "db"
+""")
+    return path
+
+
+def add_db_users(config: Path) -> None:
+    from cairn.authn import db as db_authn
+    from cairn.config import load_settings
+    from cairn.startup import open_database
+
+    db = open_database(load_settings(config))
+    for auth, name in SECTIONS.values():
+        if auth == "db":
+            db_authn.set_password(db, name, PASSWORD)
+    db.dispose()
+
+
+def start_cairn(config: Path, url: str, logfile: Path) -> subprocess.Popen[bytes]:
+    out = logfile.open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "cairn.cli", "serve", "--config", str(config),
+                             "--log-level", "warning"], stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"Cairn exited: {logfile.read_text()}")
+        try:
+            if httpx.get(url + "/icat/version", timeout=5).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    sys.exit("Cairn did not start within 120 s")
+
+
+def write_icat_cfg(tests: Path, url: str) -> None:
+    sections = []
+    for section, (auth, name) in SECTIONS.items():
+        sections.append(f"[{section}]\nurl = {url}/ICATService/ICAT?wsdl\nauth = {auth}\n"
+                        f"username = {name}\npassword = {PASSWORD}\n")
+    (tests / "data" / "icat.cfg").write_text("\n".join(sections))
+
+
+def run_suite(tests: Path, work: Path, extra: list[str], timeout: float) -> Path:
+    report = work / "junit.xml"
+    tmp = work / "tmp"  # fresh TMPDIR: suds caches WSDLs there for a day
+    tmp.mkdir(exist_ok=True)
+    env = {**os.environ, "LANG": "en_US.UTF-8", "TMPDIR": str(tmp)}
+    cmd = [sys.executable, "-m", "pytest", "--no-skip-slow", "-p", "no:cacheprovider",
+           "-o", "junit_family=xunit1", f"--junitxml={report}", "-q", "-rN", *extra]
+    log(f"running python-icat's tests: {' '.join(cmd[3:])}")
+    with (work / "pytest.log").open("wb") as out:
+        try:
+            subprocess.run(cmd, cwd=tests, env=env, stdout=out, stderr=subprocess.STDOUT,
+                           timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log(f"the suite did not finish within {timeout:.0f} s")
+    return report
+
+
+def summarise(report: Path) -> tuple[Counter[str], dict[str, list[str]]]:
+    counts: Counter[str] = Counter()
+    reasons: dict[str, list[str]] = {}
+    if not report.is_file():
+        return counts, reasons
+    for case in etree.parse(str(report)).iter("testcase"):
+        name = f"{case.get('classname', '')}::{case.get('name', '')}"
+        outcome = "passed"
+        for child in case:
+            if child.tag in ("failure", "error"):
+                outcome = "failed"
+                first = (child.get("message") or "").strip().splitlines()
+                reasons.setdefault(first[0][:160] if first else child.tag, []).append(name)
+            elif child.tag == "skipped":
+                outcome = "skipped"
+        counts[outcome] += 1
+    return counts, reasons
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--database", help="SQLAlchemy URL of an empty database (default: SQLite)")
+    p.add_argument("--workdir", type=Path, help="folder to work in (default: a new temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the work folder")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds for the whole suite")
+    p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    args = p.parse_args(argv)
+
+    check_client()
+    ensure_locale()
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="cairn-python-icat-"))).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"work folder {work}")
+    proc = None
+    try:
+        tests = build_test(fetch_sdist(work))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        config = cairn_config(work, args.database or f"sqlite:///{work / 'catalogue.db'}", port)
+        add_db_users(config)
+        proc = start_cairn(config, url, work / "cairn.log")
+        write_icat_cfg(tests, url)
+        report = run_suite(tests, work, args.pytest_args, args.timeout)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    counts, reasons = summarise(report)
+    for reason, names in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
+        print(f"\n{len(names)} failed: {reason}")
+        for n in names[:8]:
+            print(f"    {n}")
+        if len(names) > 8:
+            print(f"    ... and {len(names) - 8} more")
+    if args.keep or args.workdir is not None:
+        print(f"\nlogs: {work / 'pytest.log'}, {work / 'cairn.log'}")
+    print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+    if not args.keep and args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if counts["failed"] or not counts else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
