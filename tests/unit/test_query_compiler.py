@@ -98,6 +98,14 @@ def populate(db: Database) -> None:
                            {"id": 2, "name": "s2", "status": "NEW"}])
         _rows(c, "Instrument", [{"id": 1, "name": "LARMOR", "fullName": "Larmor", "facility": 1},
                                 {"id": 2, "name": "WISH", "facility": 1}])
+        _rows(c, "FacilityCycle", [
+            {"id": 1, "name": "2019/1", "facility": 1, "startDate": datetime(2019, 1, 1),
+             "endDate": datetime(2019, 6, 30)},
+            {"id": 2, "name": "2019/2", "facility": 1, "startDate": datetime(2019, 7, 1),
+             "endDate": datetime(2019, 12, 31)},
+            {"id": 3, "name": "2020/1", "facility": 1, "startDate": datetime(2020, 1, 1),
+             "endDate": datetime(2020, 6, 30)}])
+        _rows(c, "InstrumentScientist", [{"id": 1, "instrument": 1, "user": 2}])
         _rows(c, "InvestigationInstrument", [{"id": 1, "investigation": 1, "instrument": 1},
                                              {"id": 2, "investigation": 2, "instrument": 2},
                                              {"id": 3, "investigation": 2, "instrument": 1}])
@@ -670,3 +678,51 @@ def test_compiled_queries_are_cached_by_text(cat: Cat) -> None:
     assert cat.queries.get("Dataset INCLUDE 1") is cat.queries.get("Dataset INCLUDE 1")
     with pytest.raises(IcatError):
         cat.queries.search("SELECT x FROM Nowhere x")
+
+
+# -- queries real clients send (datagateway-api, python-icat) ---------------------------------
+
+
+def test_datagateway_queries(cat: Cat) -> None:
+    # Legacy ISIS cycles of an instrument: the date-window join shape.
+    text = ("SELECT DISTINCT(o) FROM FacilityCycle o JOIN o.facility AS f JOIN f.instruments AS s1 "
+            "JOIN f.investigations AS s2 JOIN s2.investigationInstruments AS s3 "
+            "JOIN s3.instrument AS s4 WHERE s1.id = '1' AND s4.id = '1' "
+            "AND s2.startDate >= o.startDate AND s2.startDate <= o.endDate "
+            "ORDER BY o.startDate DESC LIMIT 0, 50")
+    assert cat.ids(text) == [2, 1]
+    count = text.replace("SELECT DISTINCT(o)", "SELECT COUNT(DISTINCT(o))").split(" ORDER BY")[0]
+    assert cat.run(count) == [2]
+    # The reader shortcut: path navigation in SELECT and in a JOIN target, no spaces around =.
+    assert cat.run("SELECT d.investigation.id FROM Dataset d WHERE d.id=3") == [2]
+    assert cat.run("SELECT iu.user.name FROM InvestigationUser iu WHERE iu.investigation.id=1"
+                   ) == ["db/alice", "db/bob"]
+    assert cat.run("SELECT s.user.name FROM InstrumentScientist s "
+                   "LEFT JOIN s.instrument.investigationInstruments ii "
+                   "WHERE ii.investigation.id=2") == ["db/bob"]
+    assert cat.run("SELECT DISTINCT o.id, o.name, o.startDate, o.endDate FROM FacilityCycle o "
+                   "ORDER BY o.startDate DESC, o.id ASC LIMIT 0, 2") == [
+        [3, "2020/1", datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 6, 30, tzinfo=UTC)],
+        [2, "2019/2", datetime(2019, 7, 1, tzinfo=UTC), datetime(2019, 12, 31, tzinfo=UTC)]]
+    # Sorting on a MANY path with LEFT JOINs, as the portal does.
+    assert cat.ids("SELECT o FROM Investigation o LEFT JOIN o.investigationInstruments AS ii "
+                   "LEFT JOIN ii.instrument AS s1 ORDER BY s1.fullName ASC, o.id ASC "
+                   "LIMIT 0, 50") == [2, 3, 4, 1, 2]
+
+
+def test_rows_multiplied_by_a_collection_path_keep_a_stable_order(cat: Cat) -> None:
+    assert cat.run("SELECT ds.name, ds.datafiles.name FROM Dataset ds WHERE ds.id < 3") == [
+        ["ds-a", "a1.nxs"], ["ds-a", "a2.nxs"], ["ds-a", "a3.dat"], ["ds-b", "b1.nxs"]]
+
+
+def test_nested_correlation_and_aggregate_order(cat: Cat) -> None:
+    text = ("SELECT i FROM Investigation i WHERE EXISTS (SELECT ds FROM Dataset ds "
+            "WHERE ds.investigation = i AND EXISTS (SELECT df FROM Datafile df "
+            "WHERE df.dataset = ds AND df.fileSize > 1000 AND df.dataset.investigation = i))")
+    assert cat.ids(text) == [1]
+    # One row: an ORDER BY of an aggregate query has nothing to do (and PostgreSQL would object).
+    assert cat.run("SELECT COUNT(o) FROM Investigation o ORDER BY o.name") == [4]
+
+
+def test_like_on_numbers_compares_their_text(cat: Cat) -> None:
+    assert cat.ids("SELECT df FROM Datafile df WHERE df.fileSize LIKE '1%'") == [1, 4]
