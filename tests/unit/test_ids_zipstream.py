@@ -401,3 +401,24 @@ def test_zip_members_layout_order_and_duplicates() -> None:
     assert [d.id for d in skipped] == [30]
     with pytest.raises(ValueError):
         zip_members(ds, [DfInfo(1, "n", "l", 7)])
+
+
+def test_overlong_name_refused() -> None:
+    with pytest.raises(ValueError):
+        StoredZip([ZipMember("x" * 70_000, "a", 0)], MemoryStorage())
+    with pytest.raises(ValueError):
+        b"".join(deflate_zip([ZipMember("x" * 70_000, "a", 0)], MemoryStorage()))
+
+
+def test_catalogue_crc_can_be_ignored() -> None:
+    ds = {1: DsInfo(1, "d", 1, "i", "v", 1, "f")}
+    store = _store({"1/1/a": b"data"})
+    adler = format(zlib.adler32(b"data"), "x")  # not a CRC32, but looks like one
+    df = DfInfo(1, "a", "1/1/a", 1, 4, adler)
+    trusted, _ = zip_members(ds, [df])
+    assert trusted[0].crc32 == zlib.adler32(b"data")
+    members, _ = zip_members(ds, [df], catalogue_crc=False)
+    assert members[0].crc32 is None
+    body = b"".join(StoredZip(members, store))
+    with zipfile.ZipFile(io.BytesIO(body)) as zf:
+        assert zf.testzip() is None

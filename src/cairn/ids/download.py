@@ -89,7 +89,7 @@ def must_zip(investigation_ids: Sequence[int], dataset_ids: Sequence[int],
 
 def download_body(datasets: Mapping[int, DsInfo], datafiles: Iterable[DfInfo],
                   storage: Storage, *, zip: bool, compress: bool,
-                  mapper: ZipMapper | None = None) -> Body:
+                  mapper: ZipMapper | None = None, catalogue_crc: bool = True) -> Body:
     """The body for a resolved selection (datafiles with a location only, hash stripped).
 
     Not zipped only for a single datafile (callers apply :func:`must_zip` first). Datafiles
@@ -100,7 +100,8 @@ def download_body(datasets: Mapping[int, DsInfo], datafiles: Iterable[DfInfo],
         if len(files) != 1:
             raise ValueError("an unzipped download is exactly one datafile")
         return FileBody(files[0], storage)
-    members, _skipped = zip_members(datasets, files, mapper=mapper, storage=storage)
+    members, _skipped = zip_members(datasets, files, mapper=mapper, storage=storage,
+                                    catalogue_crc=catalogue_crc)
     if compress:
         return DeflateZip(members, storage)
     return StoredZip(members, storage)

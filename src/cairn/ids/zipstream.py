@@ -39,7 +39,7 @@ from cairn.errors import internal
 from cairn.ids.checksum import parse_crc32_hex
 from cairn.ids.mapper import DefaultZipMapper, DfInfo, DsInfo, ZipMapper
 from cairn.ids.ranges import make_etag
-from cairn.ids.storage import CHUNK_SIZE, Storage
+from cairn.ids.storage import Storage
 
 _LIMIT32 = 0xFFFFFFFF
 _LIMIT16 = 0xFFFF
@@ -85,12 +85,15 @@ class ZipMember:
 
 def zip_members(datasets: Mapping[int, DsInfo], datafiles: Iterable[DfInfo], *,
                 mapper: ZipMapper | None = None,
-                storage: Storage | None = None) -> tuple[list[ZipMember], list[DfInfo]]:
+                storage: Storage | None = None,
+                catalogue_crc: bool = True) -> tuple[list[ZipMember], list[DfInfo]]:
     """The members of a download zip, in datafile id order, and the datafiles left out.
 
     Like ids.server, a datafile whose entry name is already taken (same dataset name and file
     name) is left out; unlike it, the caller learns which ones. A datafile without a
-    catalogued size is measured in ``storage``.
+    catalogued size is measured in ``storage``. ``catalogue_crc=False`` ignores catalogue
+    checksums (for a facility whose ingest writes another 8-hex-digit checksum, such as
+    Adler-32, into ``Datafile.checksum``): CRCs are then computed by reading the files.
     """
     mapper = mapper or DefaultZipMapper()
     members: list[ZipMember] = []
@@ -107,7 +110,8 @@ def zip_members(datasets: Mapping[int, DsInfo], datafiles: Iterable[DfInfo], *,
             if storage is None:
                 raise ValueError(f"datafile {df.id} has no size and no storage was given")
             size = storage.size(df.location)
-        members.append(ZipMember(name, df.location, size, parse_crc32_hex(df.checksum),
+        crc = parse_crc32_hex(df.checksum) if catalogue_crc else None
+        members.append(ZipMember(name, df.location, size, crc,
                                  df.mod_time, (df.id, df.version)))
     return members, skipped
 
@@ -186,11 +190,9 @@ class StoredZip:
     with file sizes. Reads go through ``storage.read`` with exact spans.
     """
 
-    def __init__(self, members: Sequence[ZipMember], storage: Storage, *,
-                 chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(self, members: Sequence[ZipMember], storage: Storage) -> None:
         self.members = list(members)
         self.storage = storage
-        self.chunk_size = chunk_size
         self._names = [m.name.encode("utf-8") for m in self.members]
         self._crcs: dict[int, int] = {}
         if len(set(self._names)) != len(self._names):
@@ -200,6 +202,8 @@ class StoredZip:
         for m, name in zip(self.members, self._names, strict=True):
             if m.size < 0:
                 raise ValueError(f"negative size for {m.name!r}")
+            if len(name) > _LIMIT16:
+                raise ValueError(f"zip entry name too long: {m.name[:50]!r}...")
             self._local.append(pos)
             pos += _LOCAL.size + len(name) + (20 if m.size >= _LIMIT32 else 0) + m.size
         self._cd_start = pos
@@ -357,8 +361,8 @@ def _deflate_pieces(members: Iterable[ZipMember], storage: Storage,
     pos = 0
     for m in members:
         name = m.name.encode("utf-8")
-        if name in seen:
-            raise ValueError(f"duplicate zip entry name {m.name!r}")
+        if name in seen or len(name) > _LIMIT16:
+            raise ValueError(f"duplicate or too long zip entry name {m.name[:50]!r}")
         seen.add(name)
         # Decided before the data is seen; 5% covers deflate's worst-case expansion.
         zip64 = m.size * 1.05 + 65536 >= _LIMIT32
