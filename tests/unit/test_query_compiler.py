@@ -389,6 +389,8 @@ def test_enum_constants(cat: Cat) -> None:
                    "(org.icatproject.StudyStatus.NEW, org.icatproject.StudyStatus.CANCELLED)"
                    ) == ["s2"]
     bad(cat, "SELECT pt FROM ParameterType pt WHERE pt.valueType = 'FUZZY'")
+    bad(cat, "SELECT pt FROM ParameterType pt "
+             "WHERE pt.valueType = org.icatproject.StudyStatus.NEW")
 
 
 def test_booleans(cat: Cat) -> None:
@@ -503,6 +505,8 @@ def test_distinct(cat: Cat) -> None:
                    "ORDER BY ds.type.name DESC") == [
         ["alpha", "raw"], ["beta", "raw"], ["gamma", "raw"], ["alpha", "processed"]]
     # DISTINCT entities ordered by a column that is not selected (PostgreSQL can't directly).
+    assert cat.run("SELECT DISTINCT CONCAT(i.visitId, '-') FROM Investigation i "
+                   "ORDER BY CONCAT(i.visitId, '-') DESC") == ["2-", "1-"]
     text = ("SELECT DISTINCT(o) FROM Investigation o JOIN o.investigationInstruments ii "
             "JOIN ii.instrument ins ORDER BY ins.name DESC")
     assert cat.ids(text) == [2, 1]

@@ -246,9 +246,7 @@ class Compiler:
 
     def compile(self, sel: ast.Select) -> CompiledQuery:
         ctx = _Ctx(Scope(self.tables))
-        scope = ctx.scope
-        params: set[str] = set()
-        ctx.params = params
+        scope, params = ctx.scope, ctx.params
         for item in sel.from_:
             self._from(scope, item)
         if not scope.vars:
@@ -323,8 +321,12 @@ class Compiler:
                        else self._value(ctx, e, None, "ORDER BY").sql)
             else:
                 sql = self._value(ctx, e, None, "ORDER BY").sql
-            if grouped_distinct and not any(sql.compare(c) for c in columns):
-                sql = func.max(sql) if o.descending else func.min(sql)
+            if grouped_distinct:
+                # A selected column is grouped by (use that very expression, so PostgreSQL
+                # sees the same bound parameters); anything else is aggregated per group.
+                same = next((c for c in columns if sql.compare(c)), None)
+                per_group = func.max(sql) if o.descending else func.min(sql)
+                sql = same if same is not None else per_group
             add(sql, o.descending)
         aggregate = aggregate or ctx.aggregated  # ORDER BY may aggregate too
 
@@ -409,7 +411,7 @@ class Compiler:
             raise error("A sub-select must select exactly one item", -1)
         expr = sel.items[0]
         if isinstance(expr, ast.Path) and self._is_entity_path(sub.scope, expr):
-            r = sub.scope.resolve(expr, "SELECT")
+            r = sub.scope.resolve(expr, "SELECT", many_joins=True)
             v = Val(r.id, "entity", r.entity)  # type: ignore[arg-type]
         else:
             v = self._value(sub, expr, None, "SELECT")
@@ -616,6 +618,9 @@ class Compiler:
 
     @staticmethod
     def _enum(node: ast.EnumConst, expect: str | None) -> Val:
+        if node.enum and expect in SCHEMA.enums and node.enum != expect:
+            raise error(f"A {node.enum} constant cannot be compared with a {expect} value",
+                        node.pos)
         enum = node.enum or (expect if expect in SCHEMA.enums else None)
         if enum is None:
             raise error(f"The type of the enum constant {node.name} is not known here",

@@ -56,7 +56,7 @@ def include_tree(entity: Entity, include: ast.Include | None, root_var: str | No
             raise bad_parameter(f"variable {path.var.upper()} mentioned in INCLUDE clause is "
                                 "not defined")
         for name in path.fields:
-            here = _step(*here, name)
+            here = _step(*here, name, path.pos)
         if item.alias is not None:
             alias = item.alias.lower()
             if alias in nodes:
@@ -66,14 +66,16 @@ def include_tree(entity: Entity, include: ast.Include | None, root_var: str | No
     return root
 
 
-def _step(entity: Entity, tree: IncludeTree, name: str) -> tuple[Entity, IncludeTree]:
+def _step(entity: Entity, tree: IncludeTree, name: str, pos: int
+          ) -> tuple[Entity, IncludeTree]:
+    # icat.server's messages verbatim (as the parser's INCLUDE messages); offset = the path.
     f = entity.field(name)
     if f is None or f.is_attribute:
         raise bad_parameter(f"Problem with INCLUDE clause: {name} is not a field of "
-                            f"{entity.name}")
+                            f"{entity.name}", pos)
     if name in tree.steps:
         # Each (variable, field) pair once: a longer path must continue from an alias.
-        raise bad_parameter(f"INCLUDE clause contains redundant path to {name}")
+        raise bad_parameter(f"INCLUDE clause contains redundant path to {name}", pos)
     sub = IncludeTree()
     tree.steps[name] = sub
     return SCHEMA.entities[f.type], sub
