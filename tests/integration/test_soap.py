@@ -537,3 +537,62 @@ def test_python_icat_create_update_delete(client: Any, server: Server) -> None:
             client.getRemainingMinutes()
         finally:
             client.sessionId = saved
+
+
+# -- result shapes of the query language --------------------------------------------------------
+
+
+def _needs_query_language(server: Server, root: str) -> None:
+    r = post(server, envelope("search", f"<sessionId>{root}</sessionId>"
+                              "<query>SELECT COUNT(f) FROM Facility f</query>"))
+    if r.status_code != 200:
+        pytest.skip("the query language is not in this server yet")
+
+
+def test_search_result_shapes(server: Server, root: str) -> None:
+    _needs_query_language(server, root)
+    base = unique("shape")
+    a, b = base + "-a", base + "-b"  # in ORDER BY f.name order
+    call(server, "createMany", f"<sessionId>{root}</sessionId>"
+         f'<beans xsi:type="ns0:facility"><name>{a}</name><daysUntilRelease>3</daysUntilRelease>'
+         f'</beans><beans xsi:type="ns0:facility"><name>{b}</name><fullName>Two</fullName>'
+         "</beans>")
+    where = f"WHERE f.name IN ('{a}', '{b}') ORDER BY f.name"
+
+    def search(select: str) -> list[etree._Element]:
+        return call(server, "search", f"<sessionId>{root}</sessionId>"
+                    f"<query>SELECT {select} FROM Facility f {where}</query>")
+
+    def typed(el: etree._Element) -> tuple[str | None, str | None]:
+        if el.get(f"{{{XSI}}}nil") == "true":
+            return None, None
+        return el.get(f"{{{XSI}}}type", "").rpartition(":")[2], el.text
+
+    assert [typed(r) for r in search("f.name")] == [("string", a), ("string", b)]
+    assert [typed(r) for r in search("f.fullName")] == [(None, None), ("string", "Two")]
+    assert [typed(r) for r in search("COUNT(f)")] == [("long", "2")]
+    rows = search("f.name, f.daysUntilRelease, f.fullName")
+    assert [r.get(f"{{{XSI}}}type").rpartition(":")[2] for r in rows] == ["fieldSet"] * 2
+    assert [[typed(f) for f in r] for r in rows] == [
+        [("string", a), ("long", "3"), (None, None)],
+        [("string", b), (None, None), ("string", "Two")]]
+    (entity,) = search("f").__getitem__(slice(0, 1))
+    assert entity.get(f"{{{XSI}}}type").endswith(":facility")
+
+
+def test_python_icat_queries(client: Any, server: Server, root: str) -> None:
+    _needs_query_language(server, root)
+    from icat.query import Query
+
+    name = unique("pyq")
+    fac = client.new("Facility", name=name, daysUntilRelease=7)
+    fac.create()
+    rows = client.search(Query(client, "Facility", conditions={"name": f"= '{name}'"},
+                               attributes=["name", "daysUntilRelease", "fullName"]))
+    assert rows == [(name, 7, None)]
+    (count,) = client.search(Query(client, "Facility", conditions={"name": f"= '{name}'"},
+                                   aggregate="COUNT"))
+    assert count == 1
+    (found,) = client.search(Query(client, "Facility", conditions={"name": f"= '{name}'"}))
+    assert found.id == fac.id and found.daysUntilRelease == 7
+    client.delete(found)

@@ -103,7 +103,15 @@ def update(cat: Catalogue, sid: str | None, obj: Obj) -> None:
     if obj.id is None:
         raise no_such_object(f"{obj.entity.name} has no id")
     with cat.work(sid) as work:
-        Writer(work, cat.authz).update(replacement(obj))
+        full = replacement(obj)
+        current = work.load_one(obj.entity, obj.id)
+        if current is None:
+            raise no_such_object(f"{obj.entity.name}[id:{obj.id}] not found.")
+        # Every relation is sent; only those whose target changes are changes. Otherwise an
+        # unchanged natural-key relation would count as an identity change (DELETE + CREATE).
+        full.ones = {name: ref for name, ref in full.ones.items()
+                     if (ref.id if ref is not None else None) != current.refs.get(name)}
+        Writer(work, cat.authz).update(full)
 
 
 def delete_many(cat: Catalogue, sid: str | None, objs: list[Obj]) -> None:
