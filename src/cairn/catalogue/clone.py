@@ -45,9 +45,9 @@ def clone(work: Work, authz: Authorizer, entity: Entity, id: int, keys: dict[str
         for chunk in work.chunks(sorted(ids)):
             rows = work.conn.execute(select(table).where(table.c.id.in_(chunk))
                                      .order_by(table.c.id)).all()
+            authz.check_all(work, Access.READ, name, [r.id for r in rows])
             originals, payload = [], []
             for r in rows:
-                authz.check(work.user, Access.READ, name, r.id)
                 row = {c.key: r._mapping[c.key] for c in cols}
                 for f in ent.ones:
                     ref = row[f.name]
@@ -72,5 +72,5 @@ def clone(work: Work, authz: Authorizer, entity: Entity, id: int, keys: dict[str
                 work.conn.execute(table.insert(), payload)
             for old, new in zip(originals, new_ids, strict=True):
                 mapping[(name, old)] = new
-                authz.check(work.user, Access.CREATE, name, new)
+            authz.check_all(work, Access.CREATE, name, new_ids)
     return mapping[(entity.name, id)]

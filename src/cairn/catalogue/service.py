@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from cairn.authn.registry import login_user
-from cairn.authz import Access, Authorizer
+from cairn.authz import AUTHZ_ENTITIES, Access, Authorizer
 from cairn.catalogue.cascade import closure, delete_closure
 from cairn.catalogue.clone import clone as clone_tree
-from cairn.catalogue.include import fill
+from cairn.catalogue.include import Readable, fill
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.sessions import Session, SessionStore
 from cairn.catalogue.work import Work
@@ -22,7 +22,7 @@ from cairn.config import Settings
 from cairn.db.engine import Database
 from cairn.errors import ErrorType, IcatError, bad_parameter, internal, no_such_object, validation
 from cairn.query.execute import queries_for, run
-from cairn.schema import SCHEMA, Entity
+from cairn.schema import SCHEMA, Entity, Field
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Catalogue:
         self.db = db
         self.authenticators = authenticators
         self.sessions = SessionStore(db, settings.catalogue.session_lifetime_minutes)
-        self.authz = Authorizer(settings.catalogue.root_users)
+        self.authz = Authorizer(db, settings.catalogue.root_users)
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -93,13 +93,32 @@ class Catalogue:
     def work(self, sid: str | None) -> Iterator[Work]:
         """A transaction for the session's user; any failure rolls all of it back."""
         user = self.sessions.get(sid).user
+        work: Work | None = None
         try:
             with self.db.begin() as conn:
-                yield Work(conn=conn, db=self.db, user=user, now=self.db.now(),
-                           max_ids=self.settings.catalogue.max_ids_in_query,
-                           root=self.authz.is_root(user))
+                work = Work(conn=conn, db=self.db, user=user, now=self.db.now(),
+                            max_ids=self.settings.catalogue.max_ids_in_query,
+                            root=self.authz.is_root(user))
+                yield work
         except sa_exc.DBAPIError as e:
             raise db_error(e) from e
+        finally:
+            if work is not None and work.authz_changed:
+                self.authz.invalidate()  # committed or not: reload rules from the database
+
+    def _readable(self, work: Work) -> Readable | None:
+        """INCLUDE filter (§2.6): free steps pass, other objects need READ, silently."""
+        if work.root:
+            return None
+
+        def readable(f: Field, objs: list[Obj]) -> list[Obj]:
+            if not objs or self.authz.free_step(work.conn, f.entity, f.name, f.type):
+                return objs
+            ok = self.authz.allowed_ids(work, Access.READ, f.type,
+                                        [o.id for o in objs if o.id is not None], work.max_ids)
+            return [o for o in objs if o.id in ok]
+
+        return readable
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -109,8 +128,9 @@ class Catalogue:
             obj = work.load_one(q.entity, id)
             if obj is None:
                 raise no_such_object(f"{q.entity.name}[id:{id}] not found.")
-            self.authz.check(work.user, Access.READ, q.entity.name, id)
-            fill(work, q.entity, [obj], q.include, self.settings.catalogue.max_entities)
+            self.authz.check(work, Access.READ, q.entity.name, id)
+            fill(work, q.entity, [obj], q.include, self.settings.catalogue.max_entities,
+                 self._readable(work))
             return obj
 
     def search(self, sid: str | None, query: str) -> list[Any]:
@@ -119,11 +139,17 @@ class Catalogue:
         limit = self.settings.catalogue.max_entities
         with self.work(sid) as work:
             q = queries_for(self.db).search(query)
-            for entity in {ip.entity for ip in q.id_paths} or {q.root_entity}:
-                self.authz.check(work.user, Access.READ, entity, None)
-            results = run(work, q, limit)
+            restrict = None
+            if not work.root:
+                restrict = self.authz.search_restriction(work)
+                for ip in q.id_paths:
+                    restrict(ip)
+                if restrict.denied:  # some selected entity is unreadable altogether
+                    return [0] if q.is_count else []
+            results = run(work, q, limit, restrict)
             if q.entity is not None and q.include:
-                fill(work, q.entity, [o for o in results if o is not None], q.include, limit)
+                fill(work, q.entity, [o for o in results if o is not None], q.include, limit,
+                     self._readable(work))
             return results
 
     # -- writing ----------------------------------------------------------------------------
@@ -139,9 +165,12 @@ class Catalogue:
                     if work.load_one(entity, id) is None:
                         raise no_such_object(f"{entity.name}[id:{id}] not found.")
                     found = closure(work, entity.name, {id})
+                    # The object itself first, so the message names what was asked for.
+                    self.authz.check(work, Access.DELETE, entity.name, id)
                     for name, ids in found.items():
-                        for oid in ids:
-                            self.authz.check(work.user, Access.DELETE, name, oid)
+                        self.authz.check_all(work, Access.DELETE, name, ids, work.max_ids)
+                        if name in AUTHZ_ENTITIES:
+                            work.authz_changed = True
                     delete_closure(work, found)
                 except IcatError as e:
                     raise e.at(i) from None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cairn.authz import Access, Authorizer
+from cairn.authz import Access, Authorizer, Caller
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.service import Catalogue
 from cairn.catalogue.work import Work
@@ -34,9 +34,9 @@ class _TopLevelCreateCheck:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def check(self, user: str, access: Access, entity: str, id: int | None) -> None:
+    def check(self, caller: Caller, access: Access, entity: str, id: int | None) -> None:
         if access != Access.CREATE:
-            self._inner.check(user, access, entity, id)
+            self._inner.check(caller, access, entity, id)
 
 
 def _references_only(obj: Obj) -> None:
@@ -54,7 +54,7 @@ def _create(work: Work, authz: Authorizer, obj: Obj) -> int:
     obj.id = None
     writer = Writer(work, _TopLevelCreateCheck(authz))  # type: ignore[arg-type]
     new_id = writer.create(obj)
-    authz.check(work.user, Access.CREATE, obj.entity.name, new_id)
+    authz.check(work, Access.CREATE, obj.entity.name, new_id)
     return new_id
 
 
@@ -151,4 +151,4 @@ def is_access_allowed(cat: Catalogue, sid: str | None, obj: Obj, access: Access)
     with cat.work(sid) as work:
         if obj.id is None or work.load_one(obj.entity, obj.id) is None:
             return False
-        return cat.authz.allowed(work.user, access, obj.entity.name, obj.id)
+        return cat.authz.allowed(work, access, obj.entity.name, obj.id)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
+from cairn.authz.rules import derived_columns, interpret
 from cairn.catalogue.work import Work
 from cairn.errors import ErrorType, IcatError, bad_parameter, validation
 from cairn.schema import SCHEMA, Entity
@@ -54,7 +55,7 @@ def check_unique(work: Work, entity: Entity, row: dict[str, Any], self_id: int |
 
 
 def normalise_rule(row: dict[str, Any]) -> None:
-    """Derive Rule's stored flags from crudFlags (the `what` analysis belongs to authz)."""
+    """Normalise crudFlags and fill the hidden columns icat.server derives from `what`."""
     flags = row.get("crudFlags")
     if flags is None:
         return
@@ -63,8 +64,7 @@ def normalise_rule(row: dict[str, Any]) -> None:
         if ch not in "CRUD":
             raise bad_parameter(f"CRUD value {flags} contains {ch}")
     row["crudFlags"] = flags
-    for ch in "crud":
-        row[ch] = ch.upper() in flags
+    row.update(derived_columns(interpret(row.get("what"), flags), flags))
 
 
 def check_public_step(row: dict[str, Any]) -> None:

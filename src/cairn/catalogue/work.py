@@ -22,6 +22,7 @@ class Work:
     now: datetime  # naive, in the catalogue's zone, as stored
     max_ids: int  # largest IN list sent to the database in one statement
     root: bool = False
+    authz_changed: bool = False  # a Rule, Grouping, UserGroup, PublicStep or User was written
 
     def chunks(self, ids: Iterable[int]) -> Iterator[list[int]]:
         batch: list[int] = []
