@@ -131,6 +131,18 @@ def test_wsdl_and_xsd(server: Server) -> None:
     assert server.http.get("/icat/ICAT?wsdl").status_code == 200
 
 
+def test_wsdl_addresses_from_public_url(tmp_path: Any) -> None:
+    public = "https://icat.example.org:8181"
+    srv = Server(tmp_path, f"sqlite:///{tmp_path / 'c.db'}",
+                 env={"CAIRN_SERVER__PUBLIC_URL": public + "/"})
+    try:
+        wsdl = srv.http.get(ENDPOINT + "?wsdl").text
+        assert f'location="{public}{ENDPOINT}"' in wsdl
+        assert f'schemaLocation="{public}{ENDPOINT}?xsd=1"' in wsdl
+    finally:
+        srv.stop()
+
+
 # -- service information ------------------------------------------------------------------------
 
 

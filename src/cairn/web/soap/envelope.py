@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from cairn.catalogue.objects import Obj
-from cairn.errors import IcatError, bad_parameter
+from cairn.errors import ErrorType, IcatError, bad_parameter
 from cairn.schema import SCHEMA, Entity, Field
 from cairn.web.soap.wsdl import (
     ENTITY_BY_TYPE,
@@ -50,7 +50,7 @@ class ClientFault(IcatError):
     """A request that is not a usable SOAP call (faultcode ``Client``)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(bad_parameter(message).type, message)
+        super().__init__(ErrorType.BAD_PARAMETER, message)
 
 
 # -- parsing ------------------------------------------------------------------------------------
