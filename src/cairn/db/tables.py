@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.sql.elements import quoted_name
@@ -87,6 +88,9 @@ class Tables:
     entity: dict[str, Table]
     session: Table
     passwd: Table
+    ids_prepared: Table
+    ids_job: Table
+    ids_failure: Table
 
     def __getitem__(self, entity_name: str) -> Table:
         return self.entity[entity_name]
@@ -146,7 +150,46 @@ def build_tables(schema: Schema = SCHEMA, metadata: MetaData | None = None,
     passwd = Table(ident("PASSWD"), md,
                    Column(ident("USERNAME"), String(255), primary_key=True, key="userName"),
                    Column(ident("ENCODEDPASSWORD"), String(255), key="encodedPassword"))
-    return Tables(metadata=md, entity=entity, session=session, passwd=passwd)
+    ids_prepared, ids_job, ids_failure = _data_service_tables(md)
+    return Tables(metadata=md, entity=entity, session=session, passwd=passwd,
+                  ids_prepared=ids_prepared, ids_job=ids_job, ids_failure=ids_failure)
+
+
+def _data_service_tables(md: MetaData) -> tuple[Table, Table, Table]:
+    """The data service's state, kept in the catalogue database so it survives restarts and
+    is shared by every Cairn process (ids.server keeps it in memory and in cache files)."""
+    prepared = Table(
+        ident("CAIRN_IDS_PREPARED"), md,
+        Column(ident("PREPARED_ID"), String(36), primary_key=True, key="id"),
+        Column(ident("USERNAME"), String(255), nullable=False, key="user"),
+        Column(ident("CREATED"), DateTime(), nullable=False, key="created"),
+        Column(ident("ZIP"), Boolean(create_constraint=False), nullable=False, key="zip"),
+        Column(ident("COMPRESS"), Boolean(create_constraint=False), nullable=False,
+               key="compress"),
+        # JSON snapshot of the selection at prepare time (datasets, datafiles, empty datasets).
+        Column(ident("CONTENT"), Text(), nullable=False, key="content"),
+        Index(ident("IDX_CAIRN_IDS_PREPARED_CREATED"), "created"))
+    job = Table(
+        ident("CAIRN_IDS_JOB"), md,
+        Column(ident("ID"), ID_TYPE, Identity(start=1), primary_key=True, autoincrement=True,
+               key="id"),
+        Column(ident("UNIT"), String(8), nullable=False, key="unit"),  # DATASET | DATAFILE
+        Column(ident("UNIT_ID"), BigInteger(), nullable=False, key="unit_id"),
+        # Requested state: WRITE_REQUESTED, WRITE_THEN_ARCHIVE_REQUESTED, ARCHIVE_REQUESTED,
+        # RESTORE_REQUESTED, DELETE_REQUESTED (ids.server's state machine).
+        Column(ident("STATE"), String(32), nullable=False, key="state"),
+        Column(ident("NOT_BEFORE"), DateTime(), nullable=False, key="not_before"),
+        Column(ident("CLAIMED_BY"), String(64), key="claimed_by"),
+        Column(ident("CLAIMED_AT"), DateTime(), key="claimed_at"),
+        Column(ident("CREATED"), DateTime(), nullable=False, key="created"),
+        UniqueConstraint("unit", "unit_id", name=ident("UNQ_CAIRN_IDS_JOB_0")))
+    failure = Table(
+        ident("CAIRN_IDS_FAILURE"), md,
+        Column(ident("UNIT"), String(8), primary_key=True, key="unit"),
+        Column(ident("UNIT_ID"), BigInteger(), primary_key=True, key="unit_id"),
+        Column(ident("MESSAGE"), String(1024), key="message"),
+        Column(ident("CREATED"), DateTime(), nullable=False, key="created"))
+    return prepared, job, failure
 
 
 TABLES = build_tables()
