@@ -16,7 +16,10 @@ from sqlalchemy import create_engine, select, text
 
 from cairn.db.tables import TABLES
 
-USERS = {"root": "secret", "useroffice": "secret", "jdoe": "secret"}
+USERS = {"root": "secret", "useroffice": "secret", "jdoe": "secret",
+         # users of the authorization tests (test_authz_*.py)
+         "acord": "secret", "ahau": "secret", "jbotu": "secret", "nbour": "secret",
+         "rbeck": "secret"}
 
 
 def free_port() -> int:
