@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "CAIRN_"
 
@@ -91,6 +99,101 @@ class AuthnSettings(_Section):
         return self
 
 
+class DataSettings(_Section):
+    """The data service (``/ids``): storage, two-level migration, downloads.
+
+    ``main``/``archive`` name a local folder or ``s3://bucket/prefix``; without ``archive``
+    storage is single-level (everything always online), as ids.server without an archive
+    plugin.
+    """
+
+    #: Main storage; empty = ``<data_dir>/main``.
+    main: str = ""
+    #: Archive storage; absent = single-level.
+    archive: str | None = None
+    #: Unit of archiving: one zip per dataset, or each datafile on its own.
+    storage_unit: Literal["dataset", "datafile"] = "dataset"
+    #: Working folder (temporary zips of restores and writes); empty = ``<data_dir>/cache``.
+    cache_dir: Path | None = None
+    #: Quiet time after the last change to a unit before it is written to the archive
+    #: (ids.server's delayDatasetWritesSeconds / delayDatafileOperationsSeconds).
+    write_delay_seconds: float = Field(60.0, ge=0)
+    #: How often the two-level job queue is processed (processQueueIntervalSeconds).
+    queue_interval_seconds: float = Field(5.0, gt=0)
+    #: Age after which a preparedId is refused as expired.
+    prepared_lifetime_hours: float = Field(168.0, gt=0)
+    #: Eviction watermarks: once main storage holds ``start`` bytes or more, archived data
+    #: is removed from it, oldest first, until it holds at most ``stop`` bytes.
+    start_archiving_level_bytes: int | None = Field(None, gt=0)
+    stop_archiving_level_bytes: int | None = Field(None, ge=0)
+    #: Refuse put and delete (ids.server's readOnly).
+    read_only: bool = False
+    #: Allow the ``write`` call (ids.server's enableWrite); default: ``not read_only``.
+    enable_write: bool | None = None
+    #: Secret for the location hash ids.server appends to Datafile.location (``key``).
+    key: str | None = Field(None, repr=False)
+    #: Ignore catalogue checksums when building zips (they are then computed by reading);
+    #: for catalogues whose ingest writes another 8-hex-digit checksum into Datafile.checksum.
+    trust_catalogue_checksums: bool = True
+    #: S3-compatible object store: endpoint (empty = AWS), region, and credentials. Keep the
+    #: credentials out of the file: CAIRN_DATA__S3_ACCESS_KEY / CAIRN_DATA__S3_SECRET_KEY,
+    #: or boto3's own sources (AWS_ACCESS_KEY_ID, ~/.aws, instance roles).
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key: str | None = Field(None, repr=False)
+    s3_secret_key: str | None = Field(None, repr=False)
+    # Whether main / cache_dir were derived from data_dir (and so follow it when it moves).
+    _main_default: bool = PrivateAttr(False)
+    _cache_default: bool = PrivateAttr(False)
+
+    @field_validator("main", "archive")
+    @classmethod
+    def _storage(cls, v: str | None) -> str | None:
+        if v is not None and v.startswith("s3://"):
+            bucket = v[5:].partition("/")[0]
+            if not bucket:
+                raise ValueError(f"{v!r} names no bucket: write s3://BUCKET/PREFIX")
+        elif v is not None and "://" in v:
+            raise ValueError(f"{v!r}: storage is a folder or s3://bucket/prefix")
+        return v
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str | None) -> str | None:
+        if v is not None and not v:
+            raise ValueError("key must not be empty (leave it out to store plain locations)")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> DataSettings:
+        start, stop = self.start_archiving_level_bytes, self.stop_archiving_level_bytes
+        if (start is None) != (stop is None):
+            raise ValueError("start_archiving_level_bytes and stop_archiving_level_bytes "
+                             "go together")
+        if start is not None and stop is not None and stop >= start:
+            raise ValueError("stop_archiving_level_bytes must be below "
+                             "start_archiving_level_bytes")
+        if start is not None and self.archive is None:
+            raise ValueError("the archiving levels need an archive (two-level storage)")
+        if self.archive is not None and self.archive == self.main:
+            raise ValueError("archive and main storage must differ")
+        if bool(self.s3_access_key) != bool(self.s3_secret_key):
+            raise ValueError("s3_access_key and s3_secret_key go together")
+        return self
+
+    @property
+    def two_level(self) -> bool:
+        return self.archive is not None
+
+    @property
+    def write_enabled(self) -> bool:
+        return (not self.read_only) if self.enable_write is None else self.enable_write
+
+    @property
+    def prepared_lifetime_seconds(self) -> float:
+        return self.prepared_lifetime_hours * 3600
+
+
 def _default_authn() -> dict[str, AuthnSettings]:
     return {"db": AuthnSettings(type="db")}
 
@@ -99,6 +202,12 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     catalogue: CatalogueSettings = CatalogueSettings()
     authn: dict[str, AuthnSettings] = Field(default_factory=_default_authn)
+    data: DataSettings = DataSettings()
+
+    @model_validator(mode="after")
+    def _data_paths(self) -> Settings:
+        resolve_data_paths(self)
+        return self
 
     @property
     def database_url(self) -> str:
@@ -157,7 +266,34 @@ def load_settings(path: str | Path | None = None,
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
         raise ConfigError(f"invalid configuration{f' in {path}' if path else ''}: {problems}") \
             from e
-    if path is not None and not settings.server.data_dir.is_absolute():
+    if path is not None:
         # Relative folders in a file are relative to that file, not to the working directory.
-        settings.server.data_dir = (Path(path).parent / settings.server.data_dir).resolve()
+        base = Path(path).parent
+        if not settings.server.data_dir.is_absolute():
+            settings.server.data_dir = (base / settings.server.data_dir).resolve()
+        resolve_data_paths(settings, base)
     return settings
+
+
+def _is_folder(location: str) -> bool:
+    return not location.startswith("s3://")
+
+
+def resolve_data_paths(settings: Settings, base: Path | None = None) -> None:
+    """Fill the storage defaults from ``data_dir`` and make relative folders relative to
+    ``base`` (the configuration file's folder). Idempotent: defaults are remembered as such,
+    so a later change of ``data_dir`` moves them along."""
+    data = settings.data
+    if not data.main or data._main_default:
+        data.main = str(settings.server.data_dir / "main")
+        data._main_default = True
+    elif base is not None and _is_folder(data.main) and not Path(data.main).is_absolute():
+        data.main = str((base / data.main).resolve())
+    if data.cache_dir is None or data._cache_default:
+        data.cache_dir = settings.server.data_dir / "cache"
+        data._cache_default = True
+    elif base is not None and not data.cache_dir.is_absolute():
+        data.cache_dir = (base / data.cache_dir).resolve()
+    if base is not None and data.archive and _is_folder(data.archive) \
+            and not Path(data.archive).is_absolute():
+        data.archive = str((base / data.archive).resolve())
