@@ -17,24 +17,22 @@ them), so a revoke made through any process sharing the database holds within th
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, false, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from cairn.authz.access import Access
-from cairn.authz.rules import RuleMeaning, interpret
+from cairn.authz.rules import RuleMeaning, compile_rule, interpret
 from cairn.db.engine import Database
 from cairn.errors import IcatError, insufficient_privileges
-from cairn.query import ast
-from cairn.query.compiler import IdPath
-from cairn.query.execute import queries_for
+from cairn.query.compiler import USER, IdPath, now_values
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +41,11 @@ AUTHZ_ENTITIES = frozenset({"Rule", "Grouping", "UserGroup", "PublicStep", "User
 
 
 class Caller(Protocol):
-    """The part of a unit of work authorization needs: the transaction and the user."""
+    """The part of a unit of work authorization needs: transaction, user and clock."""
 
     conn: Connection
     user: str
+    now: datetime
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,16 @@ class Rule:
     flags: str
     grouping: int | None
     meaning: RuleMeaning
-    ids: Any  # SELECT v.id ... (SQLAlchemy Select), :user still unbound
+    ids: Any  # SELECT v.id ... (SQLAlchemy Select), :user and the clock still unbound
+    params: frozenset[str]  # which runtime parameters it needs
+
+    def bound(self, caller: Caller) -> Any:
+        values: dict[str, Any] = {}
+        if USER in self.params:
+            values[USER] = caller.user
+        if len(self.params) > (USER in self.params):
+            values.update({k: v for k, v in now_values(caller.now).items() if k in self.params})
+        return self.ids.params(**values) if values else self.ids
 
 
 @dataclass
@@ -105,12 +113,12 @@ class Authorizer:
             flags = (r.crudFlags or "").strip().upper()
             try:
                 meaning = interpret(r.what, flags)
-                ids = self._compile(meaning)
+                q = compile_rule(self.db, meaning)
             except IcatError as e:  # e.g. written by another server in syntax we reject
                 log.warning("ignoring Rule %s (%r): %s", r.id, r.what, e.message)
                 continue
             rules.append(Rule(id=r.id, flags=flags, grouping=r.grouping, meaning=meaning,
-                              ids=ids))
+                              ids=q.statement().order_by(None), params=q.params))
             # icat.server's public tables ignore the crud flags (quirk kept: sites rely on it).
             if r.grouping is None and not meaning.restricted:
                 public.add(meaning.bean)
@@ -118,11 +126,6 @@ class Authorizer:
                           conn.execute(select(step.c.origin, step.c.field)))
         return Snapshot(rules=rules, public_tables=frozenset(public), public_steps=steps,
                         loaded=time.monotonic())
-
-    def _compile(self, meaning: RuleMeaning) -> Any:
-        sel = dataclasses.replace(meaning.select, items=(ast.Path(meaning.var, ("id",)),))
-        q = queries_for(self.db).compile(sel)
-        return q.statement().order_by(None)
 
     def _groups(self, conn: Connection, snap: Snapshot, user: str) -> frozenset[int]:
         hit = snap.memberships.get(user)
@@ -157,28 +160,28 @@ class Authorizer:
             out.append(r)
         return out
 
-    def predicate(self, conn: Connection, user: str, access: Access, bean: str,
+    def predicate(self, caller: Caller, access: Access, bean: str,
                   id_column: ColumnElement[Any], attribute: str | None = None
                   ) -> ColumnElement[bool] | None:
         """SQL condition on ``id_column`` meaning "user may <access> it"; None = no limit."""
-        if self.is_root(user):
+        if self.is_root(caller.user):
             return None
         if access == Access.READ and attribute is None \
-                and bean in self._state(conn).public_tables:
+                and bean in self._state(caller.conn).public_tables:
             return None
-        rules = self.applicable(conn, user, access, bean, attribute)
+        rules = self.applicable(caller.conn, caller.user, access, bean, attribute)
         if not rules:
             return false()
         if any(not r.meaning.restricted for r in rules):
             return None
-        return or_(*(id_column.in_(r.ids.params(user=user)) for r in rules))
+        return or_(*(id_column.in_(r.bound(caller)) for r in rules))
 
     def allowed_ids(self, caller: Caller, access: Access, bean: str, ids: Iterable[int],
                     batch: int = 500, attribute: str | None = None) -> set[int]:
         """The subset of ``ids`` the caller may <access> (one query per batch)."""
         ids = sorted(set(ids))
         table = self.db.tables[bean]
-        pred = self.predicate(caller.conn, caller.user, access, bean, table.c.id, attribute)
+        pred = self.predicate(caller, access, bean, table.c.id, attribute)
         if pred is None:
             return set(ids)
         out: set[int] = set()
@@ -235,8 +238,7 @@ class SearchRestriction:
         self.denied = False
 
     def __call__(self, path: IdPath) -> ColumnElement[bool] | None:
-        pred = self.authz.predicate(self.caller.conn, self.caller.user, Access.READ,
-                                    path.entity, path.column)
+        pred = self.authz.predicate(self.caller, Access.READ, path.entity, path.column)
         if pred is not None and pred.compare(false()):
             self.denied = True
         return pred

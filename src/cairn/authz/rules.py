@@ -13,8 +13,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from cairn.db.engine import Database
 from cairn.errors import IcatError, bad_parameter
 from cairn.query import ast, parse_query, to_text
+from cairn.query.compiler import CompiledQuery
+from cairn.query.execute import queries_for
 from cairn.schema import SCHEMA, Entity
 
 JPQL_LIMIT = 1024  # length of the derived JPQL columns
@@ -80,6 +83,16 @@ def interpret(what: str | None, crud_flags: str) -> RuleMeaning:
             raise bad_parameter("Attribute selection in rules is only allowed for Update")
     return RuleMeaning(bean=bean.name, var=item.var, attribute=attribute, select=sel,
                        restricted=sel.where is not None)
+
+
+def compile_rule(db: Database, meaning: RuleMeaning) -> CompiledQuery:
+    """``SELECT v.id FROM ... WHERE ...`` of a rule, checked against the schema (unknown
+    fields, wrong types: BAD_PARAMETER)."""
+    sel = dataclasses.replace(meaning.select, items=(ast.Path(meaning.var, ("id",)),))
+    try:
+        return queries_for(db).compile(sel)
+    except IcatError as e:
+        raise bad_parameter(f"Rule 'what' is not a valid query: {e.message}") from None
 
 
 def derived_columns(meaning: RuleMeaning, crud_flags: str) -> dict[str, Any]:

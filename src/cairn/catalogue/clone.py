@@ -34,7 +34,13 @@ def clone(work: Work, authz: Authorizer, entity: Entity, id: int, keys: dict[str
     if work.load_one(entity, id) is None:
         raise no_such_object(f"{entity.name}:{id}")
     found = closure(work, entity.name, {id})
+    # As icat.server: READ on every original (the source first), then copy, then CREATE on
+    # every copy once the whole tree exists.
+    authz.check(work, Access.READ, entity.name, id)
+    for name in SCHEMA.export_order:
+        authz.check_all(work, Access.READ, name, found.get(name, ()), work.max_ids)
     mapping: dict[tuple[str, int], int] = {}
+    created: dict[str, list[int]] = {}
     for name in SCHEMA.export_order:  # parents before children
         ids = found.get(name)
         if not ids:
@@ -45,7 +51,6 @@ def clone(work: Work, authz: Authorizer, entity: Entity, id: int, keys: dict[str
         for chunk in work.chunks(sorted(ids)):
             rows = work.conn.execute(select(table).where(table.c.id.in_(chunk))
                                      .order_by(table.c.id)).all()
-            authz.check_all(work, Access.READ, name, [r.id for r in rows])
             originals, payload = [], []
             for r in rows:
                 row = {c.key: r._mapping[c.key] for c in cols}
@@ -72,5 +77,7 @@ def clone(work: Work, authz: Authorizer, entity: Entity, id: int, keys: dict[str
                 work.conn.execute(table.insert(), payload)
             for old, new in zip(originals, new_ids, strict=True):
                 mapping[(name, old)] = new
-            authz.check_all(work, Access.CREATE, name, new_ids)
+            created.setdefault(name, []).extend(new_ids)
+    for name in SCHEMA.export_order:
+        authz.check_all(work, Access.CREATE, name, created.get(name, ()), work.max_ids)
     return mapping[(entity.name, id)]

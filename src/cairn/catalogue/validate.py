@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
-from cairn.authz.rules import derived_columns, interpret
+from cairn.authz.rules import compile_rule, derived_columns, interpret
 from cairn.catalogue.work import Work
 from cairn.errors import ErrorType, IcatError, bad_parameter, validation
 from cairn.schema import SCHEMA, Entity
@@ -54,7 +54,7 @@ def check_unique(work: Work, entity: Entity, row: dict[str, Any], self_id: int |
         raise IcatError(ErrorType.OBJECT_ALREADY_EXISTS, f"{entity.name} exists with {parts}")
 
 
-def normalise_rule(row: dict[str, Any]) -> None:
+def normalise_rule(work: Work, row: dict[str, Any]) -> None:
     """Normalise crudFlags and fill the hidden columns icat.server derives from `what`."""
     flags = row.get("crudFlags")
     if flags is None:
@@ -64,7 +64,9 @@ def normalise_rule(row: dict[str, Any]) -> None:
         if ch not in "CRUD":
             raise bad_parameter(f"CRUD value {flags} contains {ch}")
     row["crudFlags"] = flags
-    row.update(derived_columns(interpret(row.get("what"), flags), flags))
+    meaning = interpret(row.get("what"), flags)
+    compile_rule(work.db, meaning)  # unknown fields and type errors refuse the rule now
+    row.update(derived_columns(meaning, flags))
 
 
 def check_public_step(row: dict[str, Any]) -> None:
@@ -112,6 +114,6 @@ def check_entity_rules(work: Work, entity: Entity, row: dict[str, Any]) -> None:
     if entity.name in PARAMETER_KINDS:
         check_parameter(work, entity, row)
     elif entity.name == "Rule":
-        normalise_rule(row)
+        normalise_rule(work, row)
     elif entity.name == "PublicStep":
         check_public_step(row)

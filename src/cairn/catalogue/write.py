@@ -78,8 +78,9 @@ class Writer:
             row[parent[0]] = parent[1]
         work = self.work
         row.update(createId=work.user, modId=work.user, createTime=work.now, modTime=work.now)
-        check_fields(entity, row)
+        # Entity rules first, as icat.server's preparePersist runs before its validation.
         check_entity_rules(work, entity, row)
+        check_fields(entity, row)
         check_unique(work, entity, row, None)
         table = work.db.tables[entity.name]
         given = work.db.ids.next_id(work.conn)
@@ -116,8 +117,8 @@ class Writer:
         row = {k: self._db_value(entity, k, v) for k, v in current.values.items()}
         row.update(current.refs)
         row.update(changes)
-        check_fields(entity, row)
         check_entity_rules(work, entity, row)
+        check_fields(entity, row)
         if any(k in changes for k in entity.key):
             check_unique(work, entity, row, obj.id)
         changes.update(modId=work.user, modTime=work.now)
