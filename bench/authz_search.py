@@ -103,6 +103,13 @@ def load(url: str, scale: float) -> None:
           f"{counts.get('Dataset', 0):,} datasets, {counts.get('Datafile', 0):,} datafiles",
           flush=True)
     set_password(db, USER, USER_PASSWORD)
+    # Planner statistics, as a catalogue in service has them (the same for root and user).
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if db.dialect == "mysql":
+            for table in db.tables.metadata.sorted_tables:
+                conn.exec_driver_sql(f"ANALYZE TABLE {table.name}").all()
+        else:
+            conn.exec_driver_sql("ANALYZE")
     db.dispose()
 
 
@@ -145,8 +152,9 @@ type = "db"
 class Client:
     """One user's keep-alive REST session."""
 
-    def __init__(self, url: str, plugin: str, user: str, password: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=600)
+    def __init__(self, url: str, plugin: str, user: str, password: str,
+                 timeout: float = 120) -> None:
+        self.http = httpx.Client(base_url=url, timeout=timeout)
         body = {"plugin": plugin, "credentials": [{"username": user}, {"password": password}]}
         r = self.http.post("/icat/session", data={"json": json.dumps(body)})
         if r.status_code != 200:
@@ -158,7 +166,10 @@ class Client:
                              params={"sessionId": self.sid, "query": query})
 
     def ok(self, query: str) -> Any:
-        r = self.search(query)
+        try:
+            r = self.search(query)
+        except httpx.TimeoutException:
+            raise RuntimeError(f"timed out after {self.http.timeout.read} s") from None
         if r.status_code != 200:
             raise RuntimeError(f"{query}: {r.status_code} {r.text}")
         return r.json()
@@ -256,7 +267,10 @@ def measure(root: Client, user: Client, query: str, repeat: int, warmup: int) ->
 
     def once(client: Client) -> tuple[float, Any]:
         start = time.perf_counter()
-        answer = client.ok(query)
+        try:
+            answer = client.ok(query)
+        except RuntimeError as e:
+            raise RuntimeError(f"{'root' if client is root else 'user'}: {e}") from None
         return time.perf_counter() - start, answer
 
     try:
@@ -310,6 +324,8 @@ def main() -> int:
     p.add_argument("--database", help="SQLAlchemy URL of an empty database")
     p.add_argument("--repeat", type=int, default=30, help="timed requests per query and user")
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--timeout", type=float, default=120,
+                   help="seconds before a request counts as failed")
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="cairn-bench-authz-"))
@@ -318,8 +334,8 @@ def main() -> int:
     load(database, args.scale)
     proc, url = start(work, database)
     try:
-        root = Client(url, "simple", ROOT, ROOT_PASSWORD)
-        user = Client(url, "db", USER, USER_PASSWORD)
+        root = Client(url, "simple", ROOT, ROOT_PASSWORD, args.timeout)
+        user = Client(url, "db", USER, USER_PASSWORD, args.timeout)
         rules = rule_set()
         root.write([{"Rule": {"crudFlags": flags, "what": what}} for what, flags in rules])
         print(f"{len(rules)} rules added", flush=True)
@@ -335,7 +351,11 @@ def main() -> int:
         return report(results)
     finally:
         proc.terminate()
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:  # e.g. still busy with a timed-out query
+            proc.kill()
+            proc.wait()
 
 
 if __name__ == "__main__":
