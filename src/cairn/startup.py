@@ -11,9 +11,11 @@ from sqlalchemy import select
 from cairn.authn import db as db_authn
 from cairn.authn.registry import build_authenticators
 from cairn.catalogue.service import Catalogue
-from cairn.config import Settings
+from cairn.config import ConfigError, DataSettings, Settings
 from cairn.db import migrate
 from cairn.db.engine import Database
+from cairn.ids.service import DataService, TwoLevelStorage
+from cairn.ids.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +60,37 @@ def ensure_root_account(settings: Settings, db: Database) -> tuple[str, str] | N
         db_authn.set_password(db, name, password)
         return full, password
     return None
+
+
+def open_storage(where: str, data: DataSettings) -> Storage:
+    """A folder, or ``s3://bucket/prefix`` (boto3 is then required: the ``s3`` extra)."""
+    if where.startswith("s3://"):
+        try:
+            from cairn.ids.storage_s3 import S3Storage
+        except ImportError as e:
+            raise ConfigError(f"storage {where} needs boto3: pip install 'cairn[s3]'") from e
+        bucket, _, prefix = where[5:].partition("/")
+        return S3Storage(bucket, prefix, endpoint_url=data.s3_endpoint_url,
+                         region_name=data.s3_region, access_key=data.s3_access_key,
+                         secret_key=data.s3_secret_key)
+    from cairn.ids.storage_local import LocalStorage
+
+    return LocalStorage(where)
+
+
+def open_data_service(catalogue: Catalogue) -> DataService:
+    """Main storage, and two-level storage when an archive is configured."""
+    settings = catalogue.settings
+    data = settings.data
+    main = open_storage(data.main, data)
+    assert data.cache_dir is not None
+    data.cache_dir.mkdir(parents=True, exist_ok=True)
+    twolevel: TwoLevelStorage | None = None
+    if data.archive is not None:
+        try:
+            from cairn.ids.twolevel import TwoLevel
+        except ImportError as e:
+            raise ConfigError("two-level storage ([data] archive) is not available in this "
+                              f"build: {e}") from e
+        twolevel = TwoLevel(catalogue.db, main, open_storage(data.archive, data), data)
+    return DataService(catalogue, data, main, twolevel, settings.public_url)

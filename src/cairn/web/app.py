@@ -17,7 +17,8 @@ from starlette.responses import JSONResponse, Response
 
 from cairn.catalogue.service import Catalogue
 from cairn.errors import ErrorType, IcatError
-from cairn.web import icat_rest, soap
+from cairn.ids.service import DataService
+from cairn.web import icat_rest, ids_rest, soap
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +76,20 @@ async def _purge_sessions(catalogue: Catalogue, interval: float) -> None:
             log.exception("session purge failed; will retry")
 
 
-def create_app(catalogue: Catalogue) -> Starlette:
+def create_app(catalogue: Catalogue, data: DataService | None = None) -> Starlette:
+    if data is None:
+        from cairn.startup import open_data_service
+
+        data = open_data_service(catalogue)
+    service = data
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         interval = catalogue.settings.server.session_purge_interval_seconds
         task = asyncio.create_task(_purge_sessions(catalogue, interval))
         try:
-            yield
+            async with ids_rest.running(service):
+                yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -90,10 +98,12 @@ def create_app(catalogue: Catalogue) -> Starlette:
 
     app = Starlette(
         routes=icat_rest.routes() + soap.routes(),
-        middleware=[Middleware(IcatHeaders)],
+        # /ids goes to the data service's own app, ahead of the catalogue's middleware.
+        middleware=[Middleware(ids_rest.IdsDispatch, service=data), Middleware(IcatHeaders)],
         exception_handlers={IcatError: on_icat_error, HTTPException: on_http_error,
                             Exception: on_unexpected},
         lifespan=lifespan,
     )
     app.state.catalogue = catalogue
+    app.state.data = data
     return app

@@ -1,0 +1,527 @@
+"""The data service's operations (ids.server's IdsBean) as plain blocking calls.
+
+The HTTP adapter (:mod:`cairn.web.ids_rest`) parses parameters, calls these in a worker thread
+and renders the result or the error. Selections are resolved by
+:mod:`cairn.ids.selection` with the caller's permissions in SQL; bytes live in a
+:class:`~cairn.ids.storage.Storage`; two-level storage (archive, restore, write jobs, locks,
+failure flags) is delegated to a :class:`TwoLevelStorage` when an archive is configured.
+
+Where ids.server's single-level storage answers 501 (``archive``, ``restore``, ``write``), so
+does Cairn; ``isPrepared`` is true, ``getStatus`` ONLINE (after validating the selection) and
+``reset`` a no-op, as there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, or_, select
+from sqlalchemy import update as sql_update
+
+from cairn.authz import Access
+from cairn.catalogue.objects import Obj
+from cairn.catalogue.service import Catalogue
+from cairn.catalogue.work import Work
+from cairn.catalogue.write import Writer
+from cairn.config import DataSettings
+from cairn.errors import bad_parameter, insufficient_privileges, no_such_object
+from cairn.ids.checksum import PutResult
+from cairn.ids.download import Body, download_body, download_name
+from cairn.ids.errors import data_not_online, not_implemented
+from cairn.ids.locations import MAX_LOCATION_LENGTH, add_digest
+from cairn.ids.mapper import DfInfo, DsInfo
+from cairn.ids.prepared import PreparedStore, check_uuid
+from cairn.ids.selection import Resolved, Resolver, Selection
+from cairn.ids.storage import Storage
+from cairn.ids.upload import put_answer
+from cairn.schema import SCHEMA
+
+log = logging.getLogger(__name__)
+
+_DATAFILE, _DATASET, _FORMAT = (SCHEMA.entities[n] for n in ("Datafile", "Dataset",
+                                                              "DatafileFormat"))
+
+#: The ids.server release whose API Cairn serves (python-icat gates calls on it).
+IDS_VERSION = "2.1.1"
+
+ONLINE, RESTORING, ARCHIVED = "ONLINE", "RESTORING", "ARCHIVED"
+
+_SINGLE_LEVEL = "This operation is unavailable for single level storage"
+_CONFIGURED_OFF = "This operation has been configured to be unavailable"
+
+
+class TwoLevelStorage(Protocol):
+    """What the data service asks of two-level storage (:mod:`cairn.ids.twolevel`).
+
+    Datasets are "empty" (always online) when no datafile of ``datafiles`` belongs to them.
+    """
+
+    def status(self, datasets: list[DsInfo], datafiles: list[DfInfo]) -> str: ...
+
+    def ensure_online(self, datasets: list[DsInfo], datafiles: list[DfInfo]) -> bool: ...
+
+    def request(self, op: str, datasets: list[DsInfo], datafiles: list[DfInfo]) -> None: ...
+
+    def reset(self, datasets: list[DsInfo], datafiles: list[DfInfo]) -> None: ...
+
+    def after_put(self, dataset: DsInfo, datafile: DfInfo) -> None: ...
+
+    def after_delete(self, datasets: list[DsInfo], datafiles: list[DfInfo]) -> None: ...
+
+    def service_status(self) -> dict[str, Any]: ...
+
+    def lock(self, dataset_ids: list[int], shared: bool) -> AbstractContextManager[Any]: ...
+
+
+@dataclass
+class Download:
+    """A getData answer before HTTP: the body, its file name, and the locks it holds."""
+
+    body: Body
+    filename: str
+    #: Releases the dataset locks; call when the stream ends (or is abandoned).
+    release: Callable[[], None]
+
+
+@dataclass(frozen=True)
+class PutRequest:
+    """``put``'s query parameters, as sent (validated by :meth:`DataService.put_begin`)."""
+
+    session_id: str | None
+    name: str | None
+    datafile_format_id: str | None
+    dataset_id: str | None
+    description: str | None = None
+    doi: str | None = None
+    datafile_create_time: str | None = None
+    datafile_mod_time: str | None = None
+
+
+@dataclass
+class PutPlan:
+    """A put that passed every check: what the upload is stored for and then catalogued as."""
+
+    request: PutRequest
+    dataset: DsInfo
+    datafile: Obj
+    release: Callable[[], None]
+
+
+_JAVA_LONG = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
+
+
+def _long(name: str, text: str | None, *, required: bool) -> int | None:
+    """Java's ``Long.parseLong``: optional sign, ASCII digits, 64 bits."""
+    if text is None:
+        if required:
+            raise bad_parameter(f"The {name} parameter must be set")
+        return None
+    if not _JAVA_LONG.fullmatch(text) or not -(1 << 63) <= int(text) < (1 << 63):
+        raise bad_parameter(f"The {name} parameter must be numeric")
+    return int(text)
+
+
+def check_datafile_name(name: str) -> str:
+    """A name new uploads may have. The name never reaches storage (locations are random),
+    but it becomes a path inside download zips, so it must not climb out of its folder:
+    no absolute names, no ``.``/``..``/empty components, no backslashes or control
+    characters. Sub-folders (``a/b.dat``) are fine, as in ids.server."""
+    if not name:
+        raise bad_parameter("The name parameter must not be empty")
+    if len(name) > MAX_LOCATION_LENGTH:
+        raise bad_parameter(f"The name is longer than {MAX_LOCATION_LENGTH} characters")
+    if any(ord(c) < 0x20 or c == "\x7f" for c in name):
+        raise bad_parameter("Illegal filename: it contains a control character")
+    if "\\" in name:
+        raise bad_parameter(f"Illegal filename {name!r}: backslashes are not allowed")
+    if name.startswith("/"):
+        raise bad_parameter(f"Illegal filename {name!r}: absolute paths are not allowed")
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            raise bad_parameter(f"Illegal filename {name!r}: bad path component {part!r}")
+    return name
+
+
+def _epoch_ms(value: int | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(value / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise bad_parameter(f"The time {value} (milliseconds since 1970) is out of range") \
+            from None
+
+
+class DataService:
+    def __init__(self, catalogue: Catalogue, settings: DataSettings, main: Storage,
+                 twolevel: TwoLevelStorage | None, icat_url: str) -> None:
+        self.cat = catalogue
+        self.settings = settings
+        self.main = main
+        self.twolevel = twolevel
+        self.icat_url = icat_url
+        self.prepared = PreparedStore(catalogue.db, settings.prepared_lifetime_seconds)
+
+    # -- service information ---------------------------------------------------------------
+
+    @property
+    def read_only(self) -> bool:
+        return self.settings.read_only
+
+    @property
+    def two_level(self) -> bool:
+        return self.twolevel is not None
+
+    def service_status(self, session_id: str | None) -> dict[str, Any]:
+        user = self.cat.session(session_id).user
+        if not self.cat.authz.is_root(user):
+            raise insufficient_privileges(f"{user} is not included in the ids rootUserNames "
+                                          "set.")
+        if self.twolevel is None:
+            return {"opsQueue": [], "lockCount": 0, "locks": [], "failures": []}
+        return self.twolevel.service_status()
+
+    # -- resolving ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _work(self, session_id: str | None) -> Iterator[Work]:
+        check_uuid("sessionId", session_id)
+        with self.cat.work(session_id) as work:
+            yield work
+
+    @contextmanager
+    def _reader(self) -> Iterator[Work]:
+        """A unit of work without a user: ids.server's reader account (no permission checks,
+        used only where ids.server uses its reader)."""
+        db = self.cat.db
+        with db.begin() as conn:
+            yield Work(conn=conn, db=db, user="", now=db.now(),
+                       max_ids=self.cat.settings.catalogue.max_ids_in_query, root=True)
+
+    def _resolver(self, work: Work, checked: bool = True) -> Resolver:
+        return Resolver(work, self.cat.authz if checked else None, self.settings.key)
+
+    def resolve(self, session_id: str | None, sel: Selection) -> Resolved:
+        with self._work(session_id) as work:
+            return self._resolver(work).resolve(sel)
+
+    # -- prepared downloads ------------------------------------------------------------------
+
+    def prepare(self, session_id: str | None, sel: Selection, *, zip: bool,
+                compress: bool) -> str:
+        with self._work(session_id) as work:
+            resolved = self._resolver(work).resolve(sel)
+            user = work.user
+        pid = self.prepared.save(user, zip or sel.must_zip, compress, resolved)
+        if self.twolevel is not None:
+            datasets, datafiles = resolved.dataset_list, resolved.datafiles
+            self.twolevel.reset(datasets, datafiles)
+            # As ids.server: queue restores in the background, prepareData answers at once.
+            threading.Thread(target=self._restore_quietly, args=(datasets, datafiles),
+                             name=f"ids-prepare-{pid[:8]}", daemon=True).start()
+        return pid
+
+    def _restore_quietly(self, datasets: list[DsInfo], datafiles: list[DfInfo]) -> None:
+        assert self.twolevel is not None
+        try:
+            self.twolevel.ensure_online(datasets, datafiles)
+        except Exception:
+            log.exception("queueing restores for prepared data failed")
+
+    def is_prepared(self, prepared_id: str | None) -> bool:
+        p = self.prepared.load(prepared_id)
+        if self.twolevel is None:
+            return True
+        datasets, datafiles = p.resolved.dataset_list, p.resolved.datafiles
+        if self.twolevel.status(datasets, datafiles) == ONLINE:  # raises "Restore failed"
+            return True
+        return self.twolevel.ensure_online(datasets, datafiles)
+
+    def purge_prepared(self) -> int:
+        return self.prepared.purge()
+
+    # -- information about a selection -------------------------------------------------------
+
+    def datafile_ids(self, prepared_id: str | None, session_id: str | None,
+                     sel: Selection) -> dict[str, Any]:
+        if prepared_id is not None:
+            p = self.prepared.load(prepared_id)
+            return {"zip": p.zip, "compress": p.compress,
+                    "ids": [d.id for d in p.resolved.datafiles]}
+        with self._work(session_id) as work:
+            return {"ids": self._resolver(work).datafile_ids(sel)}
+
+    def size(self, prepared_id: str | None, session_id: str | None, sel: Selection) -> int:
+        if prepared_id is not None:
+            p = self.prepared.load(prepared_id)
+            return sum(d.size or 0 for d in p.resolved.datafiles)
+        with self._work(session_id) as work:
+            return self._resolver(work).size(sel)
+
+    def status(self, prepared_id: str | None, session_id: str | None, sel: Selection) -> str:
+        if prepared_id is not None:
+            p = self.prepared.load(prepared_id)
+            if self.twolevel is None:
+                return ONLINE
+            return self.twolevel.status(p.resolved.dataset_list, p.resolved.datafiles)
+        # Without a session anybody may ask (ids.server uses its reader account).
+        work_of = self._reader() if session_id is None else self._work(session_id)
+        with work_of as work:
+            resolver = self._resolver(work, checked=session_id is not None)
+            if self.twolevel is None:
+                resolver.validate(sel)
+                return ONLINE
+            resolved = resolver.resolve(sel)
+        return self.twolevel.status(resolved.dataset_list, resolved.datafiles)
+
+    # -- two-level requests ------------------------------------------------------------------
+
+    def archive(self, session_id: str | None, sel: Selection) -> None:
+        self._request("ARCHIVE", session_id, sel)
+
+    def restore(self, session_id: str | None, sel: Selection) -> None:
+        self._request("RESTORE", session_id, sel)
+
+    def _request(self, op: str, session_id: str | None, sel: Selection) -> None:
+        check_uuid("sessionId", session_id)
+        if self.twolevel is None:
+            raise not_implemented(_SINGLE_LEVEL)
+        resolved = self.resolve(session_id, sel)
+        self.twolevel.request(op, resolved.dataset_list, resolved.datafiles)
+
+    def write(self, session_id: str | None, sel: Selection) -> None:
+        if not self.settings.write_enabled:
+            raise not_implemented(_CONFIGURED_OFF)
+        check_uuid("sessionId", session_id)
+        if self.twolevel is None:
+            raise not_implemented(_SINGLE_LEVEL)
+        resolved = self.resolve(session_id, sel)
+        datasets, datafiles = resolved.dataset_list, resolved.datafiles
+        with self.twolevel.lock([d.id for d in datasets], True):
+            if self.twolevel.status(datasets, datafiles) != ONLINE:
+                raise data_not_online("Requested data is not online, write request refused")
+            self.twolevel.request("WRITE", datasets, datafiles)
+
+    def reset(self, prepared_id: str | None, session_id: str | None, sel: Selection) -> None:
+        if prepared_id is not None:
+            resolved = self.prepared.load(prepared_id).resolved
+        else:
+            resolved = self.resolve(session_id, sel)
+        if self.twolevel is not None:
+            self.twolevel.reset(resolved.dataset_list, resolved.datafiles)
+
+    # -- getData -----------------------------------------------------------------------------
+
+    def download(self, prepared_id: str | None, session_id: str | None, sel: Selection, *,
+                 zip: bool, compress: bool, outname: str | None) -> Download:
+        """Everything of getData but the bytes: checks, locks, body and name."""
+        if prepared_id is not None:
+            p = self.prepared.load(prepared_id)
+            resolved, zip, compress = p.resolved, p.zip, p.compress
+            self._check_still_catalogued(resolved.datafiles)
+        else:
+            resolved = self.resolve(session_id, sel)
+            zip = zip or sel.must_zip
+        datasets, datafiles = resolved.dataset_list, resolved.datafiles
+        locks = ExitStack()
+        try:
+            if self.twolevel is not None:
+                locks.enter_context(self.twolevel.lock([d.id for d in datasets], True))
+                if not self.twolevel.ensure_online(datasets, datafiles):
+                    raise data_not_online("Before getting a datafile, its dataset has to be "
+                                          "restored, restoration requested automatically")
+            files = self._checked_sizes(datafiles) if zip else datafiles
+            body = download_body(resolved.datasets, files, self.main, zip=zip,
+                                 compress=compress,
+                                 catalogue_crc=self.settings.trust_catalogue_checksums)
+            name = download_name(zip=zip, outname=outname,
+                                 datafile_name=None if zip else datafiles[0].name)
+        except BaseException:
+            locks.close()
+            raise
+        return Download(body, name, locks.close)
+
+    def _check_still_catalogued(self, datafiles: Sequence[DfInfo]) -> None:
+        """A prepared snapshot may name datafiles deleted since (ids.server's check)."""
+        df = self.cat.db.tables["Datafile"]
+        with self._reader() as work:
+            for batch in work.chunks([d.id for d in datafiles]):
+                n = work.conn.execute(select(func.count()).select_from(df)
+                                      .where(df.c.id.in_(batch))).scalar_one()
+                if n != len(batch):
+                    raise no_such_object("One of the data files requested has been deleted")
+
+    def _checked_sizes(self, datafiles: list[DfInfo]) -> list[DfInfo]:
+        """Zip layouts come from catalogue sizes; on local storage (a stat each) use the real
+        ones, so a wrong ``fileSize`` cannot break a download half-way, and fail before the
+        first byte when a file is missing."""
+        if not datafiles or self.main.local_path(datafiles[0].location) is None:
+            return datafiles
+        out = []
+        for d in datafiles:
+            try:
+                real = self.main.size(d.location)
+            except Exception as e:
+                log.error("datafile %s (%s) is missing from main storage: %s", d.id,
+                          d.location, e)
+                raise no_such_object(f"The file of Datafile[id:{d.id}] ({d.name}) is missing "
+                                     "from storage") from None
+            # A checksum of other content is no checksum: compute it while streaming.
+            out.append(d if real == d.size else replace(d, size=real, checksum=None))
+        return out
+
+    # -- put ----------------------------------------------------------------------------------
+
+    def put_begin(self, req: PutRequest) -> PutPlan:
+        """Every check of put before a byte is read (ids.server's order), plus a trial
+        create rolled back, so that a refused upload is refused before it is sent."""
+        if self.settings.read_only:
+            raise not_implemented(_CONFIGURED_OFF)
+        check_uuid("sessionId", req.session_id)
+        if req.name is None:
+            raise bad_parameter("The name parameter must be set")
+        format_id = _long("datafileFormatId", req.datafile_format_id, required=True)
+        dataset_id = _long("datasetId", req.dataset_id, required=True)
+        create_time = _epoch_ms(_long("datafileCreateTime", req.datafile_create_time,
+                                      required=False))
+        mod_time = _epoch_ms(_long("datafileModTime", req.datafile_mod_time, required=False))
+        name = check_datafile_name(req.name)
+        assert format_id is not None and dataset_id is not None
+        with self._work(req.session_id) as work:
+            dataset = self._dataset_for_put(work, dataset_id)
+        entity = _DATAFILE
+        values: dict[str, Any] = {"name": name, "location": "pending",
+                                  "fileSize": 0, "checksum": "0"}
+        for key, value in (("description", req.description), ("doi", req.doi),
+                           ("datafileCreateTime", create_time),
+                           ("datafileModTime", mod_time)):
+            if value is not None:
+                values[key] = value
+        obj = Obj(entity=entity, values=values,
+                  ones={"dataset": Obj(_DATASET, id=dataset_id),
+                        "datafileFormat": Obj(_FORMAT, id=format_id)})
+        self._trial_create(req.session_id, obj)
+        locks = ExitStack()
+        try:
+            if self.twolevel is not None:
+                locks.enter_context(self.twolevel.lock([dataset_id], True))
+                if self.settings.storage_unit == "dataset":
+                    with self._work(req.session_id) as work:
+                        located = self._resolver(work).resolve(
+                            Selection(dataset_ids=(dataset_id,))).datafiles
+                    if not self.twolevel.ensure_online([dataset], located):
+                        raise data_not_online(
+                            "Before putting, getting or deleting a datafile, its dataset has "
+                            "to be restored, restoration requested automatically")
+        except BaseException:
+            locks.close()
+            raise
+        return PutPlan(req, dataset, obj, locks.close)
+
+    def _dataset_for_put(self, work: Work, dataset_id: int) -> DsInfo:
+        """ids.server reads ``Dataset INCLUDE Investigation, Facility`` with the user's
+        session: 404 if absent, 403 unless all three are readable."""
+        return self._resolver(work).named(Selection(dataset_ids=(dataset_id,)))[dataset_id]
+
+    class _Rollback(Exception):
+        pass
+
+    def _trial_create(self, session_id: str | None, obj: Obj) -> None:
+        """Create the Datafile and roll back: validation, uniqueness of the name within
+        the dataset, the format's existence and the CREATE rules, all before the upload."""
+        try:
+            with self._work(session_id) as work:
+                trial = Obj(entity=obj.entity, values=dict(obj.values), ones=dict(obj.ones))
+                self._check_format(work, trial)
+                Writer(work, self.cat.authz).create(trial)
+                raise DataService._Rollback()
+        except DataService._Rollback:
+            pass
+
+    def _check_format(self, work: Work, obj: Obj) -> None:
+        fmt = obj.ones["datafileFormat"]
+        assert fmt is not None and fmt.id is not None
+        if work.load_one(_FORMAT, fmt.id) is None:
+            raise no_such_object(f"DatafileFormat[id:{fmt.id}] not found.")
+        self.cat.authz.check(work, Access.READ, "DatafileFormat", fmt.id)
+
+    def put_commit(self, plan: PutPlan, location: str, result: PutResult) -> dict[str, Any]:
+        """Catalogue an uploaded file; if that fails, delete the file again."""
+        try:
+            obj = plan.datafile
+            obj.values.update(location=location, fileSize=result.size,
+                              checksum=result.checksum)
+            with self._work(plan.request.session_id) as work:
+                self._check_format(work, obj)
+                df_id = Writer(work, self.cat.authz).create(obj)
+                if self.settings.key is not None:
+                    # The hash needs the id. ids.server updates with the user's session
+                    # (needing UPDATE permission); this is the service's own bookkeeping.
+                    table = work.db.tables["Datafile"]
+                    work.conn.execute(sql_update(table).where(table.c.id == df_id).values(
+                        location=add_digest(df_id, location, self.settings.key)))
+                row = work.load_one(_DATAFILE, df_id)
+                assert row is not None
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.main.delete(location)
+            raise
+        if self.twolevel is not None:
+            info = DfInfo(id=df_id, name=obj.values["name"], location=location,
+                          dataset_id=plan.dataset.id, size=result.size,
+                          checksum=result.checksum,
+                          create_id=row.values.get("createId") or "",
+                          mod_id=row.values.get("modId") or "")
+            try:
+                self.twolevel.after_put(plan.dataset, info)
+            except Exception:  # the file is stored and catalogued; the write will be retried
+                log.exception("queueing the archive write of datafile %s failed", df_id)
+        return put_answer(df_id, location, result)
+
+    # -- delete -------------------------------------------------------------------------------
+
+    def delete(self, session_id: str | None, sel: Selection) -> None:
+        if self.settings.read_only:
+            raise not_implemented(_CONFIGURED_OFF)
+        resolved = self.resolve(session_id, sel)
+        datasets, datafiles = resolved.dataset_list, resolved.datafiles
+        with ExitStack() as locks:
+            if self.twolevel is not None:
+                locks.enter_context(self.twolevel.lock([d.id for d in datasets], False))
+                if self.settings.storage_unit == "dataset" and \
+                        not self.twolevel.ensure_online(datasets, datafiles):
+                    raise data_not_online(
+                        "Before putting, getting or deleting a datafile, its dataset has to "
+                        "be restored, restoration requested automatically")
+            if datafiles:
+                entity = _DATAFILE
+                self.cat.delete(session_id, [(entity, d.id) for d in datafiles])
+            for d in datafiles:
+                self._delete_file_if_unreferenced(d)
+            if self.twolevel is not None:
+                self.twolevel.after_delete(datasets, datafiles)
+
+    def _delete_file_if_unreferenced(self, d: DfInfo) -> None:
+        """Remove the file unless another Datafile still names it (exactly, or with a hash;
+        ids.server's prefix LIKE also matched ``a/10`` for ``a/1``)."""
+        df = self.cat.db.tables["Datafile"]
+        escaped = d.location.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.cat.db.connect() as conn:
+            still = conn.execute(select(func.count()).select_from(df).where(or_(
+                df.c.location == d.location,
+                df.c.location.like(escaped + " %", escape="\\")))).scalar_one()
+        if still:
+            return
+        try:
+            self.main.delete(d.location)
+        except Exception:
+            log.exception("could not delete %s from main storage (Datafile %s is deleted)",
+                          d.location, d.id)
