@@ -111,6 +111,9 @@ data_dir = "{work / 'cairn-data'}"
 [catalogue]
 database = "{database}"
 root_users = ["simple/root"]
+# python-icat's reference dump comes from a server in Berlin: date-only values it ingests
+# (``endDate: 2019-12-31``) are midnight in the server's zone.
+time_zone = "Europe/Berlin"
 
 [authn.simple]
 type = "simple"
