@@ -78,15 +78,14 @@ class Scope:
         self.paths: dict[tuple[int, str], Node] = {}  # (owner node id, field) -> join
         self.correlations: list[ColumnElement[bool]] = []  # WHERE terms of outer trees
         self.generated: list[Node] = []  # implicit joins along one-to-many fields
-        # One counter per statement keeps alias names unique across sub-selects.
-        self._counter: list[int] = parent._counter if parent is not None else [0]
 
     # -- aliases ----------------------------------------------------------------------------
 
     def alias(self, entity: Entity) -> Any:
-        self._counter[0] += 1
+        # Anonymous: SQLAlchemy names it when the statement is compiled, unique within that
+        # statement, so authorization can nest compiled rules inside a query safely.
         table: Table = self.tables[entity.name]
-        return table.alias(f"{entity.table.lower()}_{self._counter[0]}")
+        return table.alias()
 
     def _new_tree(self, entity: Entity) -> Node:
         alias = self.alias(entity)
