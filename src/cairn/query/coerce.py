@@ -9,6 +9,7 @@ attribute's type before binding them, and rejects what cannot be converted.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -18,6 +19,8 @@ from cairn.errors import IcatError, bad_parameter
 #: ICAT attribute types that compare numerically ("entity" = an entity compared by its id).
 INTEGRAL = frozenset({"Long", "Integer", "entity"})
 NUMERIC = INTEGRAL | {"Double"}
+#: The range of a Long (and of every integer column).
+INT64 = (-(2**63), 2**63 - 1)
 
 
 def at(pos: int) -> str:
@@ -39,8 +42,14 @@ def to_number(text: str, typ: str, pos: int) -> int | float:
     if not d.is_finite():
         raise error(f"'{text}' is not a number and cannot be compared with a {typ} value", pos)
     if typ == "Double" or d != d.to_integral_value():
-        return float(d)
-    return int(d)
+        f = float(d)
+        if math.isinf(f):
+            raise error(f"'{text}' is out of range for a {typ} value", pos)
+        return f
+    n = int(d)
+    if not INT64[0] <= n <= INT64[1]:
+        raise error(f"'{text}' is out of range for a {typ} value", pos)
+    return n
 
 
 _BOOLEANS = {"true": True, "t": True, "1": True, "y": True, "yes": True,

@@ -38,24 +38,27 @@ from sqlalchemy import (
     Time,
     and_,
     bindparam,
+    case,
     cast,
     distinct,
     exists,
     false,
     func,
     literal,
+    literal_column,
     not_,
     null,
     or_,
     select,
     true,
 )
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, Null
 from sqlalchemy.sql.selectable import FromClause, Select
 
 from cairn.db.tables import OrdinalEnum, Tables
 from cairn.query import ast
 from cairn.query.coerce import (
+    INT64,
     INTEGRAL,
     NUMERIC,
     error,
@@ -65,7 +68,7 @@ from cairn.query.coerce import (
 )
 from cairn.query.includes import IncludeTree, include_tree
 from cairn.query.scope import Scope
-from cairn.query.sqlfuncs import TRIMS, CharLength, Locate, order_key
+from cairn.query.sqlfuncs import TRIMS, CharLength, DateText, Locate, order_key
 from cairn.schema import SCHEMA, Entity
 
 AGGREGATES = frozenset({"COUNT", "MIN", "MAX", "AVG", "SUM"})
@@ -255,6 +258,7 @@ class Compiler:
         # SELECT: entities become their full row, everything else one column.
         items: list[Item] = []
         columns: list[ColumnElement[Any]] = []
+        constant: list[bool] = []  # per column: the same on every row
         primary: list[ColumnElement[Any]] = []  # leading sort keys: the selected ids
         for expr in sel.items:
             if isinstance(expr, ast.Path) and self._is_entity_path(scope, expr):
@@ -263,11 +267,13 @@ class Compiler:
                              if not f.is_many and not f.hidden)
                 items.append(Item(node.entity, None, keys))
                 columns.extend(node.alias.c[k] for k in keys)
+                constant.extend(False for _ in keys)
                 primary.append(node.id)
             else:
                 v = self._value(ctx, expr, None, "SELECT")
                 items.append(Item(None, v.typ))
                 columns.append(v.sql)
+                constant.append(_constant(expr))
                 first = next((p for p in walk(expr) if isinstance(p, ast.Path)), None)
                 if first is not None:
                     root = scope.lookup(first.var)
@@ -299,7 +305,8 @@ class Compiler:
         having = self._cond(ctx, sel.having, "HAVING") if sel.having is not None else None
         aggregate = bool(group_by) or ctx.aggregated or having is not None
         # DISTINCT rows of aggregates are few; a GROUP BY can't hold a sub-select everywhere.
-        plain_distinct = sel.distinct and (aggregate or any(
+        # ... and GROUP BY of constants only is refused by PostgreSQL.
+        plain_distinct = sel.distinct and (aggregate or all(constant) or any(
             isinstance(n, ast.Subquery) for e in sel.items for n in walk(e)))
         grouped_distinct = sel.distinct and not plain_distinct
 
@@ -316,6 +323,8 @@ class Compiler:
         user_order = () if ctx.aggregated and not group_by else sel.order_by
         for o in user_order:
             e = o.expr
+            if _constant(e):
+                raise error("ORDER BY needs a path, not a constant", getattr(e, "pos", -1))
             if isinstance(e, ast.Path) and self._is_entity_path(scope, e):
                 sql = (scope.node_of(e, "ORDER BY").id if aggregate or grouped_distinct
                        else self._value(ctx, e, None, "ORDER BY").sql)
@@ -344,7 +353,7 @@ class Compiler:
                 add(i, False)
 
         if grouped_distinct:
-            group_by = list(columns)
+            group_by = [c for c, k in zip(columns, constant, strict=True) if not k]
         where.extend(scope.correlations)
         return CompiledQuery(
             items=tuple(items), columns=tuple(columns), froms=tuple(scope.from_clauses()),
@@ -445,28 +454,38 @@ class Compiler:
                 return not_(self._cond(ctx, e, clause))
             case ast.Compare(op=op, left=left, right=right):
                 lv, rv = self._pair(ctx, left, right, clause)
+                _comparable(lv, rv, right if isinstance(left, _PENDING) else left)
                 return _compare(op, lv.sql, rv.sql)
             case ast.Like():
                 v = self._value(ctx, node.expr, None, clause)
                 pat = self._value(ctx, node.pattern, "String", clause)
-                # PostgreSQL has no LIKE for numbers or dates: compare their text.
-                text = v.sql if v.typ in ("String", None) else cast(v.sql, String())
+                if pat.typ not in ("String", None):
+                    raise error(f"LIKE needs a string pattern, not a {pat.typ} value",
+                                getattr(node.pattern, "pos", -1))
+                text = self._text(v, node.expr, "LIKE")
                 escape = self._escape(node)
-                like = text.like(pat.sql, escape=escape)
+                like = _nullable(text).like(_nullable(pat.sql), escape=escape)
                 return not_(like) if node.negated else like
             case ast.InList():
                 v = self._value(ctx, node.expr, None, clause)
-                items = [self._value(ctx, i, v.typ, clause).sql for i in node.items]
+                items = []
+                for i in node.items:
+                    iv = self._value(ctx, i, v.typ, clause)
+                    _comparable(v, iv, i)
+                    items.append(iv.sql)
                 return v.sql.not_in(items) if node.negated else v.sql.in_(items)
             case ast.InSubquery():
                 v = self._value(ctx, node.expr, None, clause)
-                sub, _ = self._subselect(ctx, node.query)
+                sub, sv = self._subselect(ctx, node.query)
+                _comparable(v, sv, node.expr)
                 return v.sql.not_in(sub) if node.negated else v.sql.in_(sub)
             case ast.Between():
                 v = self._value(ctx, node.expr, None, clause)
                 lo = self._value(ctx, node.low, v.typ, clause)
                 hi = self._value(ctx, node.high, v.typ, clause)
-                between = v.sql.between(lo.sql, hi.sql)
+                _comparable(v, lo, node.low)
+                _comparable(v, hi, node.high)
+                between = _nullable(v.sql).between(_nullable(lo.sql), _nullable(hi.sql))
                 return not_(between) if node.negated else between
             case ast.IsNull():
                 v = self._value(ctx, node.expr, None, clause)
@@ -505,6 +524,32 @@ class Compiler:
                 and len(e.value) == 1):
             raise error("ESCAPE needs a single character in quotes", getattr(e, "pos", -1))
         return e.value
+
+    def _text(self, v: Val, node: ast.Expr, what: str) -> ColumnElement[Any]:
+        """``v`` as text for LIKE: strings as they are; numbers and dates as their text
+        (PostgreSQL has no LIKE for them), dates as ``yyyy-mm-dd hh:mm:ss`` everywhere."""
+        if v.typ in ("String", None):
+            return v.sql
+        if v.typ in NUMERIC:
+            return cast(v.sql, String())
+        if v.typ == "Date":
+            return DateText(v.sql)
+        raise error(f"{what} needs a string, not a {v.typ} value", getattr(node, "pos", -1))
+
+    def _string(self, v: Val, node: ast.Expr, what: str) -> ColumnElement[Any]:
+        """An argument of a string function: a string, or a whole number as its digits."""
+        if v.typ in INTEGRAL or isinstance(v.sql, Null):
+            return cast(v.sql, String())
+        if v.typ in ("String", None):
+            return v.sql
+        raise error(f"{what} needs a string, not a {v.typ} value", getattr(node, "pos", -1))
+
+    @staticmethod
+    def _integer(v: Val, node: ast.Expr, what: str) -> ColumnElement[Any]:
+        if v.typ is not None and v.typ not in INTEGRAL:
+            raise error(f"{what} needs a whole number, not a {v.typ} value",
+                        getattr(node, "pos", -1))
+        return cast(v.sql, BigInteger()) if isinstance(v.sql, Null) else v.sql
 
     @staticmethod
     def _child(scope: Scope, f: Any) -> Any:
@@ -546,15 +591,20 @@ class Compiler:
                 return self._func(ctx, node, expect, clause)
             case ast.Trim():
                 v = self._value(ctx, node.expr, "String", clause)
-                args = [v.sql]
+                args = [self._string(v, node.expr, "TRIM")]
                 if node.char is not None:
-                    args.append(self._value(ctx, node.char, "String", clause).sql)
+                    c = node.char
+                    if not (isinstance(c, ast.Literal) and c.kind == "string"
+                            and isinstance(c.value, str) and len(c.value) == 1):
+                        raise error("TRIM needs a single character in quotes",
+                                    getattr(c, "pos", -1))
+                    args.append(literal(c.value, String()))
                 return Val(TRIMS[node.spec](*args), "String")
             case ast.Arith(op=op):
                 lv, rv = self._pair(ctx, node.left, node.right, clause)
                 lv, rv = self._numeric(lv, node.left), self._numeric(rv, node.right)
-                if op == "/":
-                    return Val(cast(lv.sql, Double()) / rv.sql, "Double")
+                if op == "/":  # by zero: NULL, as on MySQL and SQLite (PostgreSQL fails)
+                    return Val(cast(lv.sql, Double()) / _nonzero(rv.sql), "Double")
                 typ = "Double" if "Double" in (lv.typ, rv.typ) else "Long"
                 sql = {"+": lv.sql + rv.sql, "-": lv.sql - rv.sql, "*": lv.sql * rv.sql}[op]
                 return Val(sql, typ)
@@ -572,6 +622,8 @@ class Compiler:
         if v.typ is not None and v.typ not in NUMERIC:
             raise error(f"Arithmetic needs numbers, not a {v.typ} value",
                         getattr(node, "pos", -1))
+        if isinstance(v.sql, Null):  # PostgreSQL can't choose an operator for a bare NULL
+            return Val(cast(v.sql, Double() if v.typ == "Double" else BigInteger()), v.typ)
         return v
 
     def _literal(self, node: ast.Literal, expect: str | None) -> Val:
@@ -612,6 +664,8 @@ class Compiler:
                 return self._enum(ast.EnumConst(expect, names[value], pos), expect)
             raise error(f"{value} is not a value of {expect}", pos)
         if kind == "integer":
+            if not INT64[0] <= int(value) <= INT64[1]:
+                raise error(f"Number {value} is out of range", pos)
             return Val(literal(value, BigInteger() if abs(int(value)) >= 2**31 else Integer()),
                        expect if expect in INTEGRAL else "Long")
         return Val(literal(value, Double()), "Double")
@@ -654,6 +708,14 @@ class Compiler:
                 raise error(f"{name} is not allowed in the {clause} clause", pos)
             ctx.aggregated = True
             v = val(0)
+            if name in ("SUM", "AVG") and v.typ is not None and v.typ not in NUMERIC:
+                raise error(f"{name} needs numbers, not a {v.typ} value",
+                            getattr(args[0], "pos", pos))
+            if name in ("MIN", "MAX") and v.typ == "boolean":
+                raise error(f"{name} needs numbers, strings or dates, not a boolean value",
+                            getattr(args[0], "pos", pos))
+            if isinstance(v.sql, Null):  # PostgreSQL can't choose SUM(unknown)
+                v = Val(cast(v.sql, BigInteger()), v.typ)
             arg = distinct(v.sql) if node.distinct else v.sql
             match name:
                 case "COUNT":
@@ -669,28 +731,37 @@ class Compiler:
             case "CONCAT":
                 if len(args) < 2:
                     raise error("CONCAT takes at least 2 arguments", pos)
-                parts = [val(i, "String").sql for i in range(len(args))]
+                parts = [self._string(val(i, "String"), args[i], name)
+                         for i in range(len(args))]
                 out = parts[0]
                 for p in parts[1:]:
                     out = out.concat(p)
                 return Val(out, "String")
             case "SUBSTRING":
                 arity(2, 3)
-                s = val(0, "String").sql
-                rest = [cast(val(i, "Integer").sql, Integer()) for i in range(1, len(args))]
-                return Val(func.substr(s, *rest), "String")
+                s = self._string(val(0, "String"), args[0], name)
+                rest = [cast(self._integer(val(i, "Integer"), args[i], name), Integer())
+                        for i in range(1, len(args))]
+                # Positions count from 1: a start below 1 or a negative length gives NULL
+                # (each database has its own idea of them).
+                bad = or_(rest[0] < 1, *(n < 0 for n in rest[1:]))
+                return Val(case((bad, null()), else_=func.substr(s, *rest)), "String")
             case "LOWER" | "UPPER":
                 arity(1)
-                return Val(getattr(func, name.lower())(val(0, "String").sql), "String")
+                return Val(getattr(func, name.lower())(self._string(val(0, "String"), args[0],
+                                                                     name)), "String")
             case "LENGTH":
                 arity(1)
-                return Val(CharLength(val(0, "String").sql), "Integer")
+                return Val(CharLength(self._string(val(0, "String"), args[0], name)), "Integer")
             case "LOCATE":
                 arity(2, 3)
-                parts = [val(0, "String").sql, val(1, "String").sql]
-                if len(args) == 3:
-                    parts.append(cast(val(2, "Integer").sql, Integer()))
-                return Val(Locate(*parts), "Integer")
+                parts = [self._string(val(i, "String"), args[i], name) for i in (0, 1)]
+                if len(args) == 2:
+                    return Val(Locate(*parts), "Integer")
+                start = cast(self._integer(val(2, "Integer"), args[2], name), Integer())
+                # A start below 1 finds nothing (as on MySQL), everywhere.
+                return Val(case((start < 1, literal(0, Integer())),
+                                else_=Locate(*parts, start)), "Integer")
             case "ABS":
                 arity(1)
                 v = self._numeric(val(0, "Double"), args[0])
@@ -698,12 +769,13 @@ class Compiler:
             case "SQRT":
                 arity(1)
                 v = self._numeric(val(0, "Double"), args[0])
-                return Val(func.sqrt(cast(v.sql, Double())), "Double")
+                root = cast(v.sql, Double())  # of a negative number: NULL, as on MySQL
+                return Val(func.sqrt(case((root < 0, null()), else_=root)), "Double")
             case "MOD":
                 arity(2)
-                a = self._numeric(val(0, "Integer"), args[0])
-                b = self._numeric(val(1, "Integer"), args[1])
-                return Val(a.sql % b.sql, "Integer")
+                a = self._integer(val(0, "Integer"), args[0], name)
+                b = self._integer(val(1, "Integer"), args[1], name)
+                return Val(a % _nonzero(b), "Integer")
             case "SIZE":
                 arity(1)
                 path = args[0]
@@ -722,12 +794,42 @@ class Compiler:
                 return Val(bindparam(NOW[name], type_=Date()), "Date")
             case "CURRENT_TIME":
                 ctx.params.add(NOW[name])
-                return Val(bindparam(NOW[name], type_=Time()), None)
+                now = bindparam(NOW[name], type_=Time())
+                # MariaDB hands a bound time back as text unless told it is a TIME
+                return Val(now if self.dialect == "sqlite" else cast(now, Time()), "Time")
         raise error(f"Unknown function {name}", pos)
+
+
+def _comparable(a: Val, b: Val, node: ast.Expr) -> None:
+    """Refuse to compare values of different kinds (as JPQL does); a database would fail
+    (PostgreSQL) or convert silently, each its own way (MariaDB, SQLite)."""
+    if a.typ is None or b.typ is None or a.typ == b.typ:
+        return
+    if a.typ in NUMERIC and b.typ in NUMERIC:
+        return
+    raise error(f"A {a.typ} value cannot be compared with a {b.typ} value",
+                getattr(node, "pos", -1))
+
+
+def _constant(e: ast.Expr) -> bool:
+    """An expression without any path: the same value on every row."""
+    return not any(isinstance(n, ast.Path) for n in walk(e, into_subqueries=True))
+
+
+def _nullable(e: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The NULL keyword itself where SQLAlchemy refuses ``null()`` (``x < NULL``)."""
+    return literal_column("NULL") if isinstance(e, Null) else e
+
+
+def _nonzero(e: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A divisor: NULL instead of zero."""
+    return func.nullif(e, literal(0, Integer()), type_=e.type)
 
 
 def _compare(op: str, left: ColumnElement[Any], right: ColumnElement[Any]
              ) -> ColumnElement[bool]:
+    if op not in ("=", "<>", "!="):
+        left, right = _nullable(left), _nullable(right)
     match op:
         case "=":
             return left == right

@@ -11,7 +11,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from weakref import WeakKeyDictionary
@@ -19,7 +19,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Connection, Row, exc
 
 from cairn.db.engine import Database
-from cairn.errors import validation
+from cairn.errors import IcatError, bad_parameter, validation
 from cairn.query import ast
 from cairn.query.compiler import (
     USER,
@@ -78,7 +78,13 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
         params[USER] = unit.user
     if len(q.params) > (USER in q.params):
         params.update({k: v for k, v in now_values(unit.now).items() if k in q.params})
-    rows = unit.conn.execute(stmt, params).all()
+    try:
+        rows = unit.conn.execute(stmt, params).all()
+    except exc.DBAPIError as e:
+        refusal = _rejected(e)
+        if refusal is None:
+            raise
+        raise refusal from None
     if len(rows) > max_entities:
         raise validation(f"attempt to process more than {max_entities} entities")
     convert = [_converter(unit, item) for item in q.items]
@@ -89,6 +95,26 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
             return [conv(row[start:end]) for row in rows]
         return [conv(row) for row in rows]
     return [[c(row[s:e]) for c, (s, e) in zip(convert, spans, strict=True)] for row in rows]
+
+
+#: PostgreSQL's refusals of query shapes that MariaDB and SQLite run (leniently, MySQL style):
+#: the user's query is at fault, so BAD_PARAMETER rather than INTERNAL.
+_SHAPE_ERRORS = {
+    "42803": "Every selected or ordered item must be in the GROUP BY clause or inside an "
+             "aggregate function",
+    "42P10": "With SELECT DISTINCT, ORDER BY may only use selected items",
+    # arithmetic beyond the range of a Long (SQLite turns to floating point instead)
+    "22003": "A computed number is out of range",
+    "1690": "A computed number is out of range",
+}
+
+
+def _rejected(e: exc.DBAPIError) -> IcatError | None:
+    code = getattr(e.orig, "sqlstate", None)
+    if code is None and getattr(e.orig, "args", None):
+        code = e.orig.args[0]  # MariaDB's error number
+    message = _SHAPE_ERRORS.get(str(code))
+    return bad_parameter(message) if message else None
 
 
 def _spans(items: tuple[Item, ...]) -> list[tuple[int, int]]:
@@ -135,6 +161,10 @@ def scalar(v: Any, typ: str | None, db: Database) -> Any:
             return db.from_db(v) if isinstance(v, datetime) else v
         case "String":
             return v if isinstance(v, str) else str(v)
+        case "Time":
+            if isinstance(v, timedelta):
+                v = (datetime.min + v).time()
+            return v.isoformat() if isinstance(v, time) else str(v)
     if typ is not None and typ in SCHEMA.enums and isinstance(v, int):
         return SCHEMA.enums[typ][v]
     if isinstance(v, Decimal):

@@ -36,6 +36,30 @@ def _length_mysql(el: CharLength, compiler: SQLCompiler, **kw: Any) -> str:
     return f"char_length({compiler.process(el.clauses, **kw)})"
 
 
+class DateText(FunctionElement[str]):
+    """A timestamp as ``yyyy-mm-dd hh:mm:ss`` text (SQLite stores microseconds too)."""
+
+    type = String()
+    name = "date_text"
+    inherit_cache = True
+
+
+@compiles(DateText)
+def _date_text(el: DateText, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(el.clauses, **kw)} AS VARCHAR(19))"
+
+
+@compiles(DateText, "sqlite")
+def _date_text_sqlite(el: DateText, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"strftime('%Y-%m-%d %H:%M:%S', {compiler.process(el.clauses, **kw)})"
+
+
+@compiles(DateText, "mysql")
+@compiles(DateText, "mariadb")
+def _date_text_mysql(el: DateText, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(el.clauses, **kw)} AS CHAR(19))"
+
+
 class Locate(FunctionElement[int]):
     """JPQL ``LOCATE(needle, haystack[, start])``: 1-based position, 0 when absent."""
 
@@ -56,7 +80,7 @@ def _locate_sqlite(el: Locate, compiler: SQLCompiler, **kw: Any) -> str:
         return f"instr({hay}, {needle})"
     start = args[2]
     found = f"instr(substr({hay}, {start}), {needle})"
-    return f"(CASE WHEN {found} > 0 THEN {found} + {start} - 1 ELSE 0 END)"
+    return f"(CASE WHEN {found} > 0 THEN {found} + {start} - 1 WHEN {found} = 0 THEN 0 END)"
 
 
 @compiles(Locate, "postgresql")
@@ -67,7 +91,7 @@ def _locate_pg(el: Locate, compiler: SQLCompiler, **kw: Any) -> str:
         return f"strpos({hay}, {needle})"
     start = args[2]
     found = f"strpos(substr({hay}, {start}), {needle})"
-    return f"(CASE WHEN {found} > 0 THEN {found} + {start} - 1 ELSE 0 END)"
+    return f"(CASE WHEN {found} > 0 THEN {found} + {start} - 1 WHEN {found} = 0 THEN 0 END)"
 
 
 @compiles(Locate, "mysql")

@@ -13,7 +13,7 @@ Groups: ``ref`` (reference §1.2 examples), ``concise`` (§1.5), ``get`` (§1.6)
 adapted to the fixture), ``op`` (operators and conditions), ``fn`` (functions and
 arithmetic), ``agg`` (aggregates, GROUP BY, HAVING, DISTINCT), ``order`` (ORDER BY and
 LIMIT), ``lit`` (literals and coercion), ``path`` (joins, paths and result shapes),
-``inc`` (INCLUDE), ``err`` (errors).
+``inc`` (INCLUDE), ``err`` (errors), ``typ`` (kinds of values, NULL, database differences).
 """
 
 from __future__ import annotations
@@ -875,5 +875,74 @@ bad(G, "SELECT ds FROM Dataset ds WHERE ds.datafiles.name = 'x' AND", "BAD_PARAM
 bad(G, "SELECT ds FROM Dataset ds WHERE ds.name IN ()", "BAD_PARAMETER")
 bad(G, " ", "BAD_PARAMETER")
 bad(G, "Nonsense [id = 1]", "BAD_PARAMETER")
+
+# == typ: values of different kinds, NULL, and what each database would do its own way =======
+# JPQL compares and computes only values of one kind; MySQL converts silently, PostgreSQL
+# fails. Cairn refuses (BAD_PARAMETER) what JPQL refuses, converts whole numbers to text for
+# string functions and LIKE, and gives NULL where MySQL does (division by zero, SQRT(-1)).
+G = "typ"
+ok(G, "SELECT UPPER(df.fileSize) FROM Datafile df WHERE df.id = 1", ["155061160"])
+ok(G, "SELECT CONCAT(i.name, i.fileSize) FROM Investigation i WHERE i.id = 1",
+   ["INVESTIGATION 11000"])
+ok(G, "SELECT LENGTH(df.fileSize) FROM Datafile df WHERE df.id = 1", [9])
+ok(G, "SELECT df.id FROM Datafile df WHERE df.fileSize LIKE '15%'", [1, 6])
+ok(G, "SELECT i.id FROM Investigation i WHERE i.startDate LIKE '%10:00:00'", [1])
+ok(G, "SELECT i.id FROM Investigation i WHERE i.startDate LIKE '2019-07-15 %'", [2])
+ok(G, "SELECT df.fileSize / 0 FROM Datafile df WHERE df.id = 1", [None])
+ok(G, "SELECT MOD(df.fileSize, 0) FROM Datafile df WHERE df.id = 1", [None])
+ok(G, "SELECT SQRT(-df.fileSize) FROM Datafile df WHERE df.id = 1", [None])
+ok(G, "SELECT df.id FROM Datafile df WHERE df.fileSize < NULL", [])
+ok(G, "SELECT df.id FROM Datafile df WHERE NOT (df.fileSize >= NULL)", [])
+ok(G, "SELECT df.id FROM Datafile df WHERE df.name LIKE NULL", [])
+ok(G, "SELECT df.id FROM Datafile df WHERE df.fileSize BETWEEN NULL AND 10", [])
+ok(G, "SELECT df.id FROM Datafile df WHERE df.fileSize = (NULL + 1) * 4", [])
+ok(G, "SELECT SUM(NULL), MAX(NULL), COUNT(NULL) FROM Datafile df", [[None, None, 0]])
+ok(G, "SELECT DISTINCT NULL, df.dataset.id FROM Datafile df WHERE df.id < 3", [[None, 1]])
+ok(G, "SELECT DISTINCT 1, 'x' FROM Datafile df", [[1, "x"]])
+ok(G, "SELECT LOCATE(NULL, df.name, 1), LENGTH(NULL), UPPER(NULL) FROM Datafile df "
+      "WHERE df.id = 1", [[None, None, None]])
+bad(G, "SELECT ds.id FROM Dataset ds WHERE ds.name = ds.id", "BAD_PARAMETER",
+    "A String value cannot be compared with a Long value")
+bad(G, "SELECT ds.id FROM Dataset ds WHERE ds.createTime = ds.name", "BAD_PARAMETER",
+    "cannot be compared")
+bad(G, "SELECT ds.id FROM Dataset ds WHERE ds.complete = ds.name", "BAD_PARAMETER",
+    "cannot be compared")
+bad(G, "SELECT i.id FROM Investigation i WHERE i.name > {ts 2019-01-01 00:00:00}",
+    "BAD_PARAMETER", "cannot be compared")
+bad(G, "SELECT ds.id FROM Dataset ds WHERE ds.name IN (SELECT d.id FROM Dataset d)",
+    "BAD_PARAMETER", "cannot be compared")
+bad(G, "SELECT ds.id FROM Dataset ds WHERE ds.name BETWEEN ds.id AND 'z'", "BAD_PARAMETER",
+    "cannot be compared")
+bad(G, "SELECT ds.id FROM Dataset ds WHERE ds.id IN (ds.name)", "BAD_PARAMETER",
+    "cannot be compared")
+bad(G, "SELECT ds.id FROM Dataset ds WHERE ds.name LIKE ds.id", "BAD_PARAMETER",
+    "LIKE needs a string pattern")
+bad(G, "SELECT ds.id FROM Dataset ds WHERE ds.complete LIKE 'T%'", "BAD_PARAMETER",
+    "LIKE needs a string")
+bad(G, "SELECT ds.createTime FROM Dataset ds WHERE ds.createTime < CURRENT_TIME",
+    "BAD_PARAMETER", "cannot be compared")
+bad(G, "SELECT MIN(ds.complete) FROM Dataset ds", "BAD_PARAMETER", "MIN needs")
+bad(G, "SELECT SUM(ds.name) FROM Dataset ds", "BAD_PARAMETER", "SUM needs numbers")
+bad(G, "SELECT AVG(i.startDate) FROM Investigation i", "BAD_PARAMETER", "AVG needs numbers")
+bad(G, "SELECT MOD(p.numericValue, 7) FROM DatasetParameter p", "BAD_PARAMETER",
+    "MOD needs a whole number")
+bad(G, "SELECT UPPER(i.startDate) FROM Investigation i", "BAD_PARAMETER",
+    "UPPER needs a string")
+bad(G, "SELECT LENGTH(ds.complete) FROM Dataset ds", "BAD_PARAMETER", "LENGTH needs a string")
+bad(G, "SELECT SUBSTRING(ds.name, 1.5) FROM Dataset ds", "BAD_PARAMETER",
+    "SUBSTRING needs a whole number")
+bad(G, "SELECT TRIM(BOTH 'ab' FROM ds.name) FROM Dataset ds", "BAD_PARAMETER",
+    "TRIM needs a single character")
+bad(G, "SELECT ds.id FROM Dataset ds WHERE ds.id = 99999999999999999999", "BAD_PARAMETER",
+    "out of range")
+bad(G, "SELECT ds.id FROM Dataset ds WHERE ds.id = '99999999999999999999'", "BAD_PARAMETER",
+    "out of range")
+bad(G, "SELECT ds.id FROM Dataset ds ORDER BY 'x'", "BAD_PARAMETER", "ORDER BY needs a path")
+bad(G, "SELECT df.fileSize * 99999999999 FROM Datafile df WHERE df.id = 2", "BAD_PARAMETER",
+    "out of range", xfail={"sqlite": "SQLite computes beyond 64 bits in floating point"})
+bad(G, "SELECT i.name, COUNT(ds) FROM Investigation i JOIN i.datasets ds GROUP BY i.visitId",
+    "BAD_PARAMETER", "GROUP BY",
+    xfail={b: "MariaDB and SQLite run non-grouped select items (MySQL style)"
+           for b in ("sqlite", "mariadb")})
 
 CASES = C.cases
