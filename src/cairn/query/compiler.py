@@ -807,8 +807,14 @@ def _comparable(a: Val, b: Val, node: ast.Expr) -> None:
         return
     if a.typ in NUMERIC and b.typ in NUMERIC:
         return
-    raise error(f"A {a.typ} value cannot be compared with a {b.typ} value",
+    first = _a(a.typ)
+    raise error(f"{first[0].upper()}{first[1:]} value cannot be compared with {_a(b.typ)} value",
                 getattr(node, "pos", -1))
+
+
+def _a(typ: str) -> str:
+    """``"a Long"``, ``"an entity"``."""
+    return f"an {typ}" if typ[0] in "aeiouAEIOU" else f"a {typ}"
 
 
 def _constant(e: ast.Expr) -> bool:
