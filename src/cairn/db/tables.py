@@ -91,6 +91,7 @@ class Tables:
     ids_prepared: Table
     ids_job: Table
     ids_failure: Table
+    ids_lock: Table
 
     def __getitem__(self, entity_name: str) -> Table:
         return self.entity[entity_name]
@@ -150,12 +151,13 @@ def build_tables(schema: Schema = SCHEMA, metadata: MetaData | None = None,
     passwd = Table(ident("PASSWD"), md,
                    Column(ident("USERNAME"), String(255), primary_key=True, key="userName"),
                    Column(ident("ENCODEDPASSWORD"), String(255), key="encodedPassword"))
-    ids_prepared, ids_job, ids_failure = _data_service_tables(md)
+    ids_prepared, ids_job, ids_failure, ids_lock = _data_service_tables(md)
     return Tables(metadata=md, entity=entity, session=session, passwd=passwd,
-                  ids_prepared=ids_prepared, ids_job=ids_job, ids_failure=ids_failure)
+                  ids_prepared=ids_prepared, ids_job=ids_job, ids_failure=ids_failure,
+                  ids_lock=ids_lock)
 
 
-def _data_service_tables(md: MetaData) -> tuple[Table, Table, Table]:
+def _data_service_tables(md: MetaData) -> tuple[Table, Table, Table, Table]:
     """The data service's state, kept in the catalogue database so it survives restarts and
     is shared by every Cairn process (ids.server keeps it in memory and in cache files)."""
     prepared = Table(
@@ -176,12 +178,18 @@ def _data_service_tables(md: MetaData) -> tuple[Table, Table, Table]:
         Column(ident("UNIT"), String(8), nullable=False, key="unit"),  # DATASET | DATAFILE
         Column(ident("UNIT_ID"), BigInteger(), nullable=False, key="unit_id"),
         # Requested state: WRITE_REQUESTED, WRITE_THEN_ARCHIVE_REQUESTED, ARCHIVE_REQUESTED,
-        # RESTORE_REQUESTED, DELETE_REQUESTED (ids.server's state machine).
+        # RESTORE_REQUESTED, DELETE_REQUESTED (ids.server's state machine); NONE while the
+        # unit's running job has nothing queued behind it.
         Column(ident("STATE"), String(32), nullable=False, key="state"),
         Column(ident("NOT_BEFORE"), DateTime(), nullable=False, key="not_before"),
         Column(ident("CLAIMED_BY"), String(64), key="claimed_by"),
         Column(ident("CLAIMED_AT"), DateTime(), key="claimed_at"),
         Column(ident("CREATED"), DateTime(), nullable=False, key="created"),
+        # Added by cairn_0003. The state the claimant is executing (ids.server's "changing"
+        # map), and the unit's storage key when queued, so work on a unit whose catalogue
+        # row is gone (a deleted datafile's archive copy) still knows where to look.
+        Column(ident("RUNNING"), String(32), key="running"),
+        Column(ident("LOCATION"), String(255), key="location"),
         UniqueConstraint("unit", "unit_id", name=ident("UNQ_CAIRN_IDS_JOB_0")))
     failure = Table(
         ident("CAIRN_IDS_FAILURE"), md,
@@ -189,7 +197,17 @@ def _data_service_tables(md: MetaData) -> tuple[Table, Table, Table]:
         Column(ident("UNIT_ID"), BigInteger(), primary_key=True, key="unit_id"),
         Column(ident("MESSAGE"), String(1024), key="message"),
         Column(ident("CREATED"), DateTime(), nullable=False, key="created"))
-    return prepared, job, failure
+    # Dataset locks shared by every process (cairn_0003): one row per holder and dataset;
+    # rows whose heartbeat stopped (a dead process) are ignored, then purged.
+    lock = Table(
+        ident("CAIRN_IDS_LOCK"), md,
+        Column(ident("HOLDER"), String(36), primary_key=True, key="holder"),
+        Column(ident("DATASET_ID"), BigInteger(), primary_key=True, key="dataset_id"),
+        Column(ident("SHARED"), Boolean(create_constraint=False), nullable=False, key="shared"),
+        Column(ident("OWNER"), String(64), nullable=False, key="owner"),
+        Column(ident("HEARTBEAT"), DateTime(), nullable=False, key="heartbeat"),
+        Index(ident("IDX_CAIRN_IDS_LOCK_DATASET"), "dataset_id"))
+    return prepared, job, failure, lock
 
 
 TABLES = build_tables()
