@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -275,22 +277,29 @@ async def get_data(request: Request) -> Response:
                                       request.headers.get("range"),
                                       request.headers.get("if-range"))
     except BaseException:
-        dl.release()
+        await release(dl.release)
         raise
     if ans.status == 416:
-        dl.release()
+        await release(dl.release)
         length = dl.body.length
         return error_response(bad_parameter(f"The range {request.headers.get('range')!r} "
                                             f"lies outside the {length} bytes of the data"),
                               headers=ans.headers, status=416)
     if request.method == "HEAD":
-        dl.release()
+        await release(dl.release)
         with contextlib.suppress(Exception):
             close = getattr(ans.chunks, "close", None)
             if close is not None:
                 close()
         return StreamResponse(ans.status, ans.headers, None)
     return StreamResponse(ans.status, ans.headers, ans.chunks, on_close=dl.release)
+
+
+async def release(fn: Callable[[], None]) -> None:
+    """Run a lock release (database work in two-level storage) off the event loop, even
+    while the request is being cancelled."""
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(fn)
 
 
 class StreamResponse(Response):
@@ -323,7 +332,7 @@ class StreamResponse(Response):
             await self._pump(self.chunks, receive, send)
         finally:
             if self.on_close is not None:
-                self.on_close()
+                await release(self.on_close)
 
     async def _pump(self, chunks: Iterator[bytes], receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
@@ -408,7 +417,7 @@ async def put(request: Request) -> Response:
                                               plan.dataset.id, request.stream())
         body = await run_in_threadpool(service.put_commit, plan, location, result)
     finally:
-        plan.release()
+        await release(plan.release)
     return json_response(body, status=201)
 
 
