@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -151,9 +152,13 @@ def parse_entities(text: str | None, zone: ZoneInfo) -> list[Obj]:
 # -- rendering --------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
 def format_date(d: datetime, zone: ZoneInfo) -> str:
+    """``yyyy-MM-dd'T'HH:mm:ss.SSS`` and the zone's offset (``Z`` for UTC). Cached: a result
+    page repeats the same few timestamps (createTime, modTime) over and over."""
     d = d.astimezone(zone) if d.tzinfo else d.replace(tzinfo=zone)
-    s = d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}"
+    s = (f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:"
+         f"{d.second:02d}.{d.microsecond // 1000:03d}")
     off = d.utcoffset()
     if not off:
         return s + "Z"
@@ -170,35 +175,71 @@ def scalar(value: Any, zone: ZoneInfo) -> Any:
     return value
 
 
-def render(obj: Obj, zone: ZoneInfo) -> dict[str, Any]:
-    """The plain JSON object: system fields first, then the rest alphabetically."""
+_ATTRIBUTE, _ONE, _MANY = 0, 1, 2
+_PLAIN = (str, int, bool)  # attribute values written as they are
+
+
+_PLANS: dict[str, tuple[tuple[str, int], ...]] = {}
+
+
+def _plan(entity: Entity) -> tuple[tuple[str, int], ...]:
+    """The fields ``render`` writes after ``id``, in order, with their kind."""
+    plan = _PLANS.get(entity.name)
+    if plan is None:
+        plan = _PLANS[entity.name] = tuple(
+            (f.name, _ATTRIBUTE if f.is_attribute else _ONE if f.is_one else _MANY)
+            for f in entity.api_fields if f.name != "id")
+    return plan
+
+
+def render(obj: Obj, zone: ZoneInfo, seen: dict[int, dict[str, Any]] | None = None
+           ) -> dict[str, Any]:
+    """The plain JSON object: system fields first, then the rest alphabetically.
+
+    ``seen`` (object id -> its JSON) lets one response render an object reached many times
+    (the type of every parameter, say) once; the object is the same each time, so is its JSON.
+    """
+    if seen is None:
+        seen = {}
+    done = seen.get(id(obj))
+    if done is not None:
+        return done
     out: dict[str, Any] = {}
     if obj.id is not None:
         out["id"] = obj.id
-    for f in obj.entity.api_fields:
-        if f.name == "id":
-            continue
-        if f.is_attribute:
-            v = obj.values.get(f.name)
-            if v is not None:
-                out[f.name] = scalar(v, zone)
-        elif f.is_one:
-            ref = obj.ones.get(f.name)
+    values, ones, manys = obj.values, obj.ones, obj.manys
+    for name, kind in _plan(obj.entity):
+        if kind == _ATTRIBUTE:
+            v = values.get(name)
+            if v is None:
+                continue
+            out[name] = v if type(v) in _PLAIN else scalar(v, zone)
+        elif kind == _ONE:
+            ref = ones.get(name)
             if ref is not None:
-                out[f.name] = render(ref, zone)
+                out[name] = render(ref, zone, seen)
         else:
-            out[f.name] = [render(c, zone) for c in obj.manys.get(f.name, [])]
+            children = manys.get(name)
+            out[name] = [render(c, zone, seen) for c in children] if children else []
+    seen[id(obj)] = out
     return out
 
 
-def wrap(obj: Obj, zone: ZoneInfo) -> dict[str, Any]:
-    return {obj.entity.name: render(obj, zone)}
+def wrap(obj: Obj, zone: ZoneInfo, seen: dict[int, dict[str, Any]] | None = None
+         ) -> dict[str, Any]:
+    return {obj.entity.name: render(obj, zone, seen)}
 
 
-def result(value: Any, zone: ZoneInfo) -> Any:
+def result(value: Any, zone: ZoneInfo, seen: dict[int, dict[str, Any]] | None = None) -> Any:
     """One search result (§4.2): a wrapped entity, a scalar, or a row of several items."""
     if isinstance(value, Obj):
-        return wrap(value, zone)
+        return wrap(value, zone, seen)
     if isinstance(value, list | tuple):
-        return [result(v, zone) for v in value]
+        return [result(v, zone, seen) for v in value]
     return scalar(value, zone)
+
+
+def results(values: list[Any], zone: ZoneInfo) -> list[Any]:
+    """A whole search answer, each object rendered once however often it is included."""
+    seen: dict[int, dict[str, Any]] = {}
+    return [result(v, zone, seen) for v in values]

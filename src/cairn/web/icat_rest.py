@@ -12,7 +12,8 @@ from starlette.routing import BaseRoute, Route
 
 from cairn.catalogue.service import API_VERSION, Catalogue, entity_named
 from cairn.errors import bad_parameter
-from cairn.web.entity_json import items_of, load_json, parse_entities, result, unwrap, wrap
+from cairn.web.entity_json import items_of, load_json, parse_entities, unwrap, wrap
+from cairn.web.entity_json import results as render_results
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -118,7 +119,7 @@ async def entity_get(request: Request) -> Response:
         obj = await run_in_threadpool(cat.get, sid, query, _int(q.get("id"), "id"))
         return JSONResponse(wrap(obj, zone))
     results = await run_in_threadpool(cat.search, sid, query)
-    return JSONResponse([result(r, zone) for r in results])
+    return JSONResponse(render_results(results, zone))
 
 
 async def entity_write(request: Request) -> Response:
