@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo serve test lint clean
+.PHONY: install demo serve test conformance clean
 
 $(BIN)/cairn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ serve: install
 test: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest -n 2 -q $(PYTEST_ARGS)
+
+# python-icat 1.7.0's own test suite against a freshly started Cairn (about 8 minutes).
+conformance: install
+	$(BIN)/python tests/conformance/python_icat/run.py
 
 clean:
 	rm -rf $(VENV) cairn-data .pytest_cache
