@@ -115,7 +115,8 @@ class LockManager:
             log.warning("Removed %d dataset locks of processes that stopped", gone)
 
     def summary(self) -> list[dict[str, object]]:
-        """Live locks per dataset, as ids.server's getServiceStatus lists them."""
+        """Live locks per dataset, as ids.server's getServiceStatus lists them. A request
+        that is about to give way (see :meth:`acquire`) may be counted for a moment."""
         t = self.t
         cutoff = utcnow() - self.stale
         with self.db.connect() as conn:
