@@ -414,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
         counts = load_demo(db, scale=args.scale)
         print(f"demo scale {args.scale:g}: {sum(counts.values()):,} rows "
               f"({counts['Datafile']:,} datafiles) in {time.perf_counter() - t0:.1f} s")
+        if db.dialect == "sqlite":  # fold the load's write-ahead log into the database file
+            with db.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.engine.dispose()
     params = choose(db)
     print(f"user {params['user']}, investigation {params['inv']}, dataset {params['ds']}")
 
