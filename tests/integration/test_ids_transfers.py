@@ -229,3 +229,31 @@ def test_abandoned_download_releases_the_reader(env: Env) -> None:
     count = int(next(line.split()[1] for line in threads.splitlines()
                      if line.startswith("Threads:")))
     assert count < 60
+
+
+def test_many_stalled_uploads_do_not_stall_the_server(env: Env) -> None:
+    """Uploads wait for their bodies on threads of their own, not on the shared worker pool
+    (40 threads): fifty clients that stop sending mid-body leave everyone else served."""
+    before, rows = env.stored(), env.datafiles()
+    socks = []
+    try:
+        for i in range(50):
+            s = _raw(env.server)
+            s.sendall((f"PUT {_put_target(env, uniq(f'stall{i}'))} HTTP/1.1\r\nHost: x\r\n"
+                       f"Content-Length: {10 * MB}\r\n\r\n").encode() + b"x" * 1000)
+            socks.append(s)
+        time.sleep(1.0)
+        t = time.monotonic()
+        with httpx.Client(base_url=env.server.url, timeout=20) as c:
+            assert c.get("/icat/version").status_code == 200
+            assert c.get("/ids/getSize", params={"sessionId": env.jdoe,
+                                                 "datasetIds": env.fx.ds_a2}).text == "0"
+        assert time.monotonic() - t < 10
+        env.ids.ok_put(env.jdoe, env.fx.ds_a1, uniq("still"), b"served", env.fx.fmt)
+        # What must remain: all but the stalled uploads' temporary files.
+        before = {p for p in env.stored() if ".cairn-put-" not in p}
+        rows = env.datafiles()
+    finally:
+        for s in socks:
+            s.close()
+    _settled(env, before, rows)

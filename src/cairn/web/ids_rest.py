@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
@@ -33,11 +34,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cairn.errors import ErrorType, IcatError, bad_parameter, internal
+from cairn.ids.checksum import PutResult
 from cairn.ids.download import answer
 from cairn.ids.errors import ids_error, not_implemented
 from cairn.ids.selection import Selection
 from cairn.ids.service import IDS_VERSION, DataService, PutRequest
-from cairn.ids.upload import upload_async
+from cairn.ids.storage import CHUNK_SIZE, Storage
+from cairn.ids.upload import upload
 
 log = logging.getLogger(__name__)
 
@@ -413,12 +416,85 @@ async def put(request: Request) -> Response:
     service = _service(request)
     plan = await run_in_threadpool(service.put_begin, req)
     try:
-        location, result = await upload_async(service.main, plan.dataset.investigation_id,
-                                              plan.dataset.id, request.stream())
+        location, result = await store_body(service.main, plan.dataset.investigation_id,
+                                            plan.dataset.id, request.stream())
         body = await run_in_threadpool(service.put_commit, plan, location, result)
     finally:
         await release(plan.release)
     return json_response(body, status=201)
+
+
+class _BodyGone(Exception):
+    """The request body ended early (client gone, bad framing): abort the storage put."""
+
+
+async def store_body(storage: Storage, investigation_id: int, dataset_id: int,
+                     body: AsyncIterator[bytes]) -> tuple[str, PutResult]:
+    """:func:`cairn.ids.upload.upload` of a request body, on a thread of its own.
+
+    Like ``upload_async``, but the blocking put does not occupy a worker of the shared pool
+    for the whole upload (forty slow uploads would otherwise stall every other request).
+    The loop hands the thread 1 MiB chunks, at most :data:`READ_AHEAD` ahead of the disk.
+    If the body fails, the thread's put is aborted and this waits until storage has
+    cleaned up, so nothing of the upload remains when the error propagates.
+    """
+    loop = asyncio.get_running_loop()
+    handoff: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    room = asyncio.Semaphore(READ_AHEAD)
+    done: asyncio.Future[tuple[str, PutResult]] = loop.create_future()
+
+    def settle(fn: Callable[[Any], None], value: Any) -> None:
+        if not done.done():
+            fn(value)
+
+    def chunks() -> Iterator[bytes]:
+        while True:
+            item = handoff.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            loop.call_soon_threadsafe(room.release)
+            yield item
+
+    def run() -> None:
+        try:
+            out = upload(storage, investigation_id, dataset_id, chunks())
+            loop.call_soon_threadsafe(settle, done.set_result, out)
+        except BaseException as e:
+            loop.call_soon_threadsafe(settle, done.set_exception, e)
+
+    async def give(item: Any) -> None:
+        if item is not None and not isinstance(item, BaseException) and room.locked():
+            # Wait for room, unless storage has stopped (failed) and will never make any.
+            waiting = asyncio.ensure_future(room.acquire())
+            await asyncio.wait({waiting, done}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                return
+        elif item is not None and not isinstance(item, BaseException):
+            await room.acquire()
+        handoff.put(item)
+
+    threading.Thread(target=run, name="ids-upload", daemon=True).start()
+    try:
+        buf = bytearray()
+        async for piece in body:
+            if done.done():  # storage gave up early: stop reading
+                break
+            buf += piece
+            if len(buf) >= CHUNK_SIZE:
+                await give(bytes(buf))
+                buf.clear()
+        if buf:
+            await give(bytes(buf))
+        handoff.put(None)
+    except BaseException as e:
+        handoff.put(_BodyGone(repr(e)))
+        with anyio.CancelScope(shield=True), contextlib.suppress(BaseException):
+            await done  # storage removes the partial file before we go on
+        raise
+    return await done
 
 
 @endpoint
