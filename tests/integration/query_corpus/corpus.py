@@ -552,6 +552,13 @@ ok(G, "SELECT p.id FROM DatasetParameter p WHERE p.numericValue BETWEEN p.datase
       "AND 100", [1, 2, 3, 5, 7, 9])
 ok(G, "SELECT i.name FROM Investigation i WHERE i.startDate BETWEEN "
       "{ts 2019-01-01 00:00:00} AND {ts 2019-12-31 23:59:59}", inv_names(1, 2))
+ok(G, "SELECT i.name FROM Investigation i WHERE i.startDate NOT BETWEEN "
+      "{ts 2019-01-01 00:00:00} AND {ts 2019-12-31 23:59:59}", inv_names(3, 4))
+ok(G, "SELECT ds.id FROM Dataset ds WHERE ds.investigation IN "
+      "(SELECT i FROM Investigation i WHERE i.visitId = '2')", [5])
+ok(G, "SELECT ds.id FROM Dataset ds WHERE ds.investigation.keywords IS EMPTY", [5, 8])
+ok(G, "SELECT ds.id FROM Dataset ds WHERE NOT NOT (ds.id = 3)", [3])
+ok(G, "SELECT ds.id FROM Dataset ds WHERE ds.name LIKE '%!%%' ESCAPE '!'", [])
 
 # == fn: functions and arithmetic =============================================================
 G = "fn"
@@ -591,6 +598,8 @@ ok(G, DF_IDS + "MOD(df.fileSize, 3) = 1", [1, 3, 4, 7, 8, 12, 15, 16])
 ok(G, "SELECT ds.name, SIZE(ds.datafiles) FROM Dataset ds WHERE ds.investigation.id = 4",
    [["fred", 2], ["a fred", 0]])
 ok(G, "SELECT ds.id FROM Dataset ds WHERE SIZE(ds.parameters) >= 3", [1, 2, 3])
+ok(G, "SELECT ds.id, SIZE(ds.investigation.datasets) FROM Dataset ds WHERE ds.id IN (1, 5)",
+   [[1, 2], [5, 1]])
 ok(G, "SELECT i.name FROM Investigation i WHERE i.releaseDate < CURRENT_TIMESTAMP",
    inv_names(1))
 ok(G, "SELECT COUNT(i) FROM Investigation i WHERE i.startDate < CURRENT_DATE", [4])
@@ -640,6 +649,10 @@ ok(G, "SELECT DISTINCT ds.complete, ds.type.name FROM Dataset ds "
    [[True, "GQ"], [False, "GQ"], [True, "GS"], [False, "GS"], [False, "RAW"]])
 ok(G, "SELECT DISTINCT iu.role FROM InvestigationUser iu ORDER BY iu.role DESC", ["PI", "CI"])
 ok(G, "SELECT COUNT(ds) FROM Dataset ds HAVING COUNT(ds) > 1", [8])
+ok(G, "SELECT p.type.name, COUNT(p) FROM DatasetParameter p GROUP BY p.type.name "
+      "HAVING COUNT(p) >= 2 ORDER BY COUNT(p) DESC, p.type.name",
+   [["A1", 3], ["A2", 3], ["PARAMETERTYPE 1", 2]])
+ok(G, "SELECT DISTINCT ds.type FROM Dataset ds", ents("DatasetType", 1, 2, 3, 4))
 ok(G, "SELECT COUNT(ds) FROM Dataset ds HAVING COUNT(ds) > 10", [])
 ok(G, "SELECT COUNT(ds) FROM Dataset ds GROUP BY ds.investigation ORDER BY ds.investigation",
    [2, 2, 1, 2, 1])
@@ -669,6 +682,10 @@ ok(G, "SELECT i.name FROM Investigation i ORDER BY i.facility.name DESC, i.title
 ok(G, "SELECT ds.name FROM Dataset ds ORDER BY ds.complete, ds.name",
    ["a fred", "dataset 2", "dataset 30", "dataset 31", "another fred", "dataset 1",
     "dataset 3", "fred"])
+ok(G, "SELECT df.id FROM Datafile df WHERE df.dataset.id = 5 ORDER BY df.fileSize * -1",
+   [15, 14, 13])
+ok(G, "SELECT o FROM Investigation o JOIN o.investigationUsers iu WHERE iu.user.name LIKE "
+      "'simple/%' INCLUDE o.facility LIMIT 1, 3", ents("Investigation", 1, 2, 3, inc="facility"))
 ok(G, "SELECT ds.id FROM Dataset ds ORDER BY SIZE(ds.datafiles) DESC, ds.id DESC",
    [1, 5, 6, 3, 2, 8, 4, 7])
 ok(G, "SELECT ds.id FROM Dataset ds LIMIT 0, 3", [1, 2, 3])
@@ -882,6 +899,8 @@ bad(G, "SELECT ds FROM Dataset ds WHERE ds.name + 1 = 2", "BAD_PARAMETER")
 bad(G, "SELECT SUBSTRING(ds.name) FROM Dataset ds", "BAD_PARAMETER")
 bad(G, "SELECT ds FROM Dataset ds WHERE ds.datafiles.name = 'x' AND", "BAD_PARAMETER")
 bad(G, "SELECT ds FROM Dataset ds WHERE ds.name IN ()", "BAD_PARAMETER")
+bad(G, "SELECT ds.name, (SELECT COUNT(df) FROM ds.datafiles df) FROM Dataset ds",
+    "BAD_PARAMETER")
 bad(G, " ", "BAD_PARAMETER")
 bad(G, "Nonsense [id = 1]", "BAD_PARAMETER")
 
