@@ -18,7 +18,7 @@ from cairn.catalogue.service import Catalogue
 from cairn.config import AuthnSettings, CatalogueSettings, ServerSettings, Settings
 from cairn.errors import IcatError
 from cairn.startup import open_catalogue
-from cairn.web.entity_json import parse_entities, result, wrap
+from cairn.web.entity_json import parse_entities, results, wrap
 from tests.integration.query_corpus import fixture
 
 ROOT = "simple/root"
@@ -33,8 +33,7 @@ class Fixture:
 
     def search(self, query: str) -> Any:
         """The JSON REST would answer (as Python data)."""
-        zone = self.catalogue.settings.zone
-        return [result(v, zone) for v in self.catalogue.search(self.sid, query)]
+        return results(self.catalogue.search(self.sid, query), self.catalogue.settings.zone)
 
     def get(self, query: str, id: int) -> Any:
         return wrap(self.catalogue.get(self.sid, query, id), self.catalogue.settings.zone)
