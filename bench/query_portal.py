@@ -280,6 +280,20 @@ QUERIES = [
 # -- running ----------------------------------------------------------------------------------
 
 
+def analyze(db: Database) -> None:
+    """Planner statistics for the fresh data, as a production database has them."""
+    with db.engine.connect() as conn:
+        if db.dialect == "sqlite":
+            conn.exec_driver_sql("ANALYZE")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # the load's log, folded in
+        elif db.dialect == "postgresql":
+            conn.exec_driver_sql("ANALYZE")
+        else:
+            for table in db.tables.entity.values():
+                conn.exec_driver_sql(f"ANALYZE TABLE {table.name}")
+        conn.commit()
+
+
 def choose(db: Database) -> dict[str, Any]:
     """The busiest user, the investigation with most datasets, a dataset of median size."""
     t = db.tables
@@ -414,9 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         counts = load_demo(db, scale=args.scale)
         print(f"demo scale {args.scale:g}: {sum(counts.values()):,} rows "
               f"({counts['Datafile']:,} datafiles) in {time.perf_counter() - t0:.1f} s")
-        if db.dialect == "sqlite":  # fold the load's write-ahead log into the database file
-            with db.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        analyze(db)
         db.engine.dispose()
     params = choose(db)
     print(f"user {params['user']}, investigation {params['inv']}, dataset {params['ds']}")
