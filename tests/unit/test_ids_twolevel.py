@@ -568,3 +568,25 @@ def test_bad_settings() -> None:
 
     with pytest.raises(ValueError, match="storage_unit"):
         TwoLevel(None, MemoryStorage(), MemoryStorage(), S())  # type: ignore[arg-type]
+
+
+def test_datafile_pending_write_then_archive(tmp_path: Path) -> None:
+    e = Env(tmp_path, unit="datafile", write_delay_seconds=3600)
+    try:
+        tl = e.two_level()
+        ds = e.world.ds(0)
+        new = add_datafile(e.world, ds, "fresh.dat", b"fresh", e.main)
+        tl.after_put(ds, new)
+        tl.request("ARCHIVE", [], [new])
+        assert job_states(e.db) == {new.id: ("WRITE_THEN_ARCHIVE_REQUESTED", None)}
+        assert tl.process_once() == 0
+        assert e.main.exists(new.location)
+        expire_write_delays(e.db)
+        tl.process_once()
+        assert e.archive.read_all(new.location) == b"fresh"
+        assert job_states(e.db) == {new.id: ("ARCHIVE_REQUESTED", None)}
+        tl.process_once()
+        assert not e.main.exists(new.location)
+        assert tl.status([], [new]) == "ARCHIVED"
+    finally:
+        e.close()
