@@ -317,7 +317,8 @@ class Compiler:
             if any(expr.compare(s) for s in seen):
                 return
             seen.append(expr)
-            order_by.append(order_key(expr, descending, self.dialect))
+            order_by.append(order_key(expr, descending, self.dialect,
+                                      nullable=not scope.never_null(expr)))
 
         # An aggregate without GROUP BY is one row: an ORDER BY would only upset PostgreSQL.
         user_order = () if ctx.aggregated and not group_by else sel.order_by

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Column, Table
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause
 
@@ -78,6 +78,7 @@ class Scope:
         self.paths: dict[tuple[int, str], Node] = {}  # (owner node id, field) -> join
         self.correlations: list[ColumnElement[bool]] = []  # WHERE terms of outer trees
         self.generated: list[Node] = []  # implicit joins along one-to-many fields
+        self.outer: set[int] = set()  # ids of aliases a LEFT JOIN may leave NULL
 
     # -- aliases ----------------------------------------------------------------------------
 
@@ -146,6 +147,8 @@ class Scope:
             alias = self.alias(target)
             new = Node(target, alias, self, node.tree)
             node.tree.joins.append((alias, self._on(node, f, alias), outer))
+            if outer or id(node.alias) in self.outer:
+                self.outer.add(id(alias))
         else:
             # A sub-select navigating from an enclosing query's variable: new correlated tree.
             new = self._new_tree(target)
@@ -248,6 +251,11 @@ class Scope:
 
     def from_clauses(self) -> list[FromClause]:
         return [t.from_clause() for t in self.trees]
+
+    def never_null(self, expr: ColumnElement[Any]) -> bool:
+        """A NOT NULL column of an alias no LEFT JOIN can leave empty (ids mostly)."""
+        return (isinstance(expr, Column) and expr.nullable is False
+                and id(expr.table) not in self.outer)
 
     def var_ids(self) -> list[ColumnElement[Any]]:
         """Ids of the FROM variables, in FROM order (for a deterministic row order)."""

@@ -139,11 +139,12 @@ def _trim_sqlite(el: Trim, compiler: SQLCompiler, **kw: Any) -> str:
 # -- ORDER BY with one NULL ordering everywhere -----------------------------------------------
 
 
-def order_key(expr: ColumnElement[Any], descending: bool, dialect: str
-              ) -> UnaryExpression[Any]:
+def order_key(expr: ColumnElement[Any], descending: bool, dialect: str,
+              nullable: bool = True) -> UnaryExpression[Any]:
     """NULLs sort first ascending and last descending, as on MariaDB (ICAT's reference) and
-    SQLite; PostgreSQL does the opposite unless told."""
+    SQLite; PostgreSQL does the opposite unless told. Telling it for a column that is never
+    NULL would only stop it from reading the rows in index order (ids, names)."""
     key = expr.desc() if descending else expr.asc()
-    if dialect == "postgresql":
+    if dialect == "postgresql" and nullable:
         key = key.nulls_last() if descending else key.nulls_first()
     return key

@@ -682,6 +682,20 @@ ok(G, "SELECT i.name FROM Investigation i ORDER BY i.facility.name DESC, i.title
 ok(G, "SELECT ds.name FROM Dataset ds ORDER BY ds.complete, ds.name",
    ["a fred", "dataset 2", "dataset 30", "dataset 31", "another fred", "dataset 1",
     "dataset 3", "fred"])
+LEFT_INSTRUMENTS = ("SELECT i.name, s.name FROM Investigation i LEFT JOIN "
+                    "i.investigationInstruments ii LEFT JOIN ii.instrument s ")
+ok(G, LEFT_INSTRUMENTS + "ORDER BY s.name, i.id",
+   [["INVESTIGATION 6", None], ["INVESTIGATION 1", "INSTRUMENT 1"],
+    ["INVESTIGATION 2", "INSTRUMENT 1"], ["INVESTIGATION 3", "INSTRUMENT 10"],
+    ["INVESTIGATION 4", "INSTRUMENT 10"], ["INVESTIGATION 5", "INSTRUMENT 12"],
+    ["INVESTIGATION 2", "INSTRUMENT 2"]])
+ok(G, LEFT_INSTRUMENTS + "ORDER BY s.name DESC, i.id",
+   [["INVESTIGATION 2", "INSTRUMENT 2"], ["INVESTIGATION 5", "INSTRUMENT 12"],
+    ["INVESTIGATION 3", "INSTRUMENT 10"], ["INVESTIGATION 4", "INSTRUMENT 10"],
+    ["INVESTIGATION 1", "INSTRUMENT 1"], ["INVESTIGATION 2", "INSTRUMENT 1"],
+    ["INVESTIGATION 6", None]])
+ok(G, "SELECT ii.id FROM Investigation i LEFT JOIN i.investigationInstruments ii "
+      "ORDER BY ii.id DESC", [6, 5, 4, 3, 2, 1, None])
 ok(G, "SELECT df.id FROM Datafile df WHERE df.dataset.id = 5 ORDER BY df.fileSize * -1",
    [15, 14, 13])
 ok(G, "SELECT o FROM Investigation o JOIN o.investigationUsers iu WHERE iu.user.name LIKE "
