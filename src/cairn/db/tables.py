@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.sql.elements import quoted_name
 from sqlalchemy.types import TypeDecorator
 
@@ -55,6 +56,9 @@ class OrdinalEnum(TypeDecorator[str]):
     def process_result_value(self, value: Any, dialect: Any) -> str | None:
         return None if value is None else self.values[int(value)]
 
+
+# MariaDB's TEXT stops at 64 KB; a prepared selection of many files is larger.
+LONG_TEXT = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 # SQLite only makes INTEGER PRIMARY KEY an auto-numbered rowid alias.
 ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
@@ -169,7 +173,7 @@ def _data_service_tables(md: MetaData) -> tuple[Table, Table, Table, Table]:
         Column(ident("COMPRESS"), Boolean(create_constraint=False), nullable=False,
                key="compress"),
         # JSON snapshot of the selection at prepare time (datasets, datafiles, empty datasets).
-        Column(ident("CONTENT"), Text(), nullable=False, key="content"),
+        Column(ident("CONTENT"), LONG_TEXT, nullable=False, key="content"),
         Index(ident("IDX_CAIRN_IDS_PREPARED_CREATED"), "created"))
     job = Table(
         ident("CAIRN_IDS_JOB"), md,

@@ -12,7 +12,7 @@ expires them by age: an id older than ``prepared_lifetime_hours`` is answered 41
 rows are deleted once twice that old, after which the id is unknown (404).
 
 The snapshot is compact JSON (a row per datafile), zlib-compressed and base64-encoded when
-large, which keeps selections of a few thousand files within MariaDB's 64 KB TEXT.
+large; the column is LONGTEXT on MariaDB (4 GB), TEXT elsewhere.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ class PreparedStore:
                     id=pid, user=user, created=self.db.now(), zip=zip, compress=compress,
                     content=encode(resolved)))
         except sa_exc.DataError:
-            # MariaDB's TEXT holds 64 KB: say so rather than "Internal error".
+            # A database whose column is narrower than Cairn's (e.g. a 64 KB TEXT): say so
+            # rather than "Internal error".
             raise bad_parameter(
                 f"The selection ({len(resolved.datafiles)} datafiles) is too large to be "
                 "prepared on this database; prepare it in parts or download it directly "
