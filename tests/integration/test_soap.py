@@ -331,7 +331,8 @@ def test_create_many_and_offsets(server: Server, root: str, facility: int) -> No
     new = call(server, "createMany", f"<sessionId>{root}</sessionId>{ds('m1')}{ds('m2')}"
                f'<beans xsi:type="ns0:keyword"><investigation><id>{inv}</id></investigation>'
                "<name>kw</name></beans>")
-    assert len(new) == 3 and len({e.text for e in new}) == 3
+    # Ids are numbered per table: the two datasets differ, the keyword may share a number.
+    assert len(new) == 3 and len({e.text for e in new[:2]}) == 2
     before = server.snapshot()
     assert fault_of(server, "createMany", f"<sessionId>{root}</sessionId>{ds('m3')}"
                     f"{ds('m4', 987654)}{ds('m5')}")[::2] == ("NO_SUCH_OBJECT_FOUND", 1)

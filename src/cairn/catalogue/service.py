@@ -92,10 +92,10 @@ class Catalogue:
     @contextmanager
     def work(self, sid: str | None) -> Iterator[Work]:
         """A transaction for the session's user; any failure rolls all of it back."""
-        user = self.sessions.get(sid).user
         work: Work | None = None
         try:
             with self.db.begin() as conn:
+                user = self.sessions.get(sid, conn).user
                 work = Work(conn=conn, db=self.db, user=user, now=self.db.now(),
                             max_ids=self.settings.catalogue.max_ids_in_query,
                             root=self.authz.is_root(user))

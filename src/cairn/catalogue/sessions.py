@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from cairn.db.engine import Database
 from cairn.errors import session_error
@@ -32,21 +32,26 @@ class SessionStore:
                 id=sid, userName=user, expireDateTime=self.db.now() + self.lifetime))
         return sid
 
-    def _row(self, sid: str | None) -> tuple[str, float]:
+    def _row(self, sid: str | None, conn: Connection | None = None) -> tuple[str, float]:
         if not sid:
             raise session_error("Session Id cannot be null or empty.")
-        with self.db.connect() as conn:
-            row = conn.execute(select(self.table.c.userName, self.table.c.expireDateTime)
-                               .where(self.table.c.id == sid)).first()
+        query = select(self.table.c.userName, self.table.c.expireDateTime) \
+            .where(self.table.c.id == sid)
+        if conn is not None:
+            row = conn.execute(query).first()
+        else:
+            with self.db.connect() as own:
+                row = own.execute(query).first()
         if row is None:
             raise session_error(f"Unable to find user by sessionid: {sid}")
         remaining = (row.expireDateTime - self.db.now()).total_seconds() / 60 \
             if row.expireDateTime else 0.0
         return row.userName, remaining
 
-    def get(self, sid: str | None) -> Session:
-        """The live session, or SESSION errors worded as icat.server's."""
-        user, remaining = self._row(sid)
+    def get(self, sid: str | None, conn: Connection | None = None) -> Session:
+        """The live session, or SESSION errors worded as icat.server's (read on ``conn`` when
+        given, saving a connection checkout per request)."""
+        user, remaining = self._row(sid, conn)
         if remaining <= 0:
             raise session_error(f"Session id:{sid} has expired")
         return Session(id=str(sid), user=user, remaining_minutes=remaining)
