@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cairn_process import launch
 
 ROOT, ROOT_PASSWORD = "root", "secret"
 USER, USER_PASSWORD = "jbloggs", "bench-password"
@@ -80,11 +80,6 @@ def rule_set() -> list[tuple[str, str]]:
     return rules
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def load(url: str, scale: float) -> None:
     from cairn.authn.db import set_password
@@ -114,12 +109,10 @@ def load(url: str, scale: float) -> None:
 
 
 def start(work: Path, database: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    config = work / "cairn.toml"
-    config.write_text(f"""
+    return launch(work, f"""
 [server]
 host = "127.0.0.1"
-port = {port}
+port = {{port}}
 data_dir = "{work / 'data'}"
 [catalogue]
 database = "{database}"
@@ -132,21 +125,7 @@ type = "simple"
 {ROOT} = "{ROOT_PASSWORD}"
 [authn.db]
 type = "db"
-""")
-    log = (work / "cairn.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "cairn.cli", "serve", "--config", str(config),
-                             "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(1200):
-        if proc.poll() is not None:
-            sys.exit(f"Cairn exited: {(work / 'cairn.log').read_text()}")
-        try:
-            if httpx.get(url + "/icat/version").status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit("Cairn did not start")
+""", attempts=1200)
 
 
 class Client:

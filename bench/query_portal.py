@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cairn_process import launch
 from sqlalchemy import func, select
 
 from cairn.db import migrate
@@ -58,19 +58,12 @@ TARGET_RATIO, TARGET_MS = 1.5, 2.0
 # -- the server -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def start(work: Path, database: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    config = work / "cairn.toml"
-    config.write_text(f"""
+    return launch(work, f"""
 [server]
 host = "127.0.0.1"
-port = {port}
+port = {{port}}
 data_dir = "{work / 'data'}"
 [catalogue]
 database = "{database}"
@@ -80,20 +73,6 @@ type = "simple"
 [authn.simple.users]
 {USER} = "{PASSWORD}"
 """)
-    log = (work / "cairn.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "cairn.cli", "serve", "--config", str(config),
-                             "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        if proc.poll() is not None:
-            sys.exit(f"Cairn exited: {(work / 'cairn.log').read_text()}")
-        try:
-            if httpx.get(url + "/icat/version").status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit("Cairn did not start")
 
 
 def login(http: httpx.Client) -> str:

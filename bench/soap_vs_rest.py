@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cairn_process import launch
 
 USER, PASSWORD = "root", "secret"
 ENVELOPE = ('<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/" '
@@ -41,19 +41,12 @@ ENVELOPE = ('<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/" '
             "</e:Envelope>")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def start(work: Path, database: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    config = work / "cairn.toml"
-    config.write_text(f"""
+    return launch(work, f"""
 [server]
 host = "127.0.0.1"
-port = {port}
+port = {{port}}
 data_dir = "{work / 'data'}"
 [catalogue]
 database = "{database}"
@@ -64,20 +57,6 @@ type = "simple"
 [authn.simple.users]
 {USER} = "{PASSWORD}"
 """)
-    log = (work / "cairn.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "cairn.cli", "serve", "--config", str(config),
-                             "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        if proc.poll() is not None:
-            sys.exit(f"Cairn exited: {(work / 'cairn.log').read_text()}")
-        try:
-            if httpx.get(url + "/icat/version").status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit("Cairn did not start")
 
 
 def median_ms(fn: Callable[[int], Any], repeat: int) -> float | str:
