@@ -30,10 +30,12 @@ def normalise_url(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    # First, so that the statements below also wait for a lock instead of failing at once
+    # (switching a new file to WAL needs one while another process does the same).
+    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")  # icat.server's tables have real foreign keys
     cur.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 
