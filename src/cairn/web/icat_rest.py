@@ -7,13 +7,14 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cairn.catalogue.service import API_VERSION, Catalogue, entity_named
 from cairn.errors import bad_parameter
 from cairn.web.entity_json import items_of, load_json, parse_entities, unwrap, wrap
 from cairn.web.entity_json import results as render_results
+from cairn.web.jsonresponse import JSONResponse
 
 Handler = Callable[[Request], Awaitable[Response]]
 
