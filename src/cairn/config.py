@@ -120,6 +120,13 @@ class DataSettings(_Section):
     write_delay_seconds: float = Field(60.0, ge=0)
     #: How often the two-level job queue is processed (processQueueIntervalSeconds).
     queue_interval_seconds: float = Field(5.0, gt=0)
+    #: How often main storage is measured against the eviction watermarks
+    #: (sizeCheckIntervalSeconds).
+    eviction_check_interval_seconds: float = Field(60.0, gt=0)
+    #: A job or dataset lock whose claimant stopped refreshing it (a heartbeat every queue
+    #: interval) for this long belongs to a dead process: its work is queued again. None =
+    #: 120 s or ten queue intervals, whichever is longer.
+    stale_claim_seconds: float | None = Field(None, gt=0)
     #: Age after which a preparedId is refused as expired.
     prepared_lifetime_hours: float = Field(168.0, gt=0)
     #: Eviction watermarks: once main storage holds ``start`` bytes or more, archived data
@@ -177,6 +184,12 @@ class DataSettings(_Section):
             raise ValueError("the archiving levels need an archive (two-level storage)")
         if self.archive is not None and self.archive == self.main:
             raise ValueError("archive and main storage must differ")
+        if self.stale_claim_seconds is not None \
+                and self.stale_claim_seconds < 3 * self.queue_interval_seconds:
+            # A live but busy process must never look dead: that would run its jobs twice.
+            raise ValueError(f"stale_claim_seconds ({self.stale_claim_seconds:g}) must be at "
+                             "least three queue intervals (3 x queue_interval_seconds = "
+                             f"{3 * self.queue_interval_seconds:g})")
         if bool(self.s3_access_key) != bool(self.s3_secret_key):
             raise ValueError("s3_access_key and s3_secret_key go together")
         return self
@@ -188,6 +201,13 @@ class DataSettings(_Section):
     @property
     def write_enabled(self) -> bool:
         return (not self.read_only) if self.enable_write is None else self.enable_write
+
+    @property
+    def stale_claim_timeout(self) -> float:
+        """``stale_claim_seconds``, or its default for this queue interval."""
+        if self.stale_claim_seconds is not None:
+            return self.stale_claim_seconds
+        return max(120.0, 10 * self.queue_interval_seconds)
 
     @property
     def prepared_lifetime_seconds(self) -> float:

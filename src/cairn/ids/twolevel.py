@@ -12,9 +12,11 @@ A background thread polls the queue every ``queue_interval_seconds``: it refresh
 process's claims and locks (heartbeats), claims runnable jobs (write delay expired) up to the
 number of free workers, and runs them in a thread pool, each under its dataset lock (SHARED
 for writes, EXCLUSIVE for archive, restore and delete); a job whose lock is busy goes back
-to the queue for the next tick. Every ``tidy_interval_seconds`` it measures main storage;
-above ``start_archiving_level_bytes`` it queues ARCHIVE for the oldest units until the rest
-would fit under ``stop_archiving_level_bytes``. "Oldest" is the earliest modification time
+to the queue for the next tick. A job claim or lock not refreshed for ``stale_claim_seconds``
+belongs to a dead process: the job goes back to the queue, the lock is dropped. Every
+``eviction_check_interval_seconds`` it measures main storage; above
+``start_archiving_level_bytes`` it queues ARCHIVE for the oldest units until the rest would
+fit under ``stop_archiving_level_bytes``. "Oldest" is the earliest modification time
 on main storage of any of the unit's files, that is when the unit arrived there (upload or
 restore); reads don't count, as with ids.storage_file.
 """
@@ -64,7 +66,7 @@ class TwoLevel:
     def __init__(self, db: Database, main: Storage, archive: Storage,
                  settings: DataSettings, *, mapper: ZipMapper | None = None,
                  workers: int = 4, stale_seconds: float | None = None,
-                 tidy_interval_seconds: float = 60.0, write_delay_cap: float = 10.0,
+                 tidy_interval_seconds: float | None = None, write_delay_cap: float = 10.0,
                  retry_seconds: float = 60.0) -> None:
         unit = str(settings.storage_unit).lower()
         if unit not in ("dataset", "datafile"):
@@ -75,9 +77,9 @@ class TwoLevel:
         self.archive = archive
         self.settings = settings
         self.interval = max(float(settings.queue_interval_seconds), 0.01)
-        # Long enough that a busy but live process never looks dead (heartbeats come every
-        # tick), short enough that a crashed one's work resumes soon.
-        stale = stale_seconds if stale_seconds is not None else max(120.0, 10 * self.interval)
+        # Keyword arguments override the settings (tests).
+        stale = float(stale_seconds if stale_seconds is not None
+                      else settings.stale_claim_timeout)
         host = socket.gethostname()[:30]
         self.owner = f"{host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.queue = JobQueue(db, self.unit, self.owner,
@@ -89,12 +91,16 @@ class TwoLevel:
         cache = Path(settings.cache_dir) if settings.cache_dir else Path(tempfile.gettempdir())
         self.work = UnitWork(main, archive, self.reader, cache / "dataset", mapper)
         self.workers = max(1, workers)
-        self.tidy_interval = tidy_interval_seconds
+        self.tidy_interval = float(tidy_interval_seconds if tidy_interval_seconds is not None
+                                   else settings.eviction_check_interval_seconds)
+        self.stale_seconds = stale
         self.retry_seconds = retry_seconds
         self._executor: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._tidier: threading.Thread | None = None
-        self._last_tidy = 0.0
+        # None: the first tick checks at once (time.monotonic() may still be smaller than a
+        # long interval shortly after boot).
+        self._last_tidy: float | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._running: set[int] = set()
@@ -153,7 +159,7 @@ class TwoLevel:
         """One round of the poller: heartbeats, tidying when due, claiming and starting jobs."""
         self._heartbeat()
         now = time.monotonic()
-        if (now - self._last_tidy >= self.tidy_interval
+        if ((self._last_tidy is None or now - self._last_tidy >= self.tidy_interval)
                 and (self._tidier is None or not self._tidier.is_alive())):
             self._last_tidy = now
             # Its own thread: walking a big main storage must not delay heartbeats.
