@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 
-from sqlalchemy import select
-
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.work import Work
 from cairn.errors import validation
@@ -52,25 +50,14 @@ def fill(work: Work, entity: Entity, objs: list[Obj], tree: IncludeTree,
                     o.ones[fname] = loaded.get(ref) if ref is not None else None
                 walk(target, list(loaded.values()), sub)
             else:
-                back = SCHEMA.inverse(f)
-                table = work.db.tables[target.name]
-                found: list[Obj] = []
-                parents: dict[int, int] = {}  # child id -> parent id
-                parent_ids = sorted({o.id for o in objs if o.id is not None})
-                for batch in work.chunks(parent_ids):
-                    rows = work.conn.execute(select(table)
-                                             .where(table.c[back.name].in_(batch))
-                                             .order_by(table.c.id))
-                    for row in rows:
-                        child = work.to_obj(target, row)
-                        parents[row.id] = row._mapping[back.name]
-                        found.append(child)
+                back = SCHEMA.inverse(f).name
+                found = work.rows_where(target, back, (o.id for o in objs if o.id is not None))
                 if readable is not None:
                     found = readable(f, found)
                 count(len(found))
                 children: dict[int, list[Obj]] = defaultdict(list)
                 for child in found:
-                    children[parents[child.id or 0]].append(child)
+                    children[child.refs[back] or 0].append(child)
                 for o in objs:
                     o.manys[fname] = children.get(o.id or 0, [])
                 walk(target, found, sub)

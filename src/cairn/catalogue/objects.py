@@ -1,8 +1,10 @@
 """Entity instances as the core sees them, independent of JSON or XML.
 
 Adapters parse requests into :class:`Obj` trees and render :class:`Obj` trees back. Attribute
-values are Python values: ``str``, ``int``, ``float``, ``bool``, aware ``datetime`` and enum
-constant names (``"NUMERIC"``).
+values are Python values: ``str``, ``int``, ``float``, ``bool``, ``datetime`` and enum constant
+names (``"NUMERIC"``). A naive ``datetime`` is wall-clock time in the catalogue's zone, as
+stored: objects read from the database keep them so (converting each one costs more than the
+rest of reading the row); renderers and writers treat naive values that way.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from cairn.schema import Entity
 
 
-@dataclass
+@dataclass(slots=True)
 class Obj:
     """One entity instance: the values a client sent, or a row (and its includes) read back."""
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row
 
 from cairn.catalogue.objects import Obj
 from cairn.db.engine import Database
+from cairn.db.fastread import rows_in
 from cairn.schema import Entity
 
 
@@ -36,30 +38,72 @@ class Work:
 
     # -- rows <-> objects -------------------------------------------------------------------
 
+    def reader(self, entity: Entity, keys: tuple[str, ...]) -> Reader:
+        """Turns a row whose columns are ``keys`` (in order) into an :class:`Obj`."""
+        return _reader(entity, keys)
+
     def to_obj(self, entity: Entity, row: Row[Any]) -> Obj:
-        m = row._mapping
-        obj = Obj(entity=entity, id=m["id"])
-        for f in entity.attributes:
-            if f.hidden:
-                continue
-            v = m[f.name]
-            if v is not None and f.type == "Date":
-                v = self.db.from_db(v)
-            elif v is not None and f.type == "boolean":
-                v = bool(v)
-            obj.values[f.name] = v
-        for f in entity.ones:
-            obj.refs[f.name] = m[f.name]
-        return obj
+        return self.reader(entity, tuple(row._fields))(row)
 
     def load(self, entity: Entity, ids: Iterable[int]) -> dict[int, Obj]:
         """Rows of one entity by id, batched; missing ids are simply absent."""
-        table = self.db.tables[entity.name]
-        out: dict[int, Obj] = {}
-        for batch in self.chunks(sorted(set(ids))):
-            for row in self.conn.execute(select(table).where(table.c.id.in_(batch))):
-                out[row.id] = self.to_obj(entity, row)
-        return out
+        return {o.id: o for o in self.rows_where(entity, "id", ids)}  # type: ignore[misc]
 
     def load_one(self, entity: Entity, id: int) -> Obj | None:
         return self.load(entity, [id]).get(id)
+
+    def rows_where(self, entity: Entity, column: str, values: Iterable[int]) -> list[Obj]:
+        """Objects of ``entity`` whose ``column`` is one of ``values``, in id order per batch."""
+        table = self.db.tables[entity.name]
+        read = self.reader(entity, tuple(c.key for c in table.columns))
+        out: list[Obj] = []
+        for batch in self.chunks(sorted(set(values))):
+            out.extend(map(read, rows_in(self.conn, table, column, batch)))
+        return out
+
+
+Reader = Callable[[Sequence[Any]], Obj]
+
+_READERS: dict[tuple[int, tuple[str, ...]], tuple[Entity, Reader]] = {}
+
+
+def _reader(entity: Entity, keys: tuple[str, ...]) -> Reader:
+    """A row reader for one entity and column layout, built once: it runs for every object
+    of every result page, so it does no lookups by name. (Entities are not hashable; the
+    cache holds the entity itself so that its id can't be reused by another.)"""
+    key = (id(entity), keys)
+    hit = _READERS.get(key)
+    if hit is not None and hit[0] is entity:
+        return hit[1]
+    read = _make_reader(entity, keys)
+    if len(_READERS) > 4096:
+        _READERS.clear()
+    _READERS[key] = (entity, read)
+    return read
+
+
+def _picker(indices: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """The values at ``indices`` of a row, as a tuple (itemgetter, which runs in C)."""
+    if not indices:
+        return lambda row: ()
+    if len(indices) == 1:
+        i = indices[0]
+        return lambda row: (row[i],)
+    return itemgetter(*indices)
+
+
+def _make_reader(entity: Entity, keys: tuple[str, ...]) -> Reader:
+    at = {k: i for i, k in enumerate(keys)}
+    names = tuple(f.name for f in entity.attributes if not f.hidden and f.name in at)
+    pick = _picker([at[name] for name in names])
+    ref_names = tuple(f.name for f in entity.ones if f.name in at)
+    pick_refs = _picker([at[name] for name in ref_names])
+    id_at = at["id"]
+
+    # Values stay as SQLAlchemy's types made them (booleans already bool, enums names, dates
+    # naive in the catalogue's zone): nothing per value in Python.
+    def read(row: Sequence[Any]) -> Obj:
+        return Obj(entity, row[id_at], dict(zip(names, pick(row), strict=False)), {},
+                   dict(zip(ref_names, pick_refs(row), strict=False)), {})
+
+    return read

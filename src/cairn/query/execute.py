@@ -10,13 +10,13 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Row, exc
+from sqlalchemy import Connection, exc
 
 from cairn.db.engine import Database
 from cairn.errors import IcatError, bad_parameter, validation
@@ -48,16 +48,7 @@ class Unit(Protocol):
     user: str
     now: datetime
 
-    def to_obj(self, entity: Entity, row: Row[Any]) -> Obj: ...
-
-
-class _Columns:
-    """A slice of a result row looking like a row of the entity's table to ``to_obj``."""
-
-    __slots__ = ("_mapping",)
-
-    def __init__(self, mapping: Mapping[str, Any]) -> None:
-        self._mapping = mapping
+    def reader(self, entity: Entity, keys: tuple[str, ...]) -> Callable[[Any], Obj]: ...
 
 
 def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | None = None
@@ -128,13 +119,10 @@ def _spans(items: tuple[Item, ...]) -> list[tuple[int, int]]:
 
 def _converter(unit: Unit, item: Item) -> Callable[[Any], Any]:
     if item.entity is not None:
-        entity, keys = item.entity, item.keys
+        read = unit.reader(item.entity, tuple(item.keys))
 
         def to_entity(values: Any) -> Obj | None:
-            if values[0] is None:  # a LEFT JOIN found nothing
-                return None
-            mapping = dict(zip(keys, values, strict=True))
-            return unit.to_obj(entity, cast(Row[Any], _Columns(mapping)))
+            return None if values[0] is None else read(values)  # None: a LEFT JOIN found nothing
 
         return to_entity
     typ = item.typ

@@ -176,7 +176,6 @@ def scalar(value: Any, zone: ZoneInfo) -> Any:
 
 
 _ATTRIBUTE, _ONE, _MANY = 0, 1, 2
-_PLAIN = (str, int, bool)  # attribute values written as they are
 
 
 _PLANS: dict[str, tuple[tuple[str, int], ...]] = {}
@@ -208,12 +207,13 @@ def render(obj: Obj, zone: ZoneInfo, seen: dict[int, dict[str, Any]] | None = No
     if obj.id is not None:
         out["id"] = obj.id
     values, ones, manys = obj.values, obj.ones, obj.manys
+    # The hottest loop of a REST search: dates are the only values that need formatting
+    # (orjson writes NaN and infinities as null itself).
     for name, kind in _plan(obj.entity):
         if kind == _ATTRIBUTE:
             v = values.get(name)
-            if v is None:
-                continue
-            out[name] = v if type(v) in _PLAIN else scalar(v, zone)
+            if v is not None:
+                out[name] = format_date(v, zone) if type(v) is datetime else v
         elif kind == _ONE:
             ref = ones.get(name)
             if ref is not None:
