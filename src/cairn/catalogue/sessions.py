@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import Connection, delete, func, select, update
 
 from cairn.db.engine import Database
+from cairn.db.fastread import rows_in
 from cairn.errors import session_error
 
 
@@ -35,18 +36,17 @@ class SessionStore:
     def _row(self, sid: str | None, conn: Connection | None = None) -> tuple[str, float]:
         if not sid:
             raise session_error("Session Id cannot be null or empty.")
-        query = select(self.table.c.userName, self.table.c.expireDateTime) \
-            .where(self.table.c.id == sid)
-        if conn is not None:
-            row = conn.execute(query).first()
+        if conn is not None:  # every request: the cursor's fast path
+            rows = rows_in(conn, self.table, "id", [sid])
         else:
             with self.db.connect() as own:
-                row = own.execute(query).first()
-        if row is None:
+                rows = rows_in(own, self.table, "id", [sid])
+        if not rows:
             raise session_error(f"Unable to find user by sessionid: {sid}")
-        remaining = (row.expireDateTime - self.db.now()).total_seconds() / 60 \
-            if row.expireDateTime else 0.0
-        return row.userName, remaining
+        row = dict(zip(self.table.columns.keys(), rows[0], strict=True))
+        expires = row["expireDateTime"]
+        remaining = (expires - self.db.now()).total_seconds() / 60 if expires else 0.0
+        return row["userName"], remaining
 
     def get(self, sid: str | None, conn: Connection | None = None) -> Session:
         """The live session, or SESSION errors worded as icat.server's (read on ``conn`` when

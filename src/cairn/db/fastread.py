@@ -1,11 +1,15 @@
-"""Whole rows by a list of keys, straight through the DB-API cursor.
+"""Statements run straight through the DB-API cursor, for the hot read paths.
 
-Loading objects by id and INCLUDE steps run this one statement shape many times per request.
 SQLAlchemy's execution path costs about 0.13 ms per statement before the database does any
-work (measured on SQLite: 136 µs against 9 µs for one row by id), which is most of a small
-page's time. So the SQL text is rendered once per table and column from SQLAlchemy's own
-table and dialect, and SQLAlchemy's own result processors (SQLite's date strings, enum
-ordinals, booleans) are applied to the rows: same values, same transaction, less overhead.
+work (measured on SQLite: 136 µs against 9 µs for one row by id), and rebuilding a query's
+SELECT to add its LIMIT costs as much again: most of a small page's time. Two shapes run on
+every request, so they go to the cursor with SQL text SQLAlchemy rendered once:
+
+- :func:`rows_in`: whole rows by a list of keys (sessions, loads by id, INCLUDE steps);
+- :class:`Prepared`: a compiled query with its limit and offset (searches).
+
+SQLAlchemy's own bind and result processors (SQLite's date strings, enum ordinals, booleans)
+are applied, in the same transaction: same values, less overhead.
 """
 
 from __future__ import annotations
@@ -15,10 +19,48 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table
+from sqlalchemy import Connection, Dialect, Select, Table, select
 from sqlalchemy import exc as sa_exc
 
 Processor = Callable[[Any], Any]
+
+
+def _processors(dialect: Dialect, types: Sequence[Any], description: Sequence[Sequence[Any]]
+                ) -> tuple[tuple[int, Processor], ...]:
+    """SQLAlchemy's result converters of these column types, by column index. Some depend on
+    the type code the cursor reports (PostgreSQL's numerics), so they are learnt from the
+    first execution's cursor description."""
+    found = []
+    for i, (typ, d) in enumerate(zip(types, description, strict=True)):
+        proc = typ.dialect_impl(dialect).result_processor(dialect, d[1])
+        if proc is not None:
+            found.append((i, proc))
+    return tuple(found)
+
+
+def _run(conn: Connection, sql: str, params: Any) -> tuple[list[Any], Any]:
+    """Rows and cursor description; driver errors raised as SQLAlchemy raises them."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall(), cursor.description
+    except conn.dialect.loaded_dbapi.Error as e:
+        raise sa_exc.DBAPIError.instance(sql, params, e, conn.dialect.loaded_dbapi.Error
+                                         ) from e
+    finally:
+        cursor.close()
+
+
+def _convert(rows: list[Any], processors: tuple[tuple[int, Processor], ...]) -> list[Any]:
+    if not processors:
+        return rows
+    out = []
+    for row in rows:
+        row = list(row)
+        for i, proc in processors:
+            row[i] = proc(row[i])
+        out.append(row)
+    return out
 
 
 @dataclass
@@ -27,17 +69,7 @@ class _Plan:
     head: str  # SELECT <every column> FROM <table> WHERE <column> IN (
     tail: str  # ) ORDER BY <id>
     mark: str  # the driver's placeholder
-    #: column index -> SQLAlchemy's converter; known after the first execution, because some
-    #: drivers' converters depend on the type code the cursor reports (PostgreSQL's numerics)
-    processors: tuple[tuple[int, Processor], ...] | None = None
-
-    def learn(self, dialect: Dialect, description: Sequence[Sequence[Any]]) -> None:
-        found = []
-        for i, (c, d) in enumerate(zip(self.table.columns, description, strict=True)):
-            proc = c.type.dialect_impl(dialect).result_processor(dialect, d[1])
-            if proc is not None:
-                found.append((i, proc))
-        self.processors = tuple(found)
+    processors: tuple[tuple[int, Processor], ...] | None = None  # after the first execution
 
 
 _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": None, "named": None}
@@ -63,29 +95,49 @@ def rows_in(conn: Connection, table: Table, column: str, values: Sequence[Any]
         return []
     plan = _plan(conn.dialect, table, column)
     if plan is None:
-        from sqlalchemy import select
-
         stmt = select(table).where(table.c[column].in_(values)).order_by(table.c.id)
         return list(conn.execute(stmt))
     sql = plan.head + ", ".join([plan.mark] * len(values)) + plan.tail
-    params = tuple(values)
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-        if plan.processors is None:
-            plan.learn(conn.dialect, cursor.description)
-    except conn.dialect.loaded_dbapi.Error as e:  # as SQLAlchemy would raise it
-        raise sa_exc.DBAPIError.instance(sql, params, e, conn.dialect.loaded_dbapi.Error
-                                         ) from e
-    finally:
-        cursor.close()
-    if not plan.processors:  # (None cannot be: learnt above)
-        return rows  # type: ignore[no-any-return]
-    out = []
-    for row in rows:
-        row = list(row)
-        for i, proc in plan.processors:
-            row[i] = proc(row[i])
-        out.append(row)
-    return out
+    rows, description = _run(conn, sql, tuple(values))
+    if plan.processors is None:
+        plan.processors = _processors(conn.dialect, [c.type for c in table.columns],
+                                      description)
+    return _convert(rows, plan.processors)
+
+
+class Prepared:
+    """A SELECT compiled once for one dialect, executed through the cursor.
+
+    Only for statements whose SQL text does not depend on parameter values (no expanding IN
+    lists); :meth:`of` says None for the others, which then take SQLAlchemy's path.
+    """
+
+    def __init__(self, stmt: Select[Any], dialect: Dialect) -> None:
+        self.compiled = stmt.compile(dialect=dialect)
+        self.dialect = dialect
+        self.sql = self.compiled.string
+        by_name = {name: bind for bind, name in self.compiled.bind_names.items()}
+        order = self.compiled.positiontup if self.compiled.positional else list(by_name)
+        self.binds = [(name, by_name[name].type.dialect_impl(dialect).bind_processor(dialect))
+                      for name in order or ()]
+        self.types = [c.type for c in stmt.selected_columns]
+        self.processors: tuple[tuple[int, Processor], ...] | None = None
+
+    @classmethod
+    def of(cls, stmt: Select[Any], dialect: Dialect) -> Prepared | None:
+        if _MARKS.get(dialect.paramstyle) is None:
+            return None
+        p = cls(stmt, dialect)
+        if p.compiled.post_compile_params or p.compiled.literal_execute_params:
+            return None
+        return p
+
+    def rows(self, conn: Connection, params: dict[str, Any]) -> list[Sequence[Any]]:
+        values = self.compiled.construct_params(params) if params or self.binds else {}
+        args = [(proc(values[name]) if proc else values[name]) for name, proc in self.binds]
+        bound: Any = args if self.compiled.positional else dict(
+            zip((name for name, _ in self.binds), args, strict=True))
+        rows, description = _run(conn, self.sql, bound)
+        if self.processors is None:
+            self.processors = _processors(self.dialect, self.types, description)
+        return _convert(rows, self.processors)

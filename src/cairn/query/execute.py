@@ -10,15 +10,16 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, exc
+from sqlalchemy import Connection, Dialect, exc
 
 from cairn.db.engine import Database
+from cairn.db.fastread import Prepared
 from cairn.errors import IcatError, bad_parameter, validation
 from cairn.query import ast
 from cairn.query.compiler import (
@@ -61,16 +62,20 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
             raise validation(f"LIMIT {offset}, {count} is not valid: neither number may be "
                              "negative")
     fetch = count if count is not None and count <= max_entities else max_entities + 1
-    stmt = q.statement(restrict).limit(fetch)
-    if offset:
-        stmt = stmt.offset(offset)
     params: dict[str, Any] = {}
     if USER in q.params:
         params[USER] = unit.user
     if len(q.params) > (USER in q.params):
         params.update({k: v for k, v in now_values(unit.now).items() if k in q.params})
     try:
-        rows = unit.conn.execute(stmt, params).all()
+        prepared = _prepared(q, fetch, offset, unit.conn.dialect) if restrict is None else None
+        if prepared is not None:
+            rows: Sequence[Any] = prepared.rows(unit.conn, params)
+        else:
+            stmt = q.statement(restrict).limit(fetch)
+            if offset:
+                stmt = stmt.offset(offset)
+            rows = unit.conn.execute(stmt, params).all()
     except exc.DBAPIError as e:
         refusal = _rejected(e)
         if refusal is None:
@@ -86,6 +91,19 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
             return [conv(row[start:end]) for row in rows]
         return [conv(row) for row in rows]
     return [[c(row[s:e]) for c, (s, e) in zip(convert, spans, strict=True)] for row in rows]
+
+
+def _prepared(q: CompiledQuery, fetch: int, offset: int, dialect: Dialect) -> Prepared | None:
+    """The query with this limit and offset, compiled once to SQL text (unrestricted queries
+    only: a restricted one carries the caller's authorization predicates)."""
+    key = (id(q), fetch, offset, id(dialect))
+    hit = _PREPARED.fetch(key, lambda: (q, _prepare(q, fetch, offset, dialect)))
+    return hit[1] if hit[0] is q else _prepare(q, fetch, offset, dialect)
+
+
+def _prepare(q: CompiledQuery, fetch: int, offset: int, dialect: Dialect) -> Prepared | None:
+    stmt = q.statement(None).limit(fetch)
+    return Prepared.of(stmt.offset(offset) if offset else stmt, dialect)
 
 
 #: PostgreSQL's refusals of query shapes that MariaDB and SQLite run (leniently, MySQL style):
@@ -221,6 +239,9 @@ def _parse_get(text: str) -> ast.Get:
 
     return parse_get(text)
 
+
+#: (query, limit, offset, dialect) -> the query compiled to SQL text, for every session
+_PREPARED: _Lru[tuple[int, int, int, int], tuple[CompiledQuery, Prepared | None]] = _Lru(4096)
 
 _QUERIES: WeakKeyDictionary[Database, Queries] = WeakKeyDictionary()
 _QUERIES_LOCK = threading.Lock()
