@@ -4,11 +4,21 @@ A user may act on an object when they are root, when the object's type is a publ
 only), or when one of the rules that apply to them selects the object. A rule applies when its
 grouping is empty or the user is a member, and it carries the access's letter (C, R, U, D).
 
-Every rule's ``what`` is compiled by the query compiler into ``SELECT v.id FROM ... WHERE ...``;
-"may the user see X" becomes ``X.id IN (rule 1) OR X.id IN (rule 2) ...``. The same predicate
-restricts a search (pushed into its WHERE, so LIMIT, ORDER BY and COUNT stay exact), filters
-INCLUDEd objects in batches, and checks single objects. An unrestricted rule (no WHERE) needs
-no predicate at all.
+Every rule's ``what`` is rewritten as a condition on a row of its entity (``rules.anchor``):
+its own variable *is* the row being checked, so the rule's joins are correlated through that
+row's foreign keys (``Datafile x JOIN x.dataset ds ...`` becomes ``EXISTS (SELECT 1 FROM
+DATASET ds ... WHERE ds.ID = <row>.DATASET_ID ...)``) and a condition on the row alone
+(``x.releaseDate < CURRENT_TIMESTAMP``) needs no sub-select at all. Rules reaching the same
+related rows along many-to-one fields share one ``EXISTS`` over them, their own conditions
+ORed inside it, cheapest first; so "may the user see this datafile" under the three rules of
+a typical facility is a handful of primary-key and index lookups. The same predicate restricts
+a search (pushed into its WHERE, so LIMIT, ORDER BY and COUNT stay exact), filters INCLUDEd
+objects in batches, and checks single objects. An unrestricted rule (no WHERE) needs no
+predicate at all.
+
+Predicates are built once per exposed id column and set of rules and shared by every caller;
+``:user`` and the clock are read, when the statement runs, from the unit of work that asked
+for the predicate (a context variable), not copied into each statement.
 
 Rules, public tables, public steps and group memberships are cached per process and reloaded
 at most ``refresh_seconds`` after they were read (and at once after this process changed
@@ -20,24 +30,42 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, exists, false, literal_column, or_, select
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from cairn.authz.access import Access
-from cairn.authz.rules import RuleMeaning, compile_rule, interpret
+from cairn.authz.rules import ROW, Anchored, RuleMeaning, anchor, compile_rule, interpret
 from cairn.db.engine import Database
 from cairn.errors import IcatError, insufficient_privileges
 from cairn.query.compiler import USER, CompiledQuery, IdPath, now_values
+from cairn.query.execute import queries_for
+from cairn.schema import SCHEMA
 
 log = logging.getLogger(__name__)
 
 #: Entities whose change can change somebody's permissions.
 AUTHZ_ENTITIES = frozenset({"Rule", "Grouping", "UserGroup", "PublicStep", "User"})
+
+#: ``:user`` and the clock of the unit of work whose predicate was asked for last in this
+#: context: the runtime parameters of the shared predicates read them when the statement runs.
+_RUNTIME: ContextVar[dict[str, Any]] = ContextVar("cairn.authz.runtime")
+
+
+def _runtime(key: str) -> Callable[[], Any]:
+    def value() -> Any:
+        try:
+            return _RUNTIME.get()[key]
+        except LookupError:
+            raise RuntimeError("an authorization predicate was run outside the context that "
+                               "asked for it") from None
+    return value
 
 
 class Caller(Protocol):
@@ -55,25 +83,14 @@ class Rule:
     grouping: int | None
     meaning: RuleMeaning
     query: CompiledQuery  # SELECT v.id FROM ... WHERE ..., :user and the clock unbound
+    anchored: Anchored | None  # the same as a condition on a row (None: use ``query``)
 
-    def condition(self, caller: Caller, id_column: ColumnElement[Any]) -> ColumnElement[bool]:
-        """``EXISTS (SELECT 1 FROM <rule> WHERE v.id = <id_column> AND <rule's WHERE>)``.
-
-        Correlated on the primary key rather than ``id IN (all ids the rule grants)``: the
-        database then checks the rows at hand through indexes instead of materialising every
-        granted id (a million datafiles for a "released data" rule) for each query.
-        """
+    def condition(self, id_column: ColumnElement[Any]) -> ColumnElement[bool]:
+        """``EXISTS (SELECT 1 FROM <rule> WHERE v.id = <id_column> AND <rule's WHERE>)``, for
+        rules that cannot be anchored on the row (:func:`cairn.authz.rules.anchor`)."""
         q = self.query
-        stmt = (select(literal_column("1")).select_from(*q.froms)
-                .where(q.columns[0] == id_column, *q.where))
-        values: dict[str, Any] = {}
-        if USER in q.params:
-            values[USER] = caller.user
-        if len(q.params) > (USER in q.params):
-            values.update({k: v for k, v in now_values(caller.now).items() if k in q.params})
-        if values:
-            stmt = stmt.params(**values)
-        return exists(stmt)
+        return exists(select(literal_column("1")).select_from(*q.froms)
+                      .where(q.columns[0] == id_column, *q.where))
 
 
 @dataclass
@@ -93,6 +110,12 @@ class Authorizer:
         self.refresh_seconds = refresh_seconds
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+        # (what, flags) -> compiled rule, kept across reloads (rules rarely change)
+        self._compiled: dict[tuple[str, str], tuple[RuleMeaning, CompiledQuery,
+                                                    Anchored | None]] = {}
+        # (bean, id column, rules) -> predicate with :user and the clock unbound
+        self._predicates: dict[tuple[Any, ...], tuple[ColumnElement[bool], frozenset[str],
+                                                      ColumnElement[Any]]] = {}
 
     # -- cached state -----------------------------------------------------------------------
 
@@ -122,13 +145,12 @@ class Authorizer:
                               .order_by(rule.c.id)):
             flags = (r.crudFlags or "").strip().upper()
             try:
-                meaning = interpret(r.what, flags)
-                q = compile_rule(self.db, meaning)
+                meaning, q, anchored = self._compile(r.what, flags)
             except IcatError as e:  # e.g. written by another server in syntax we reject
                 log.warning("ignoring Rule %s (%r): %s", r.id, r.what, e.message)
                 continue
             rules.append(Rule(id=r.id, flags=flags, grouping=r.grouping, meaning=meaning,
-                              query=q))
+                              query=q, anchored=anchored))
             # icat.server's public tables ignore the crud flags (quirk kept: sites rely on it).
             if r.grouping is None and not meaning.restricted:
                 public.add(meaning.bean)
@@ -136,6 +158,19 @@ class Authorizer:
                           conn.execute(select(step.c.origin, step.c.field)))
         return Snapshot(rules=rules, public_tables=frozenset(public), public_steps=steps,
                         loaded=time.monotonic())
+
+    def _compile(self, what: str, flags: str
+                 ) -> tuple[RuleMeaning, CompiledQuery, Anchored | None]:
+        hit = self._compiled.get((what, flags))
+        if hit is None:
+            meaning = interpret(what, flags)
+            hit = (meaning, compile_rule(self.db, meaning), anchor(meaning))
+            with self._lock:
+                if len(self._compiled) > 10_000:  # rule texts come and go: start afresh
+                    self._compiled.clear()
+                    self._predicates.clear()
+                self._compiled[(what, flags)] = hit
+        return hit
 
     def _groups(self, conn: Connection, snap: Snapshot, user: str) -> frozenset[int]:
         hit = snap.memberships.get(user)
@@ -184,7 +219,60 @@ class Authorizer:
             return false()
         if any(not r.meaning.restricted for r in rules):
             return None
-        return or_(*(r.condition(caller, id_column) for r in rules))
+        # Built once per id column and rule set, shared by every caller: binding the caller's
+        # values into a copy would cost more than running most portal queries. Instead the
+        # predicate's parameters read them, when the statement runs, from this context (a
+        # unit of work asks for its predicates and runs them in the same call).
+        key = (bean, id(id_column), *(id(r.query) for r in rules))
+        hit = self._predicates.get(key)
+        if hit is None:
+            hit = (*self._condition(bean, id_column, rules), id_column)
+            with self._lock:
+                if len(self._predicates) > 10_000:
+                    self._predicates.clear()
+                self._predicates[key] = hit
+        pred, params, _ = hit
+        if params:
+            _RUNTIME.set({USER: caller.user, **now_values(caller.now)})
+        return pred
+
+    def _condition(self, bean: str, id_column: ColumnElement[Any], rules: list[Rule]
+                   ) -> tuple[ColumnElement[bool], frozenset[str]]:
+        """Any of ``rules`` selects the ``bean`` whose id is ``id_column``.
+
+        Each rule becomes a condition on that row (correlated through its foreign keys, no
+        second copy of its table matched by id), and rules reaching the same related rows
+        (``x.dataset.investigation``) share one ``EXISTS`` over those joins, so a row is
+        checked with a few index lookups however many rules there are. The cheapest
+        conditions come first (SQLite tries OR terms in order).
+        """
+        compiler = queries_for(self.db).compiler
+        groups: dict[frozenset[str], list[Anchored]] = {}
+        parts: list[ColumnElement[bool]] = []
+        params: set[str] = set()
+        for r in rules:
+            if r.anchored is None:
+                parts.append(r.condition(id_column))
+                params |= r.query.params
+            else:
+                groups.setdefault(r.anchored.key, []).append(r.anchored)
+        anchored = []
+        for members in sorted(groups.values(), key=lambda m: len(m[0].shared)):
+            alternatives = sorted((a.alternative for a in members), key=lambda a: len(a.from_))
+            rc = compiler.row_condition(SCHEMA.entities[bean], id_column, ROW,
+                                        members[0].shared, alternatives)
+            anchored.append(rc.sql)
+            params |= rc.params
+        parts[:0] = anchored
+        pred = or_(*parts) if len(parts) > 1 else parts[0]
+
+        def runtime(bind: BindParameter[Any]) -> None:
+            if bind.key in params:
+                bind.callable, bind.value, bind.required = _runtime(bind.key), None, False
+
+        if params:
+            pred = visitors.cloned_traverse(pred, {}, {"bindparam": runtime})
+        return pred, frozenset(params)
 
     def allowed_ids(self, caller: Caller, access: Access, bean: str, ids: Iterable[int],
                     batch: int = 500, attribute: str | None = None) -> set[int]:

@@ -16,7 +16,7 @@ from typing import Any
 from cairn.db.engine import Database
 from cairn.errors import IcatError, bad_parameter
 from cairn.query import ast, parse_query, to_text
-from cairn.query.compiler import CompiledQuery
+from cairn.query.compiler import Alternative, CompiledQuery
 from cairn.query.execute import queries_for
 from cairn.schema import SCHEMA, Entity
 
@@ -83,6 +83,58 @@ def interpret(what: str | None, crud_flags: str) -> RuleMeaning:
             raise bad_parameter("Attribute selection in rules is only allowed for Update")
     return RuleMeaning(bean=bean.name, var=item.var, attribute=attribute, select=sel,
                        restricted=sel.where is not None)
+
+
+#: The name the rule's own variable takes when a rule is anchored on a row (see :func:`anchor`).
+ROW = "#"
+
+
+@dataclass(frozen=True)
+class Anchored:
+    """A rule as a condition on a row of its entity rather than a set of ids.
+
+    ``shared`` are the inner joins along many-to-one fields from the row (each reaches at most
+    one row, so rules with the same ones can share them): a canonical name (``#`` and the
+    fields from the row, ``#dataset.investigation``) with the join declaring it. The rest of
+    the rule is ``alternative``, its own names mapped onto those.
+    """
+
+    shared: tuple[ast.FromJoin, ...]
+    alternative: Alternative
+
+    @property
+    def key(self) -> frozenset[str]:
+        return frozenset(j.var for j in self.shared)
+
+
+def anchor(meaning: RuleMeaning) -> Anchored | None:
+    """The rule rewritten around its selected variable, or None when that variable is not a
+    FROM entity of its own (``SELECT ds FROM Investigation i JOIN i.datasets ds``)."""
+    sel, var = meaning.select, meaning.var
+    if not any(isinstance(f, ast.FromEntity) and f.var == var for f in sel.from_):
+        return None
+    names = {var: ROW}
+    entity = {var: SCHEMA.entities[meaning.bean]}
+    shared: dict[str, ast.FromJoin] = {}
+    rest: list[ast.FromItem] = []
+    for item in sel.from_:
+        if isinstance(item, ast.FromEntity) and item.var == var:
+            continue
+        if isinstance(item, ast.FromJoin) and item.kind == "INNER" \
+                and item.path.var in names and item.var not in names:
+            e: Entity | None = entity[item.path.var]
+            for name in item.path.fields:
+                f = e.fields.get(name) if e is not None else None
+                e = SCHEMA.entities[f.type] if f is not None and f.is_one else None
+            if e is not None:
+                parent = names[item.path.var]
+                canonical = ".".join((parent, *item.path.fields)).replace("#.", "#", 1)
+                names[item.var] = canonical
+                entity[item.var] = e
+                shared[canonical] = ast.FromJoin(ast.Path(parent, item.path.fields), canonical)
+                continue
+        rest.append(item)
+    return Anchored(tuple(shared.values()), Alternative(names, tuple(rest), sel.where))
 
 
 def compile_rule(db: Database, meaning: RuleMeaning) -> CompiledQuery:

@@ -20,7 +20,7 @@ PostgreSQL and MariaDB:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -67,7 +67,7 @@ from cairn.query.coerce import (
     to_number,
 )
 from cairn.query.includes import IncludeTree, include_tree
-from cairn.query.scope import Scope
+from cairn.query.scope import Node, Scope, Tree
 from cairn.query.sqlfuncs import TRIMS, CharLength, DateText, Locate, order_key
 from cairn.schema import SCHEMA, Entity
 
@@ -160,6 +160,26 @@ class CompiledQuery:
 class CompiledGet:
     entity: Entity
     include: IncludeTree
+
+
+# -- authorization hook: conditions on a row of an enclosing statement ------------------------
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """One way for a row to qualify (a rule, in authorization): ``EXISTS (SELECT 1 FROM
+    <from_> WHERE <where>)`` where ``names`` maps this alternative's own variable names onto the
+    row's and the shared joins' names (see :meth:`Compiler.row_condition`)."""
+
+    names: Mapping[str, str]
+    from_: tuple[ast.FromItem, ...]
+    where: ast.Expr | None
+
+
+@dataclass(frozen=True)
+class RowCondition:
+    sql: ColumnElement[bool]
+    params: frozenset[str]  # runtime parameters used (USER, NOW values)
 
 
 # -- values -----------------------------------------------------------------------------------
@@ -368,6 +388,56 @@ class Compiler:
         if entity is None:
             raise error(f"{get.entity} is not an ICAT entity", -1)
         return CompiledGet(entity, include_tree(entity, get.include, get.var))
+
+    def row_condition(self, entity: Entity, column: ColumnElement[Any], var: str,
+                      shared: Sequence[ast.FromJoin], alternatives: Sequence[Alternative]
+                      ) -> RowCondition:
+        """"The ``entity`` whose id is ``column`` satisfies one of ``alternatives``".
+
+        When ``column`` is the id of a table (alias) of ``entity`` in the enclosing statement,
+        ``var`` denotes that very row: its attributes are read from it and joins from it are
+        correlated through its foreign keys. Otherwise (a foreign key exposing an entity) a
+        new alias is matched on the id. ``shared`` joins (declared in terms of ``var``) are made
+        once for every alternative, inside one ``EXISTS``; the caller promises they multiply
+        nothing (inner joins along many-to-one fields).
+        """
+        params: set[str] = set()
+        top = Scope(self.tables)
+        table = self.tables[entity.name]
+        if column.key == "id" and getattr(column.table, "element", column.table) is table:
+            top.declare(var, Node(entity, column.table, top, Tree(column.table)), -1)
+            inner = Scope(self.tables, parent=top)
+            keyed: list[ColumnElement[bool]] = []
+        else:
+            inner = Scope(self.tables, parent=top)
+            alias = table.alias()
+            tree = Tree(alias)
+            inner.trees.append(tree)
+            inner.declare(var, Node(entity, alias, inner, tree), -1)
+            keyed = [alias.c.id == column]
+        for join in shared:
+            self._from(inner, join)
+        conds = []
+        for alt in alternatives:
+            ctx = _Ctx(Scope(self.tables, parent=inner), params=params)
+            for own, name in alt.names.items():
+                node = inner.lookup(name)
+                assert node is not None, name
+                ctx.scope.vars[own] = node
+            for item in alt.from_:
+                self._from(ctx.scope, item)
+            where = [self._cond(ctx, alt.where, "WHERE")] if alt.where is not None else []
+            where.extend(ctx.scope.correlations)
+            if ctx.scope.trees:
+                stmt = select(literal_column("1")).select_from(*ctx.scope.from_clauses())
+                conds.append(exists(stmt.where(*where)) if where else exists(stmt))
+            else:
+                conds.append(and_(*where) if where else true())
+        cond = or_(*conds) if len(conds) != 1 else conds[0]
+        if inner.trees:
+            stmt = select(literal_column("1")).select_from(*inner.from_clauses())
+            cond = exists(stmt.where(*keyed, *inner.correlations, cond))
+        return RowCondition(cond, frozenset(params))
 
     # -- FROM -------------------------------------------------------------------------------
 
