@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -175,20 +176,47 @@ def scalar(value: Any, zone: ZoneInfo) -> Any:
     return value
 
 
-_ATTRIBUTE, _ONE, _MANY = 0, 1, 2
+Render = Callable[[Obj, ZoneInfo, dict[int, dict[str, Any]]], dict[str, Any]]
+
+_RENDERERS: dict[str, tuple[Entity, Render]] = {}
 
 
-_PLANS: dict[str, tuple[tuple[str, int], ...]] = {}
+def _renderer(entity: Entity) -> Render:
+    """The entity's JSON writer, generated once (as dataclasses generates ``__init__``): the
+    hottest code of a REST search, it runs for every object of every page, and straight-line
+    code with constant keys is about twice as fast as a loop over the fields. Field names come
+    from the schema declaration, so nothing from a request reaches the generated text.
 
-
-def _plan(entity: Entity) -> tuple[tuple[str, int], ...]:
-    """The fields ``render`` writes after ``id``, in order, with their kind."""
-    plan = _PLANS.get(entity.name)
-    if plan is None:
-        plan = _PLANS[entity.name] = tuple(
-            (f.name, _ATTRIBUTE if f.is_attribute else _ONE if f.is_one else _MANY)
-            for f in entity.api_fields if f.name != "id")
-    return plan
+    Fields in icat.server's order (id, system fields, then alphabetical); absent attributes
+    and ONE relations left out; every MANY relation present, empty when not included. Dates
+    are the only values that need formatting (orjson writes NaN and infinities as null).
+    """
+    hit = _RENDERERS.get(entity.name)
+    if hit is not None and hit[0] is entity:
+        return hit[1]
+    lines = ["def render(obj, zone, seen):",
+             "    values, ones, manys = obj.values, obj.ones, obj.manys",
+             "    out = {} if obj.id is None else {'id': obj.id}"]
+    for f in entity.api_fields:
+        key = repr(f.name)
+        if f.name == "id":
+            continue
+        if f.is_attribute:
+            value = "format_date(v, zone)" if f.type == "Date" else "v"
+            lines += [f"    v = values.get({key})",
+                      f"    if v is not None: out[{key}] = {value}"]
+        elif f.is_one:
+            lines += [f"    v = ones.get({key})",
+                      f"    if v is not None: out[{key}] = sub(v, zone, seen)"]
+        else:
+            lines += [f"    v = manys.get({key})",
+                      f"    out[{key}] = [sub(c, zone, seen) for c in v] if v else []"]
+    lines.append("    return out")
+    scope: dict[str, Any] = {"format_date": format_date, "sub": render}
+    exec("\n".join(lines), scope)
+    fn: Render = scope["render"]
+    _RENDERERS[entity.name] = (entity, fn)
+    return fn
 
 
 def render(obj: Obj, zone: ZoneInfo, seen: dict[int, dict[str, Any]] | None = None
@@ -203,24 +231,7 @@ def render(obj: Obj, zone: ZoneInfo, seen: dict[int, dict[str, Any]] | None = No
     done = seen.get(id(obj))
     if done is not None:
         return done
-    out: dict[str, Any] = {}
-    if obj.id is not None:
-        out["id"] = obj.id
-    values, ones, manys = obj.values, obj.ones, obj.manys
-    # The hottest loop of a REST search: dates are the only values that need formatting
-    # (orjson writes NaN and infinities as null itself).
-    for name, kind in _plan(obj.entity):
-        if kind == _ATTRIBUTE:
-            v = values.get(name)
-            if v is not None:
-                out[name] = format_date(v, zone) if type(v) is datetime else v
-        elif kind == _ONE:
-            ref = ones.get(name)
-            if ref is not None:
-                out[name] = render(ref, zone, seen)
-        else:
-            children = manys.get(name)
-            out[name] = [render(c, zone, seen) for c in children] if children else []
+    out = _renderer(obj.entity)(obj, zone, seen)
     seen[id(obj)] = out
     return out
 
