@@ -5,8 +5,8 @@ The endpoint resolves and authorizes the selection, then::
     body = download_body(datasets, datafiles, storage, zip=..., compress=...)
     ans = answer(body, download_name(...), request.headers.get("Range"),
                  request.headers.get("If-Range"))
-    -> respond with ans.status, ans.headers and ans.chunks (in a worker thread), or use
-       ans.file with sendfile when it is set.
+    -> respond with ans.status, ans.headers and ans.chunks (in a worker thread), or, when
+       ans.file is set, read that span of a local file directly (cairn.ids.filespan).
 
 Bodies: :class:`FileBody` (one datafile, not zipped), :class:`~cairn.ids.zipstream.StoredZip`
 (``compress=false``: known length, ranges) and :class:`~cairn.ids.zipstream.DeflateZip`
@@ -145,8 +145,8 @@ class Answer:
     headers: dict[str, str]
     #: The body bytes (empty for 416); blocking: iterate in a worker thread.
     chunks: Iterator[bytes] = field(default_factory=lambda: iter(()))
-    #: (path, start, end) when the body is that span of one local file: lets the server use
-    #: sendfile instead of ``chunks``.
+    #: (path, start, end) when the body is that span of one local file: lets the server read
+    #: it directly (:mod:`cairn.ids.filespan`) instead of iterating ``chunks``.
     file: tuple[Path, int, int] | None = None
 
 

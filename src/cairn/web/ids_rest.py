@@ -5,9 +5,12 @@ The ``/ids`` paths are served by their own small Starlette app, put in front of 
 app by :class:`IdsDispatch`, so downloads and uploads stream straight to the server without
 passing through the catalogue's middleware; it adds ids.server's CORS headers instead.
 
-Downloads stream from a dedicated thread per response that reads ahead a few chunks
-(:class:`StreamResponse`): disk and network overlap, memory stays at a few MiB per download,
-and a client that goes away stops the reading at once.
+A single file on local storage is read on the event loop while its pages are in memory, and
+by a worker thread only when the disk must be waited for (:class:`FileSpanResponse`,
+:mod:`cairn.ids.filespan`). Other downloads (zips, S3) stream from a dedicated thread per
+response that reads ahead a few chunks (:class:`StreamResponse`): disk and network overlap.
+Either way memory stays at a few MiB per download, and a client that goes away stops the
+reading at once.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -37,9 +41,10 @@ from cairn.errors import ErrorType, IcatError, bad_parameter, internal
 from cairn.ids.checksum import PutResult
 from cairn.ids.download import answer
 from cairn.ids.errors import ids_error, not_implemented
+from cairn.ids.filespan import FileSpan
 from cairn.ids.selection import Selection
 from cairn.ids.service import IDS_VERSION, DataService, PutRequest
-from cairn.ids.storage import CHUNK_SIZE, Storage
+from cairn.ids.storage import CHUNK_SIZE, Storage, not_found
 from cairn.ids.upload import upload
 
 log = logging.getLogger(__name__)
@@ -51,6 +56,10 @@ PREFIX = "/ids"
 MAX_FORM_BYTES = 16 << 20
 #: Chunks a download's reader thread may be ahead of the network.
 READ_AHEAD = 4
+#: Threads for the chunks of single-file downloads that must wait for the disk: their own,
+#: so that slow storage cannot take the shared worker pool that every request needs.
+DISK_READERS = 8
+_disk_readers: ThreadPoolExecutor | None = None
 
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
@@ -295,6 +304,17 @@ async def get_data(request: Request) -> Response:
             if close is not None:
                 close()
         return StreamResponse(ans.status, ans.headers, None)
+    if ans.file is not None:
+        try:
+            span = await run_in_threadpool(FileSpan.open, *ans.file)
+        except FileNotFoundError:
+            await release(dl.release)
+            location = getattr(getattr(dl.body, "datafile", None), "location", "?")
+            raise not_found(location) from None
+        except BaseException:
+            await release(dl.release)
+            raise
+        return FileSpanResponse(ans.status, ans.headers, span, on_close=dl.release)
     return StreamResponse(ans.status, ans.headers, ans.chunks, on_close=dl.release)
 
 
@@ -364,13 +384,9 @@ class StreamResponse(Response):
                     with contextlib.suppress(Exception):
                         close()
 
-        async def gone() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-
         reader = threading.Thread(target=produce, name="ids-download", daemon=True)
         reader.start()
-        watcher = asyncio.ensure_future(gone())
+        watcher = asyncio.ensure_future(_gone(receive))
         try:
             while True:
                 item = queue.get_nowait() if not queue.empty() else None
@@ -396,6 +412,74 @@ class StreamResponse(Response):
         finally:
             stop.set()
             watcher.cancel()
+
+
+class FileSpanResponse(Response):
+    """Headers, then a span of a local file: chunks in the page cache are read and sent on
+    the event loop, the others read by a disk thread (:mod:`cairn.ids.filespan`).
+
+    No read-ahead queue is needed: ``send`` waits while the socket's buffer is full, so one
+    chunk at a time is in memory. The loop listens for the client going away between chunks.
+    A failure after the headers aborts the connection (see :class:`StreamResponse`).
+    """
+
+    def __init__(self, status: int, headers: Mapping[str, str], span: FileSpan,
+                 on_close: Callable[[], None] | None = None) -> None:
+        self.status_code = status
+        self.background = None
+        self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                            for k, v in headers.items()]
+        self.span = span
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        span = self.span
+        pending: Future[bytes] | None = None
+        try:
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            watcher = asyncio.ensure_future(_gone(receive))
+            try:
+                while span.remaining > 0:
+                    if watcher.done():
+                        log.info("download abandoned by the client")
+                        return
+                    data = span.read_cached()
+                    if data is None:
+                        pending = _disk_pool().submit(span.read)
+                        data = await asyncio.wrap_future(pending)
+                        pending = None
+                    await send({"type": "http.response.body", "body": data,
+                                "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except Exception as e:
+                message = e.message if isinstance(e, IcatError) else repr(e)
+                log.error("download aborted after the headers were sent: %s", message)
+                raise _Aborted(message) from e
+            finally:
+                watcher.cancel()
+        finally:
+            if pending is not None:
+                # Cancelled while a disk thread reads: the file is closed once it is done
+                # (at once if it is already).
+                pending.add_done_callback(lambda _: span.close())
+            else:
+                span.close()
+            if self.on_close is not None:
+                await release(self.on_close)
+
+
+def _disk_pool() -> ThreadPoolExecutor:
+    global _disk_readers
+    if _disk_readers is None:
+        _disk_readers = ThreadPoolExecutor(DISK_READERS, thread_name_prefix="ids-disk-read")
+    return _disk_readers
+
+
+async def _gone(receive: Receive) -> None:
+    """Returns once the client has gone away."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class _Aborted(Exception):
