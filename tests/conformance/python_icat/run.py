@@ -1,15 +1,23 @@
-"""python-icat 1.7.0's own test suite, run against a freshly started Cairn.
+"""python-icat 1.7.0's own test suite, run against freshly started Cairns.
 
     .venv/bin/python tests/conformance/python_icat/run.py [--database URL] [--keep]
-                                                          [--workdir DIR] [-- PYTEST-ARGS]
+        [--workdir DIR] [--only single-level|two-level] [--full-two-level] [-- PYTEST-ARGS]
 
 Downloads the python-icat 1.7.0 source distribution from PyPI (nothing of it is committed),
-prepares its test directory as its own ``setup.py build_test`` does, starts Cairn on a new
-catalogue (SQLite in the work directory unless ``--database`` is given) with the users the
-suite expects, writes ``tests/data/icat.cfg`` for them (with ``idsurl`` when Cairn's data
-service answers ``/ids/ping``), runs the suite including the tests
-marked slow, and prints ``N passed, N failed, N skipped`` (errors count as failed) followed by
-the failures grouped by the reason pytest reported. Exit status 0 only if nothing failed.
+prepares its test directory as its own ``setup.py build_test`` does, and runs the suite
+(including the tests marked slow) once per data-service configuration, each against its own
+Cairn on a new catalogue (SQLite in the work directory unless ``--database`` is given) with
+the users the suite expects, written into ``tests/data/icat.cfg`` (with ``idsurl`` when
+Cairn's data service answers ``/ids/ping``):
+
+- ``single-level``: main storage only; the whole suite;
+- ``two-level``: main storage in front of an archive (dataset unit, one-second write delay
+  and queue interval, so archive/restore/write complete while the tests poll); only the test
+  modules that use the data service (:data:`DATA_SERVICE_TESTS`) unless ``--full-two-level``.
+
+For each it prints ``<configuration>: N passed, N failed, N skipped`` (errors count as
+failed) after the failures grouped by the reason pytest reported, then both summaries again.
+Exit status 0 only if nothing failed in either configuration.
 
 This is deliberately not part of the default ``pytest`` run: it takes minutes and depends on
 the query language, rule-based authorization and the data service being complete.
@@ -27,6 +35,7 @@ import tarfile
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -44,6 +53,33 @@ SECTIONS = {
     "pubreader": ("simple", "pubreader"),
     **{u: ("db", u) for u in ("acord", "ahau", "jbotu", "jdoe", "nbour", "rbeck")},
 }
+#: python-icat's test modules that touch the data service: every test that calls client.ids,
+#: skips without an idsurl, runs an example script using it (getversion.py), or deletes its
+#: datasets through it (the ``cleanup_objs`` fixture). The session fixture's wipeicat.py
+#: also uses it, so every run exercises that too.
+DATA_SERVICE_TESTS = ["test_03_getversion.py", "test_03_login.py", "test_03_script.py",
+                      "test_06_exception.py", "test_06_icatingest.py", "test_06_ids.py",
+                      "test_06_ingest.py", "test_07_client_clone.py",
+                      "test_07_client_options.py", "test_07_entity_validate.py"]
+
+
+@dataclass(frozen=True)
+class Configuration:
+    name: str
+    #: Body of Cairn's ``[data]`` table besides ``main``; ``{work}`` is this configuration's
+    #: work folder.
+    data: str
+    #: Test modules to run; None = the whole suite.
+    tests: list[str] | None
+
+
+SINGLE = Configuration("single-level", "", None)
+# Short delays so that archive, restore and write finish while python-icat polls for them.
+TWO_LEVEL = Configuration("two-level", """archive = "{work}/archive"
+storage_unit = "dataset"
+write_delay_seconds = 1
+queue_interval_seconds = 1
+""", DATA_SERVICE_TESTS)
 
 
 def log(message: str) -> None:
@@ -98,7 +134,7 @@ def check_client() -> None:
                  "pip install -e '.[test]'")
 
 
-def cairn_config(work: Path, database: str, port: int) -> Path:
+def cairn_config(work: Path, database: str, port: int, data: str = "") -> Path:
     simple = "\n".join(f'{name} = "{PASSWORD}"' for auth, name in SECTIONS.values()
                        if auth == "simple")
     path = work / "cairn.toml"
@@ -122,7 +158,9 @@ type = "simple"
 
 [authn.db]
 type = "db"
-""")
+
+[data]
+{data}""")
     return path
 
 
@@ -173,7 +211,7 @@ def write_icat_cfg(tests: Path, url: str, ids: bool) -> None:
     (tests / "data" / "icat.cfg").write_text("\n".join(sections))
 
 
-def run_suite(tests: Path, work: Path, extra: list[str], timeout: float) -> Path:
+def run_suite(tests: Path, work: Path, extra: list[str], timeout: float) -> Path | None:
     report = work / "junit.xml"
     tmp = work / "tmp"  # fresh TMPDIR: suds caches WSDLs there for a day
     tmp.mkdir(exist_ok=True)
@@ -188,6 +226,7 @@ def run_suite(tests: Path, work: Path, extra: list[str], timeout: float) -> Path
                            timeout=timeout)
         except subprocess.TimeoutExpired:
             log(f"the suite did not finish within {timeout:.0f} s")
+            return None  # a partial report must not pass for a clean run
     return report
 
 
@@ -203,10 +242,10 @@ def _reason(case: etree._Element, child: etree._Element) -> str:
     return reason[:160]
 
 
-def summarise(report: Path) -> tuple[Counter[str], dict[str, list[str]]]:
+def summarise(report: Path | None) -> tuple[Counter[str], dict[str, list[str]]]:
     counts: Counter[str] = Counter()
     reasons: dict[str, list[str]] = {}
-    if not report.is_file():
+    if report is None or not report.is_file():
         return counts, reasons
     for case in etree.parse(str(report)).iter("testcase"):
         name = f"{case.get('classname', '')}::{case.get('name', '')}"
@@ -221,32 +260,26 @@ def summarise(report: Path) -> tuple[Counter[str], dict[str, list[str]]]:
     return counts, reasons
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--database", help="SQLAlchemy URL of an empty database (default: SQLite)")
-    p.add_argument("--workdir", type=Path, help="folder to work in (default: a new temp dir)")
-    p.add_argument("--keep", action="store_true", help="keep the work folder")
-    p.add_argument("--timeout", type=float, default=3600, help="seconds for the whole suite")
-    p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
-    args = p.parse_args(argv)
-
-    check_client()
-    ensure_locale()
-    work = (args.workdir or Path(tempfile.mkdtemp(prefix="cairn-python-icat-"))).resolve()
+def run_configuration(conf: Configuration, tests: Path, work: Path, main: Path,
+                      database: str | None, extra: list[str], timeout: float, full: bool,
+                      keep: bool) -> Counter[str]:
+    """Start a Cairn for ``conf``, run the suite against it, print its failures and summary."""
     work.mkdir(parents=True, exist_ok=True)
-    log(f"work folder {work}")
+    log(f"== {conf.name}: work folder {work}")
     proc = None
+    report = None
     try:
-        tests = build_test(fetch_sdist(work))
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        config = cairn_config(work, args.database or f"sqlite:///{work / 'catalogue.db'}", port)
+        config = cairn_config(work, database or f"sqlite:///{work / 'catalogue.db'}", port,
+                              f'main = "{main}"\n' + conf.data.format(work=work))
         add_db_users(config)
         proc = start_cairn(config, url, work / "cairn.log")
         ids = has_data_service(url)
         log(f"data service: {'yes' if ids else 'not answering /ids/ping; its tests will skip'}")
         write_icat_cfg(tests, url, ids)
-        report = run_suite(tests, work, args.pytest_args, args.timeout)
+        selected = [] if full or conf.tests is None else conf.tests
+        report = run_suite(tests, work, [*selected, *extra], timeout)
     finally:
         if proc is not None:
             proc.terminate()
@@ -261,12 +294,61 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {n}")
         if len(names) > 8:
             print(f"    ... and {len(names) - 8} more")
-    if args.keep or args.workdir is not None:
+    if keep:
         print(f"\nlogs: {work / 'pytest.log'}, {work / 'cairn.log'}")
-    print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+    print(summary_line(conf, counts), flush=True)
+    return counts
+
+
+def summary_line(conf: Configuration, counts: Counter[str]) -> str:
+    scope = "whole suite" if conf.tests is None else "data-service tests"
+    verdict = "ok" if ok(counts) else "FAILED"
+    return (f"{conf.name} ({scope}): {counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['skipped']} skipped: {verdict}")
+
+
+def ok(counts: Counter[str]) -> bool:
+    """Nothing failed, and something ran (an empty report means the run itself broke)."""
+    return not counts["failed"] and counts["passed"] > 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--database", help="SQLAlchemy URL of an empty database (default: SQLite "
+                   "per configuration); the configurations run one after the other on it")
+    p.add_argument("--workdir", type=Path, help="folder to work in (default: a new temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the work folder")
+    p.add_argument("--timeout", type=float, default=3600,
+                   help="seconds for the suite, per configuration")
+    p.add_argument("--only", choices=[SINGLE.name, TWO_LEVEL.name],
+                   help="run one configuration only")
+    p.add_argument("--full-two-level", action="store_true",
+                   help="run the whole suite in the two-level configuration too")
+    p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    args = p.parse_args(argv)
+
+    check_client()
+    ensure_locale()
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="cairn-python-icat-"))).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"work folder {work}")
+    confs = [c for c in (SINGLE, TWO_LEVEL) if args.only in (None, c.name)]
+    results: list[tuple[Configuration, Counter[str]]] = []
+    tests = build_test(fetch_sdist(work))
+    keep = args.keep or args.workdir is not None
+    for conf in confs:
+        # One catalogue database (--database) means one main storage, so that the locations
+        # it holds from the previous configuration's run stay valid; else each has its own.
+        main = work / "main" if args.database else work / conf.name / "main"
+        results.append((conf, run_configuration(
+            conf, tests, work / conf.name, main, args.database, args.pytest_args,
+            args.timeout, args.full_two_level, keep)))
+    print("\npython-icat 1.7.0 conformance:")
+    for conf, counts in results:
+        print(f"  {summary_line(conf, counts)}")
     if not args.keep and args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
-    return 1 if counts["failed"] or not counts else 0
+    return 0 if all(ok(counts) for _, counts in results) else 1
 
 
 if __name__ == "__main__":
