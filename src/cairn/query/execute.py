@@ -7,6 +7,7 @@ aware ``datetime``, enum constant names or None; several select items give one l
 
 from __future__ import annotations
 
+import operator
 import threading
 import warnings
 from collections import OrderedDict
@@ -68,7 +69,7 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
     if len(q.params) > (USER in q.params):
         params.update({k: v for k, v in now_values(unit.now).items() if k in q.params})
     try:
-        prepared = _prepared(q, fetch, offset, unit.conn.dialect) if restrict is None else None
+        prepared = _prepared(q, fetch, offset, unit.conn.dialect, restrict)
         if prepared is not None:
             rows: Sequence[Any] = prepared.rows(unit.conn, params)
         else:
@@ -93,17 +94,29 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
     return [[c(row[s:e]) for c, (s, e) in zip(convert, spans, strict=True)] for row in rows]
 
 
-def _prepared(q: CompiledQuery, fetch: int, offset: int, dialect: Dialect) -> Prepared | None:
-    """The query with this limit and offset, compiled once to SQL text (unrestricted queries
-    only: a restricted one carries the caller's authorization predicates)."""
-    key = (id(q), fetch, offset, id(dialect))
-    hit = _PREPARED.fetch(key, lambda: (q, _prepare(q, fetch, offset, dialect)))
-    return hit[1] if hit[0] is q else _prepare(q, fetch, offset, dialect)
+def _prepared(q: CompiledQuery, fetch: int, offset: int, dialect: Dialect,
+              restrict: Restrict | None) -> Prepared | None:
+    """The query with this limit, offset and restriction, compiled once to SQL text.
+
+    Authorization predicates are built once per rule set and shared (their ``:user`` and
+    clock are read at execution), so the predicates' identities complete the key."""
+    preds = () if restrict is None else tuple(restrict(ip) for ip in q.id_paths)
+    key = (id(q), fetch, offset, id(dialect), *map(id, preds))
+
+    def make() -> tuple[CompiledQuery, tuple[Any, ...], Prepared | None]:
+        stmt = q.statement(None if restrict is None else _fixed(q, preds)).limit(fetch)
+        return q, preds, Prepared.of(stmt.offset(offset) if offset else stmt, dialect)
+
+    hit = _PREPARED.fetch(key, make)
+    if hit[0] is q and len(hit[1]) == len(preds) and all(map(operator.is_, hit[1], preds)):
+        return hit[2]
+    return make()[2]  # ids reused by other objects: compile afresh, uncached
 
 
-def _prepare(q: CompiledQuery, fetch: int, offset: int, dialect: Dialect) -> Prepared | None:
-    stmt = q.statement(None).limit(fetch)
-    return Prepared.of(stmt.offset(offset) if offset else stmt, dialect)
+def _fixed(q: CompiledQuery, preds: tuple[Any, ...]) -> Restrict:
+    """The restriction as already evaluated, path by path."""
+    by_path = {id(ip): pred for ip, pred in zip(q.id_paths, preds, strict=True)}
+    return lambda ip: by_path[id(ip)]
 
 
 #: PostgreSQL's refusals of query shapes that MariaDB and SQLite run (leniently, MySQL style):
@@ -241,7 +254,8 @@ def _parse_get(text: str) -> ast.Get:
 
 
 #: (query, limit, offset, dialect) -> the query compiled to SQL text, for every session
-_PREPARED: _Lru[tuple[int, int, int, int], tuple[CompiledQuery, Prepared | None]] = _Lru(4096)
+_PREPARED: _Lru[tuple[int, ...], tuple[CompiledQuery, tuple[Any, ...], Prepared | None]] = \
+    _Lru(4096)
 
 _QUERIES: WeakKeyDictionary[Database, Queries] = WeakKeyDictionary()
 _QUERIES_LOCK = threading.Lock()
