@@ -28,7 +28,9 @@ test: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest -n 2 -q $(PYTEST_ARGS)
 
-# python-icat 1.7.0's own test suite against a freshly started Cairn (about 8 minutes).
+# python-icat 1.7.0's own test suite against fresh Cairns: the whole suite on single-level
+# storage, then its data-service tests on two-level storage (about 14 minutes). Fails if
+# anything fails in either; prints one summary line per configuration.
 conformance: install
 	$(BIN)/python tests/conformance/python_icat/run.py
 
