@@ -302,7 +302,8 @@ def run_configuration(conf: Configuration, tests: Path, work: Path, main: Path,
 
 def summary_line(conf: Configuration, counts: Counter[str]) -> str:
     scope = "whole suite" if conf.tests is None else "data-service tests"
-    verdict = "ok" if ok(counts) else "FAILED"
+    verdict = "ok" if ok(counts) else (
+        "FAILED" if counts["failed"] else "FAILED: no results (see the log above)")
     return (f"{conf.name} ({scope}): {counts['passed']} passed, {counts['failed']} failed, "
             f"{counts['skipped']} skipped: {verdict}")
 
