@@ -90,11 +90,12 @@ class Catalogue:
     # -- units of work ----------------------------------------------------------------------
 
     @contextmanager
-    def work(self, sid: str | None) -> Iterator[Work]:
-        """A transaction for the session's user; any failure rolls all of it back."""
+    def work(self, sid: str | None, read_only: bool = False) -> Iterator[Work]:
+        """A transaction for the session's user; any failure rolls all of it back.
+        ``read_only`` work writes nothing and may skip the transaction (``Database.read``)."""
         work: Work | None = None
         try:
-            with self.db.begin() as conn:
+            with self.db.read() if read_only else self.db.begin() as conn:
                 user = self.sessions.get(sid, conn).user
                 work = Work(conn=conn, db=self.db, user=user, now=self.db.now(),
                             max_ids=self.settings.catalogue.max_ids_in_query,
@@ -123,7 +124,7 @@ class Catalogue:
     # -- reading ----------------------------------------------------------------------------
 
     def get(self, sid: str | None, query: str, id: int) -> Obj:
-        with self.work(sid) as work:
+        with self.work(sid, read_only=True) as work:
             q = queries_for(self.db).get(query)
             obj = work.load_one(q.entity, id)
             if obj is None:
@@ -137,7 +138,7 @@ class Catalogue:
         """Entities (:class:`Obj`), scalars, or one list per row when several items are
         selected (§1.4)."""
         limit = self.settings.catalogue.max_entities
-        with self.work(sid) as work:
+        with self.work(sid, read_only=True) as work:
             q = queries_for(self.db).search(query)
             restrict = None
             if not work.root:
