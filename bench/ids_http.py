@@ -15,6 +15,8 @@ same files from the same (page-cached) disk. curl fetches to /dev/null; the best
 - a resumed download: the second half of the zip (``Range: bytes=N-``);
 - the peak RSS of the Cairn process (VmHWM) over the whole run, and its RSS sampled during
   the downloads;
+- the CPU seconds per GB the serving process (Cairn, nginx's worker) spent, lowest run: on a
+  shared machine MB/s ratios swing with other work (nginx is slowed too), CPU per GB barely;
 - upload: ``put`` of the large file with curl, against ``cp`` of it followed by fsync (Cairn's
   put also fsyncs before its atomic rename).
 
@@ -98,9 +100,36 @@ def curl(urls: list[str], headers: list[str] | None = None, upload: Path | None 
     return seconds, n
 
 
-def best(runs: int, fn: Any) -> tuple[float, int]:
-    results = [fn() for _ in range(runs)]
+def best(runs: int, fn: Any, pid: int | None = None,
+         cpu: list[float] | None = None) -> tuple[float, int]:
+    """The fastest of ``runs``; with ``pid``, each run's CPU seconds per GB of that process
+    are appended to ``cpu``."""
+    results = []
+    for _ in range(runs):
+        before = cpu_seconds(pid) if pid else 0.0
+        r = fn()
+        if pid and cpu is not None and r[1]:
+            cpu.append((cpu_seconds(pid) - before) / (r[1] / 1e9))
+        results.append(r)
     return min(results, key=lambda r: r[0])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pid(pid: int) -> int | None:
+    """nginx's worker (its master only accepts)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            return int(stat.parent.name)
+    return None
 
 
 class RssSampler:
@@ -291,6 +320,10 @@ def main() -> None:
         zip_url = f"{cairn_url}/ids/getData?sessionId={sid}&datasetIds={ids['zip_ds']}"
         rows: list[tuple[str, float, int, float | None, float | None]] = []
         ratios: dict[str, float] = {}
+        #: CPU seconds per GB of the serving process, by measurement.
+        cpu: dict[str, list[float]] = {}
+        worker = child_pid(nginx.pid) if nginx is not None else None
+        cpid = cairn.pid
 
         def add(label: str, res: tuple[float, int], base: tuple[float, int] | None,
                 target: float | None = None, key: str | None = None) -> None:
@@ -302,21 +335,24 @@ def main() -> None:
 
         print("Downloading ...", flush=True)
         with RssSampler(cairn.pid) as rss:
-            nginx_file = best(a.runs, lambda: curl([f"{nginx_url}/{big_loc}"])) \
-                if nginx else None
-            cairn_file = best(a.runs, lambda: curl([file_url]))
+            nginx_file = best(a.runs, lambda: curl([f"{nginx_url}/{big_loc}"]), worker,
+                              cpu.setdefault("nginx: single file", [])) if nginx else None
+            cairn_file = best(a.runs, lambda: curl([file_url]), cpid,
+                              cpu.setdefault("Cairn: single file", []))
             assert cairn_file[1] == big_size, cairn_file
             if nginx_file:
                 add("nginx: single file", nginx_file, None)
             add("Cairn getData: single file", cairn_file, nginx_file, TARGETS["file"], "file")
 
-            cairn_zip = best(a.runs, lambda: curl([zip_url]))
+            cairn_zip = best(a.runs, lambda: curl([zip_url]), cpid,
+                             cpu.setdefault("Cairn: zip", []))
             zip_path = main_dir / "prebuilt.zip"
             subprocess.run(["curl", "-sS", "--fail", "-o", str(zip_path), zip_url], check=True)
             zip_len = zip_path.stat().st_size
             assert zip_len == cairn_zip[1]
             if nginx:
-                nginx_files = best(a.runs, lambda: curl([f"{nginx_url}/{s}" for s in small]))
+                nginx_files = best(a.runs, lambda: curl([f"{nginx_url}/{s}" for s in small]),
+                                   worker, cpu.setdefault("nginx: the files", []))
                 nginx_zipfile = best(a.runs, lambda: curl([f"{nginx_url}/prebuilt.zip"]))
                 add(f"nginx: {a.files} files, one connection", nginx_files, None)
                 add("nginx: the same zip as a static file", nginx_zipfile, None)
@@ -358,7 +394,8 @@ def main() -> None:
             with RssSampler(cairn.pid) as rss_up:
                 base = best(a.runs, cp)
                 add("cp + fsync: large file", base, None)
-                add("Cairn put: large file", best(a.runs, put), base)
+                add("Cairn put: large file",
+                    best(a.runs, put, cpid, cpu.setdefault("Cairn: put", [])), base)
             upload_rss = rss_up.peak_kb / 1024
         peak = status_kb(cairn.pid, "VmHWM") / 1024
 
@@ -371,11 +408,16 @@ def main() -> None:
             if target and base_rate:
                 ok = "  ok" if rate / base_rate >= target else "  MISSED"
             print(f"  {label:<44}{rate:9.0f}  {base_txt:>9}  {ratio:>6}  {tgt}{ok}")
+        measured = {k: min(v) for k, v in cpu.items() if v}
+        if measured:
+            print("\nCPU seconds per GB of the serving process (lowest run): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in measured.items()))
         print(f"\nCairn RSS: peak (VmHWM, whole run) {peak:.0f} MB; during downloads "
               f"{download_rss:.0f} MB" + ("" if a.no_upload else
                                          f"; during uploads {upload_rss:.0f} MB")
               + f"  (target < 150 MB: {'ok' if peak < 150 else 'MISSED'})")
         print(json.dumps({"ratios": {k: round(v, 3) for k, v in ratios.items()},
+                          "cpu_s_per_gb": {k: round(v, 3) for k, v in measured.items()},
                           "peak_rss_mb": round(peak, 1)}))
     finally:
         for proc in procs:
