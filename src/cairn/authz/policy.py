@@ -43,6 +43,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from cairn.authz.access import Access
 from cairn.authz.rules import ROW, Anchored, RuleMeaning, anchor, compile_rule, interpret
 from cairn.db.engine import Database
+from cairn.db.fastread import key_in
 from cairn.errors import IcatError, insufficient_privileges
 from cairn.query.compiler import USER, CompiledQuery, IdPath, now_values
 from cairn.query.execute import queries_for
@@ -286,7 +287,7 @@ class Authorizer:
         for i in range(0, len(ids), batch):
             chunk = ids[i:i + batch]
             out.update(r[0] for r in caller.conn.execute(
-                select(table.c.id).where(table.c.id.in_(chunk), pred)))
+                select(table.c.id).where(key_in(table.c.id, chunk), pred)))
         return out
 
     def allowed(self, caller: Caller, access: Access, bean: str, id: int | None,

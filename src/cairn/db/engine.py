@@ -49,7 +49,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_engine(url, pool_recycle=3600, **kwargs)
+    # LIFO: a lone client's requests reuse one warm connection (the driver's prepared
+    # statements are per connection) and surplus connections idle out.
+    engine = create_engine(url, pool_recycle=3600, pool_use_lifo=True, **kwargs)
     event.listen(engine, "checkin", _note_checkin)
     event.listen(engine, "checkout", _ping_if_idle)
     return engine

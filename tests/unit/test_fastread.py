@@ -1,0 +1,70 @@
+"""Key lists padded to a few lengths, and rows read through the cursor as SQLAlchemy reads
+them (same values, same types)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import bindparam, insert, select
+
+from cairn.db import migrate
+from cairn.db.engine import Database
+from cairn.db.fastread import Prepared, padded, rows_in
+
+
+@pytest.mark.parametrize(("n", "size"), [(0, 0), (1, 1), (2, 2), (3, 4), (5, 8), (8, 8),
+                                         (9, 16), (500, 512)])
+def test_key_lists_are_padded_to_a_power_of_two(n: int, size: int) -> None:
+    values = list(range(100, 100 + n))
+    out = padded(values)
+    assert len(out) == size
+    assert out[:n] == values and set(out) == set(values)  # only repeats of the last key
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    migrate.upgrade(db)
+    t = db.tables
+    with db.begin() as conn:
+        conn.execute(insert(t["Facility"]), [
+            {"id": i, "name": f"f{i}", "createId": "me", "modId": "me",
+             "createTime": datetime(2024, 1, i, 8, 30), "modTime": datetime(2024, 1, i, 8, 30)}
+            for i in range(1, 8)])
+        conn.execute(insert(t["ParameterType"]), [
+            {"id": 1, "name": "t", "units": "K", "valueType": "NUMERIC", "facility": 1,
+             "applicableToDataset": True, "enforced": False, "verified": False,
+             "createId": "me", "modId": "me", "createTime": datetime(2024, 1, 1),
+             "modTime": datetime(2024, 1, 1)}])
+    return db
+
+
+def test_rows_come_back_as_sqlalchemy_gives_them(db: Database) -> None:
+    ft, pt = db.tables["Facility"], db.tables["ParameterType"]
+    with db.connect() as conn:
+        fast = rows_in(conn, ft, "id", [5, 2, 3])  # three keys, padded to four
+        slow = conn.execute(select(ft).where(ft.c.id.in_([2, 3, 5])).order_by(ft.c.id)).all()
+        assert [tuple(r) for r in fast] == [tuple(r) for r in slow]
+        assert fast[0][ft.columns.keys().index("createTime")] == datetime(2024, 1, 2, 8, 30)
+        (row,) = rows_in(conn, pt, "id", [1])
+        got = dict(zip(pt.columns.keys(), row, strict=True))
+        assert got["valueType"] == "NUMERIC"  # the enum ordinal, converted
+        assert got["applicableToDataset"] is True and got["enforced"] is False
+        assert rows_in(conn, ft, "id", []) == []
+
+
+def test_a_prepared_statement_takes_new_parameters_each_run(db: Database) -> None:
+    ft = db.tables["Facility"]
+    stmt = select(ft.c.id, ft.c.modTime).where(ft.c.name == bindparam("who"),
+                                               ft.c.id > 1).limit(5)
+    p = Prepared.of(stmt, db.engine.dialect)
+    assert p is not None
+    with db.connect() as conn:
+        assert [tuple(r) for r in p.rows(conn, {"who": "f3"})] == \
+            [(3, datetime(2024, 1, 3, 8, 30))]
+        assert [tuple(r) for r in p.rows(conn, {"who": "f6"})] == \
+            [(6, datetime(2024, 1, 6, 8, 30))]
+        assert p.rows(conn, {"who": "f1"}) == []  # the literal 1 was bound too
+    assert Prepared.of(select(ft.c.id).where(ft.c.id.in_([1, 2])), db.engine.dialect) is None
