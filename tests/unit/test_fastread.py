@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, insert, select
 
 from cairn.db import migrate
 from cairn.db.engine import Database
-from cairn.db.fastread import Prepared, padded, rows_in
+from cairn.db.fastread import Prepared, padded, rows_in, rows_keyed
 
 
 @pytest.mark.parametrize(("n", "size"), [(0, 0), (1, 1), (2, 2), (3, 4), (5, 8), (8, 8),
@@ -68,3 +69,24 @@ def test_a_prepared_statement_takes_new_parameters_each_run(db: Database) -> Non
             [(6, datetime(2024, 1, 6, 8, 30))]
         assert p.rows(conn, {"who": "f1"}) == []  # the literal 1 was bound too
     assert Prepared.of(select(ft.c.id).where(ft.c.id.in_([1, 2])), db.engine.dialect) is None
+
+
+def test_a_keyed_statement_is_built_once_per_anchor_and_length(db: Database) -> None:
+    ft = db.tables["Facility"]
+    built: list[int] = []
+    anchor = ft.c.name.like("f%")
+
+    def build(keys: list[Any]) -> Any:
+        built.append(len(keys))
+        return select(ft.c.id).where(ft.c.id.in_(keys), anchor).order_by(ft.c.id)
+
+    with db.connect() as conn:
+        def ids(values: list[int], anchor: object = anchor) -> list[int]:
+            return [r[0] for r in rows_keyed(conn, ("t",), anchor, build, values)]
+
+        assert ids([7, 1, 3]) == [1, 3, 7]  # padded to four placeholders
+        assert ids([2, 4, 6]) == [2, 4, 6]  # same length: the same statement
+        assert ids([5]) == [5]  # another length: built once more
+        assert built == [4, 1]
+        assert ids([1, 2, 3], anchor=object()) == [1, 2, 3]  # another anchor: rebuilt
+        assert built == [4, 1, 4]

@@ -43,7 +43,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from cairn.authz.access import Access
 from cairn.authz.rules import ROW, Anchored, RuleMeaning, anchor, compile_rule, interpret
 from cairn.db.engine import Database
-from cairn.db.fastread import key_in
+from cairn.db.fastread import rows_keyed
 from cairn.errors import IcatError, insufficient_privileges
 from cairn.query.compiler import USER, CompiledQuery, IdPath, now_values
 from cairn.query.execute import queries_for
@@ -286,8 +286,11 @@ class Authorizer:
         out: set[int] = set()
         for i in range(0, len(ids), batch):
             chunk = ids[i:i + batch]
-            out.update(r[0] for r in caller.conn.execute(
-                select(table.c.id).where(key_in(table.c.id, chunk), pred)))
+            # compiled once per predicate and (padded) batch length: SQLAlchemy would
+            # otherwise walk the whole predicate on every check to find its cache key
+            out.update(r[0] for r in rows_keyed(
+                caller.conn, ("allowed", bean, id(pred)), pred,
+                lambda keys: select(table.c.id).where(table.c.id.in_(keys), pred), chunk))
         return out
 
     def allowed(self, caller: Caller, access: Access, bean: str, id: int | None,

@@ -6,7 +6,9 @@ SELECT to add its LIMIT costs as much again: most of a small page's time. Two sh
 every request, so they go to the cursor with SQL text SQLAlchemy rendered once:
 
 - :func:`rows_in`: whole rows by a list of keys (sessions, loads by id, INCLUDE steps);
-- :class:`Prepared`: a compiled query with its limit and offset (searches).
+- :class:`Prepared`: a compiled query with its limit and offset (searches);
+- :func:`rows_keyed`: any statement around a list of keys, compiled once (authorization
+  checks of INCLUDEd objects).
 
 SQLAlchemy's own bind and result processors (SQLite's date strings, enum ordinals, booleans)
 are applied, in the same transaction: same values, less overhead.
@@ -14,12 +16,13 @@ are applied, in the same transaction: same values, less overhead.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Dialect, Select, Table, select
+from sqlalchemy import Connection, Dialect, Select, Table, bindparam, select
 from sqlalchemy import exc as sa_exc
 
 Processor = Callable[[Any], Any]
@@ -122,11 +125,6 @@ def padded(values: Sequence[Any]) -> list[Any]:
     return [*values, *([values[-1]] * (size - n))]
 
 
-def key_in(column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
-    """``column IN (values)`` with the list :func:`padded`."""
-    return column.in_(padded(values))
-
-
 class Prepared:
     """A SELECT compiled once for one dialect, executed through the cursor.
 
@@ -163,3 +161,34 @@ class Prepared:
         if self.processors is None:
             self.processors = _processors(self.dialect, self.types, description)
         return _convert(rows, self.processors)
+
+
+_KEYED: dict[tuple[Any, ...], tuple[object, Select[Any], Prepared | None]] = {}
+_KEYED_LOCK = threading.Lock()
+
+
+def rows_keyed(conn: Connection, key: tuple[Any, ...], anchor: object,
+               build: Callable[[list[Any]], Select[Any]], values: Sequence[Any],
+               params: dict[str, Any] | None = None) -> list[Sequence[Any]]:
+    """Rows of the SELECT ``build`` makes from a list of key placeholders, for ``values``.
+
+    For statements around a key list that are expensive to build or to execute through
+    SQLAlchemy (an authorization predicate is a tree of a hundred nodes): built and compiled
+    once per ``key``, padded list length and dialect. ``anchor`` is the object the statement
+    was built from (the predicate); a cached statement is used only for that very object.
+    """
+    keys = padded(values)
+    slot = (*key, len(keys), id(conn.dialect))
+    hit = _KEYED.get(slot)
+    if hit is None or hit[0] is not anchor:
+        stmt = build([bindparam(f"k{i}") for i in range(len(keys))])
+        hit = (anchor, stmt, Prepared.of(stmt, conn.dialect))
+        with _KEYED_LOCK:
+            if len(_KEYED) > 10_000:
+                _KEYED.clear()
+            _KEYED[slot] = hit
+    bound = {**(params or {}), **{f"k{i}": v for i, v in enumerate(keys)}}
+    _, stmt, prepared = hit
+    if prepared is None:
+        return list(conn.execute(stmt, bound))
+    return prepared.rows(conn, bound)
