@@ -104,7 +104,7 @@ def test_upload_cut_mid_chunk_and_garbage_framing(env: Env) -> None:
     before, rows = env.stored(), env.datafiles()
     with _raw(env.server) as s:
         s.sendall((f"PUT {_put_target(env, uniq('bad'))} HTTP/1.1\r\nHost: x\r\n"
-                   "Transfer-Encoding: chunked\r\n\r\n").encode())
+                   "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n").encode())
         s.sendall(b"10\r\n0123456789abcdef\r\nzz\r\nnot hex\r\n")
         s.settimeout(5)
         reply = s.recv(4096)
@@ -257,3 +257,34 @@ def test_many_stalled_uploads_do_not_stall_the_server(env: Env) -> None:
         for s in socks:
             s.close()
     _settled(env, before, rows)
+
+
+def test_a_refused_upload_reads_the_body_before_answering(env: Env) -> None:
+    """A client sends its whole body before it reads the answer, on a connection it asked to
+    close (python-icat's put does): the error must reach it, instead of the connection being
+    closed under the body still being sent (a broken pipe on the client)."""
+    before, rows = env.stored(), env.datafiles()
+    block = b"x" * 8192
+    with _raw(env.server) as s:
+        s.sendall((f"PUT {_put_target(env, '../escape')} HTTP/1.1\r\nHost: x\r\n"
+                   "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n").encode())
+        time.sleep(0.3)  # the server has decided by now
+        for _ in range(25):
+            s.sendall(f"{len(block):x}\r\n".encode() + block + b"\r\n")
+        s.sendall(b"0\r\n\r\n")
+        reply = _read_response(s)
+        assert reply.startswith(b"HTTP/1.1 400"), reply[:100]
+        assert b"BadRequestException" in reply
+    _settled(env, before, rows)
+
+
+def _read_response(s: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
+    while len(rest) < length:
+        rest += s.recv(65536)
+    return head + b"\r\n\r\n" + rest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,9 +36,26 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # (switching a new file to WAL needs one while another process does the same).
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")  # icat.server's tables have real foreign keys
-    cur.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer
+    _wal(cur)  # readers don't block the writer
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _wal(cur: Any, patience: float = 30.0) -> None:
+    """Switch the file to WAL (once per file; a no-op after). While other processes open the
+    same new file, SQLite may refuse the switch with "database is locked" at once, without
+    waiting for the busy timeout (seen in CI with several Cairns starting together): retry."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

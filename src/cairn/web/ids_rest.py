@@ -498,7 +498,14 @@ async def put(request: Request) -> Response:
                      doi=q.get("doi"), datafile_create_time=q.get("datafileCreateTime"),
                      datafile_mod_time=q.get("datafileModTime"))
     service = _service(request)
-    plan = await run_in_threadpool(service.put_begin, req)
+    try:
+        plan = await run_in_threadpool(service.put_begin, req)
+    except IcatError:
+        # Read (a bounded part of) the body before answering: a client still sending it
+        # would otherwise see the connection closed under it (a broken pipe) instead of
+        # the error.
+        await _drain(request, DRAIN_LIMIT)
+        raise
     try:
         location, result = await store_body(service.main, plan.dataset.investigation_id,
                                             plan.dataset.id, request.stream())
@@ -506,6 +513,21 @@ async def put(request: Request) -> Response:
     finally:
         await release(plan.release)
     return json_response(body, status=201)
+
+
+#: How much of a refused upload's body is read before the error is sent.
+DRAIN_LIMIT = 1 << 20
+
+
+async def _drain(request: Request, limit: int) -> None:
+    seen = 0
+    try:
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > limit:
+                return
+    except ClientDisconnect:
+        return
 
 
 class _BodyGone(Exception):
