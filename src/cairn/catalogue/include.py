@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 
+from sqlalchemy import ColumnElement
+
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.work import Work
 from cairn.errors import validation
@@ -18,9 +20,10 @@ from cairn.schema import SCHEMA, Entity, Field
 
 __all__ = ["IncludeTree", "Readable", "fill"]
 
-#: Authorization hook for included objects: given the step followed and the objects it found,
-#: the ones the caller may see (§2.6). None = everything is visible.
-Readable = Callable[[Field, list[Obj]], list[Obj]]
+#: Authorization hook for included objects (§2.6): given the step followed, a condition on the
+#: target table's id column that the objects the caller may see meet; None: every object is
+#: visible. Loading applies it in the same statement, so unreadable objects never load.
+Readable = Callable[[Field], ColumnElement[bool] | None]
 
 
 def fill(work: Work, entity: Entity, objs: list[Obj], tree: IncludeTree,
@@ -38,12 +41,10 @@ def fill(work: Work, entity: Entity, objs: list[Obj], tree: IncludeTree,
         for fname, sub in tree.steps.items():
             f = entity.fields[fname]
             target = SCHEMA.entities[f.type]
+            where = readable(f) if readable is not None else None
             if f.is_one:
                 wanted = {o.refs[fname] for o in objs if o.refs.get(fname) is not None}
-                loaded = work.load(target, wanted)  # type: ignore[arg-type]
-                if readable is not None:
-                    loaded = {o.id: o for o in readable(f, list(loaded.values()))
-                              if o.id is not None}
+                loaded = work.load(target, wanted, where)  # type: ignore[arg-type]
                 count(len(loaded))
                 for o in objs:
                     ref = o.refs.get(fname)
@@ -51,9 +52,8 @@ def fill(work: Work, entity: Entity, objs: list[Obj], tree: IncludeTree,
                 walk(target, list(loaded.values()), sub)
             else:
                 back = SCHEMA.inverse(f).name
-                found = work.rows_where(target, back, (o.id for o in objs if o.id is not None))
-                if readable is not None:
-                    found = readable(f, found)
+                found = work.rows_where(target, back,
+                                        (o.id for o in objs if o.id is not None), where)
                 count(len(found))
                 children: dict[int, list[Obj]] = defaultdict(list)
                 for child in found:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlalchemy import exc as sa_exc
 
 from cairn.authn.registry import login_user
@@ -112,12 +113,11 @@ class Catalogue:
         if work.root:
             return None
 
-        def readable(f: Field, objs: list[Obj]) -> list[Obj]:
-            if not objs or self.authz.free_step(work.conn, f.entity, f.name, f.type):
-                return objs
-            ok = self.authz.allowed_ids(work, Access.READ, f.type,
-                                        [o.id for o in objs if o.id is not None], work.max_ids)
-            return [o for o in objs if o.id in ok]
+        def readable(f: Field) -> ColumnElement[bool] | None:
+            if self.authz.free_step(work.conn, f.entity, f.name, f.type):
+                return None
+            return self.authz.predicate(work, Access.READ, f.type,
+                                        self.db.tables[f.type].c.id)
 
         return readable
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import ColumnElement, Connection, Row, Select, false, select
 
 from cairn.catalogue.objects import Obj
 from cairn.db.engine import Database
-from cairn.db.fastread import rows_in
+from cairn.db.fastread import rows_in, rows_keyed
 from cairn.schema import Entity
 
 
@@ -44,20 +44,31 @@ class Work:
     def to_obj(self, entity: Entity, row: Row[Any]) -> Obj:
         return self.reader(entity, tuple(row._fields))(row)
 
-    def load(self, entity: Entity, ids: Iterable[int]) -> dict[int, Obj]:
+    def load(self, entity: Entity, ids: Iterable[int],
+             where: ColumnElement[bool] | None = None) -> dict[int, Obj]:
         """Rows of one entity by id, batched; missing ids are simply absent."""
-        return {o.id: o for o in self.rows_where(entity, "id", ids)}  # type: ignore[misc]
+        return {o.id: o for o in self.rows_where(entity, "id", ids, where)}  # type: ignore[misc]
 
     def load_one(self, entity: Entity, id: int) -> Obj | None:
         return self.load(entity, [id]).get(id)
 
-    def rows_where(self, entity: Entity, column: str, values: Iterable[int]) -> list[Obj]:
-        """Objects of ``entity`` whose ``column`` is one of ``values``, in id order per batch."""
+    def rows_where(self, entity: Entity, column: str, values: Iterable[int],
+                   where: ColumnElement[bool] | None = None) -> list[Obj]:
+        """Objects of ``entity`` whose ``column`` is one of ``values`` (and that meet
+        ``where``, a condition on the table's rows), in id order per batch."""
         table = self.db.tables[entity.name]
         read = self.reader(entity, tuple(c.key for c in table.columns))
         out: list[Obj] = []
+        if where is not None and where.compare(false()):
+            return out
+
+        def build(keys: list[Any]) -> Select[Any]:
+            return select(table).where(table.c[column].in_(keys), where).order_by(table.c.id)
+
         for batch in self.chunks(sorted(set(values))):
-            out.extend(map(read, rows_in(self.conn, table, column, batch)))
+            rows = rows_in(self.conn, table, column, batch) if where is None else rows_keyed(
+                self.conn, ("rows", entity.name, column, id(where)), where, build, batch)
+            out.extend(map(read, rows))
         return out
 
 
