@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, false, select
+from sqlalchemy import ColumnElement, Connection, Select, false, select
 
 from cairn.catalogue.objects import Obj
 from cairn.db.engine import Database
@@ -40,9 +40,6 @@ class Work:
     def reader(self, entity: Entity, keys: tuple[str, ...]) -> Reader:
         """Turns a row whose columns are ``keys`` (in order) into an :class:`Obj`."""
         return _reader(entity, keys)
-
-    def to_obj(self, entity: Entity, row: Row[Any]) -> Obj:
-        return self.reader(entity, tuple(row._fields))(row)
 
     def load(self, entity: Entity, ids: Iterable[int],
              where: ColumnElement[bool] | None = None) -> dict[int, Obj]:
