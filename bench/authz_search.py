@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cairn_process import launch
-from query_portal import QUERIES
+from cairn_process import launch_catalogue
+from query_portal import QUERIES, analyze
 
 ROOT, ROOT_PASSWORD = "root", "secret"
 USER, USER_PASSWORD = "jbloggs", "bench-password"
@@ -115,34 +115,14 @@ def load(url: str, scale: float) -> None:
           f"{counts.get('Dataset', 0):,} datasets, {counts.get('Datafile', 0):,} datafiles",
           flush=True)
     set_password(db, USER, USER_PASSWORD)
-    # Planner statistics, as a catalogue in service has them (the same for root and user).
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if db.dialect == "mysql":
-            for table in db.tables.metadata.sorted_tables:
-                conn.exec_driver_sql(f"ANALYZE TABLE {table.name}").all()
-        else:
-            conn.exec_driver_sql("ANALYZE")
+    analyze(db)  # planner statistics, as a catalogue in service has them
     db.dispose()
 
 
 def start(work: Path, database: str) -> tuple[subprocess.Popen[bytes], str]:
-    return launch(work, f"""
-[server]
-host = "127.0.0.1"
-port = {{port}}
-data_dir = "{work / 'data'}"
-[catalogue]
-database = "{database}"
-root_users = ["simple/{ROOT}"]
-max_entities = 100000
-migrate = false
-[authn.simple]
-type = "simple"
-[authn.simple.users]
-{ROOT} = "{ROOT_PASSWORD}"
-[authn.db]
-type = "db"
-""", attempts=1200)
+    return launch_catalogue(work, database, ROOT, ROOT_PASSWORD,
+                            catalogue="max_entities = 100000\nmigrate = false",
+                            extra='[authn.db]\ntype = "db"', attempts=1200)
 
 
 class Client:

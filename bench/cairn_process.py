@@ -42,3 +42,25 @@ def launch(work: Path, config_text: str, attempts: int = 600
             time.sleep(0.1)
     proc.kill()
     sys.exit("Cairn did not start")
+
+
+def launch_catalogue(work: Path, database: str, root: str, password: str, *,
+                     catalogue: str = "", extra: str = "", attempts: int = 600
+                     ) -> tuple[subprocess.Popen[bytes], str]:
+    """Serve ``database`` on a free port with ``simple/<root>`` as root user (its password
+    ``password``); ``catalogue`` adds lines to the ``[catalogue]`` table, ``extra`` tables."""
+    return launch(work, f"""
+[server]
+host = "127.0.0.1"
+port = {{port}}
+data_dir = "{work / 'data'}"
+[catalogue]
+database = "{database}"
+root_users = ["simple/{root}"]
+{catalogue}
+[authn.simple]
+type = "simple"
+[authn.simple.users]
+{root} = "{password}"
+{extra}
+""", attempts)

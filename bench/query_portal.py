@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cairn_process import launch
+from cairn_process import launch_catalogue
 from http_client import Http
 from sqlalchemy import func, select
 
@@ -61,19 +61,7 @@ TARGET_RATIO, TARGET_MS = 1.5, 2.0
 
 
 def start(work: Path, database: str) -> tuple[subprocess.Popen[bytes], str]:
-    return launch(work, f"""
-[server]
-host = "127.0.0.1"
-port = {{port}}
-data_dir = "{work / 'data'}"
-[catalogue]
-database = "{database}"
-root_users = ["simple/{USER}"]
-[authn.simple]
-type = "simple"
-[authn.simple.users]
-{USER} = "{PASSWORD}"
-""")
+    return launch_catalogue(work, database, USER, PASSWORD)
 
 
 def login(http: Http) -> str:
@@ -140,6 +128,13 @@ def _column(raw: Raw, table: str, column: str) -> Callable[[tuple[Any, ...]], An
     return lambda row: row[index]
 
 
+def _parameters(r: Raw, table: str, parent: str, parent_ids: list[Any]) -> None:
+    """The parameters of these parents with their types (``parameters AS p, p.type``)."""
+    params = r.children(table, parent, parent_ids)
+    type_of = _column(r, table, "PARAMETER_TYPE_ID")
+    r.by_ids("PARAMETERTYPE", [type_of(x) for x in params])
+
+
 # -- the queries ------------------------------------------------------------------------------
 
 
@@ -194,9 +189,7 @@ def raw_df_page(r: Raw, p: dict[str, Any]) -> int:
                    [p["ds"]])
     fmt_of = _column(r, "DATAFILE", "DATAFILEFORMAT_ID")
     r.by_ids("DATAFILEFORMAT", [fmt_of(f) for f in files])
-    params = r.children("DATAFILEPARAMETER", "DATAFILE_ID", _ids(files))
-    type_of = _column(r, "DATAFILEPARAMETER", "PARAMETER_TYPE_ID")
-    r.by_ids("PARAMETERTYPE", [type_of(x) for x in params])
+    _parameters(r, "DATAFILEPARAMETER", "DATAFILE_ID", _ids(files))
     return len(files)
 
 
@@ -206,9 +199,7 @@ def raw_ds_param(r: Raw, p: dict[str, Any]) -> int:
                 "WHERE (pt.NAME = ? AND p.STRING_VALUE = ?) OR (pt.NAME = ? AND "
                 "p.NUMERIC_VALUE < ?) ORDER BY o.ID, p.ID LIMIT 50",
                 ["sample_state", "solid", "temperature", 50.0])
-    params = r.children("DATASETPARAMETER", "DATASET_ID", _ids(ds))
-    type_of = _column(r, "DATASETPARAMETER", "PARAMETER_TYPE_ID")
-    r.by_ids("PARAMETERTYPE", [type_of(x) for x in params])
+    _parameters(r, "DATASETPARAMETER", "DATASET_ID", _ids(ds))
     return len(ds)
 
 
@@ -220,9 +211,7 @@ def raw_inv_param(r: Raw, p: dict[str, Any]) -> int:
                   "ORDER BY o.ID, s1.ID, s2.ID LIMIT 50", ["temperature", 15.0, 22.0, "K"])
     ids = _ids(invs)
     ds = r.children("DATASET", "INVESTIGATION_ID", ids)
-    params = r.children("DATASETPARAMETER", "DATASET_ID", _ids(ds))
-    type_of = _column(r, "DATASETPARAMETER", "PARAMETER_TYPE_ID")
-    r.by_ids("PARAMETERTYPE", [type_of(x) for x in params])
+    _parameters(r, "DATASETPARAMETER", "DATASET_ID", _ids(ds))
     r.children("KEYWORD", "INVESTIGATION_ID", ids)
     itype_of = _column(r, "INVESTIGATION", "TYPE_ID")
     r.by_ids("INVESTIGATIONTYPE", [itype_of(x) for x in invs])
@@ -270,7 +259,7 @@ def analyze(db: Database) -> None:
             conn.exec_driver_sql("ANALYZE")
         else:
             for table in db.tables.entity.values():
-                conn.exec_driver_sql(f"ANALYZE TABLE {table.name}")
+                conn.exec_driver_sql(f"ANALYZE TABLE {table.name}").all()
         conn.commit()
 
 

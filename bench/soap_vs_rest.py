@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cairn_process import launch
+from cairn_process import launch_catalogue
 
 USER, PASSWORD = "root", "secret"
 ENVELOPE = ('<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/" '
@@ -43,20 +43,7 @@ ENVELOPE = ('<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/" '
 
 
 def start(work: Path, database: str) -> tuple[subprocess.Popen[bytes], str]:
-    return launch(work, f"""
-[server]
-host = "127.0.0.1"
-port = {{port}}
-data_dir = "{work / 'data'}"
-[catalogue]
-database = "{database}"
-root_users = ["simple/{USER}"]
-max_entities = 100000
-[authn.simple]
-type = "simple"
-[authn.simple.users]
-{USER} = "{PASSWORD}"
-""")
+    return launch_catalogue(work, database, USER, PASSWORD, catalogue="max_entities = 100000")
 
 
 def median_ms(fn: Callable[[int], Any], repeat: int) -> float | str:
