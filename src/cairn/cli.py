@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -45,9 +46,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _load_demo(catalogue.db, args.scale, user=settings.catalogue.root_users[0])
     print(f"Cairn serves {settings.public_url}/icat (catalogue: "
           f"{catalogue.db.engine.url.render_as_string(hide_password=True)})", flush=True)
-    uvicorn.run(create_app(catalogue), host=settings.server.host, port=settings.server.port,
+    app = create_app(catalogue)
+    settle_heap()
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port,
                 log_level=args.log_level, proxy_headers=True)
     return 0
+
+
+#: Allocations (net of frees) between young-generation collections; CPython's default is 700.
+YOUNG_GC_THRESHOLD = 50_000
+
+
+def settle_heap() -> None:
+    """Keep the garbage collector off the request path.
+
+    What startup built (schema, SQLAlchemy metadata, compiled rules: about 100,000 objects)
+    lives as long as the process, yet every full collection scanned it again; freezing moves
+    it out of the collector's sight. A result page allocates tens of thousands of objects that
+    reference counting frees when the response is sent, so collecting young objects every 700
+    allocations only walked live pages over and over. Measured on the 2,950-object inv-param
+    page of ``bench/query_portal.py``: mean 121 ms, of which 38 ms in the collector, against
+    88 ms with neither.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _load_demo(db: Database, scale: float, user: str) -> None:

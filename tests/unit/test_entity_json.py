@@ -3,12 +3,23 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 
 from cairn.catalogue.objects import Obj
 from cairn.errors import ErrorType, IcatError
 from cairn.schema import SCHEMA
-from cairn.web.entity_json import format_date, parse_date, parse_entities, render, wrap
+from cairn.web.entity_json import (
+    Encoding,
+    entity_json,
+    format_date,
+    parse_date,
+    parse_entities,
+    render,
+    results,
+    results_json,
+    wrap,
+)
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -82,3 +93,33 @@ def test_render_order_and_omissions() -> None:
     names = list(d)[5:]
     assert names == sorted(names)
     assert "bean" not in render(Obj(entity=SCHEMA.entities["Rule"], id=1), UTC_ZONE)
+
+
+def _parameter(id: int, ptype: Obj, value: float) -> Obj:
+    p = Obj(entity=SCHEMA.entities["DatasetParameter"], id=id, values={"numericValue": value})
+    p.ones["type"] = ptype
+    return p
+
+
+def test_objects_met_again_encode_once_and_identically() -> None:
+    """A type shared by many parameters is encoded once (as an orjson fragment) and the bytes
+    are exactly those of encoding the plain rendering."""
+    ptype = Obj(entity=SCHEMA.entities["ParameterType"], id=7,
+                values={"name": "temperature", "units": "K",
+                        "createTime": datetime(2024, 1, 2, 3, 4, 5)})
+    ds = Obj(entity=SCHEMA.entities["Dataset"], id=1, values={"name": "d", "complete": True})
+    ds.manys["parameters"] = [_parameter(i, ptype, float(i)) for i in range(10, 14)]
+    page = [ds, 42, [ds, "x"]]
+    plain = results(page, UTC_ZONE)
+    assert results_json(page, UTC_ZONE) == orjson.dumps(plain)
+    assert entity_json(ds, UTC_ZONE) == orjson.dumps(wrap(ds, UTC_ZONE))
+    decoded = orjson.loads(results_json(page, UTC_ZONE))
+    types = [p["type"] for p in decoded[0]["Dataset"]["parameters"]]
+    assert len(types) == 4 and all(t == types[0] for t in types)
+    assert types[0]["createTime"] == "2024-01-02T03:04:05.000Z"
+    assert decoded[2][0] == decoded[0]  # the same object in a later row, in full again
+    seen = Encoding()
+    first, again = render(ptype, UTC_ZONE, seen), render(ptype, UTC_ZONE, seen)
+    assert isinstance(first, dict) and isinstance(again, orjson.Fragment)
+    assert render(ptype, UTC_ZONE, seen) is again  # encoded once, shared
+    assert render(ptype, UTC_ZONE, {}) == first  # plain rendering never makes fragments

@@ -12,9 +12,15 @@ from starlette.routing import BaseRoute, Route
 
 from cairn.catalogue.service import API_VERSION, Catalogue, entity_named
 from cairn.errors import bad_parameter
-from cairn.web.entity_json import items_of, load_json, parse_entities, unwrap, wrap
-from cairn.web.entity_json import results as render_results
-from cairn.web.jsonresponse import JSONResponse
+from cairn.web.entity_json import (
+    entity_json,
+    items_of,
+    load_json,
+    parse_entities,
+    results_json,
+    unwrap,
+)
+from cairn.web.jsonresponse import JSONResponse, json_bytes
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -116,11 +122,14 @@ async def entity_get(request: Request) -> Response:
     if query is None:
         raise bad_parameter("query is not set")
     zone = cat.db.zone
+    # Rendering and encoding run in the worker thread too: a page of thousands of objects
+    # takes tens of milliseconds that the event loop spends serving other requests instead.
     if "id" in q:
-        obj = await run_in_threadpool(cat.get, sid, query, _int(q.get("id"), "id"))
-        return JSONResponse(wrap(obj, zone))
-    results = await run_in_threadpool(cat.search, sid, query)
-    return JSONResponse(render_results(results, zone))
+        id = _int(q.get("id"), "id")
+        return json_bytes(await run_in_threadpool(
+            lambda: entity_json(cat.get(sid, query, id), zone)))
+    return json_bytes(await run_in_threadpool(
+        lambda: results_json(cat.search(sid, query), zone)))
 
 
 async def entity_write(request: Request) -> Response:

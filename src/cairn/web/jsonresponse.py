@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from starlette.responses import JSONResponse as _StarletteJSON
+from starlette.responses import Response
 
 
 def _other(value: Any) -> Any:
@@ -16,8 +17,18 @@ def _other(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def encode(content: Any) -> bytes:
+    """JSON bytes; NaN and infinities become null, :class:`orjson.Fragment` goes in as is."""
+    return orjson.dumps(content, default=_other)
+
+
 class JSONResponse(_StarletteJSON):
-    """Starlette's JSON response with orjson's encoder; NaN and infinities become null."""
+    """Starlette's JSON response with orjson's encoder."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, default=_other)
+        return encode(content)
+
+
+def json_bytes(body: bytes) -> Response:
+    """A response of JSON already encoded (off the event loop, say)."""
+    return Response(body, media_type="application/json")
