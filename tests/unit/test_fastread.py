@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import bindparam, insert, select
 
+from cairn.catalogue.work import _reader
 from cairn.db import migrate
 from cairn.db.engine import Database
-from cairn.db.fastread import Prepared, padded, rows_in, rows_keyed
+from cairn.db.fastread import Prepared, fetch_in, padded, rows_in, rows_keyed
+from cairn.schema import SCHEMA
 
 
 @pytest.mark.parametrize(("n", "size"), [(0, 0), (1, 1), (2, 2), (3, 4), (5, 8), (8, 8),
@@ -54,6 +56,24 @@ def test_rows_come_back_as_sqlalchemy_gives_them(db: Database) -> None:
         assert got["valueType"] == "NUMERIC"  # the enum ordinal, converted
         assert got["applicableToDataset"] is True and got["enforced"] is False
         assert rows_in(conn, ft, "id", []) == []
+
+
+def test_readers_convert_unconverted_rows_as_rows_in_does(db: Database) -> None:
+    """The row reader applies SQLAlchemy's converters itself to the driver's rows (fetch_in):
+    the objects are those read from converted rows."""
+    pt = db.tables["ParameterType"]
+    keys = tuple(pt.columns.keys())
+    entity = SCHEMA.entities["ParameterType"]
+    with db.connect() as conn:
+        raw, processors = fetch_in(conn, pt, "id", [1])
+        (converted,) = rows_in(conn, pt, "id", [1])
+    assert processors and isinstance(raw[0][keys.index("createTime")], str)  # SQLite's text
+    direct = _reader(entity, keys, processors)(raw[0])
+    plain = _reader(entity, keys)(converted)
+    assert direct == plain
+    assert direct.values["valueType"] == "NUMERIC" and direct.values["enforced"] is False
+    assert direct.values["createTime"] == datetime(2024, 1, 1)
+    assert direct.refs == {"facility": 1}
 
 
 def test_a_prepared_statement_takes_new_parameters_each_run(db: Database) -> None:

@@ -11,7 +11,9 @@ every request, so they go to the cursor with SQL text SQLAlchemy rendered once:
   checks of INCLUDEd objects).
 
 SQLAlchemy's own bind and result processors (SQLite's date strings, enum ordinals, booleans)
-are applied, in the same transaction: same values, less overhead.
+are applied, in the same transaction: same values, less overhead. The ``fetch`` forms return
+the rows unconverted with their converters, for a caller that applies them while building
+its own objects (the row readers) instead of copying every row first.
 """
 
 from __future__ import annotations
@@ -26,10 +28,15 @@ from sqlalchemy import Connection, Dialect, Select, Table, bindparam, select
 from sqlalchemy import exc as sa_exc
 
 Processor = Callable[[Any], Any]
+#: SQLAlchemy's converters of a statement's result columns: (column index, converter).
+Processors = tuple[tuple[int, Processor], ...]
+#: Rows as the driver returned them, and what would convert them (see :func:`_convert`):
+#: a caller building its own objects applies the converters as it goes, row lists unbuilt.
+Fetched = tuple[list[Sequence[Any]], Processors]
 
 
 def _processors(dialect: Dialect, types: Sequence[Any], description: Sequence[Sequence[Any]]
-                ) -> tuple[tuple[int, Processor], ...]:
+                ) -> Processors:
     """SQLAlchemy's result converters of these column types, by column index. Some depend on
     the type code the cursor reports (PostgreSQL's numerics), so they are learnt from the
     first execution's cursor description."""
@@ -54,7 +61,7 @@ def _run(conn: Connection, sql: str, params: Any) -> tuple[list[Any], Any]:
         cursor.close()
 
 
-def _convert(rows: list[Any], processors: tuple[tuple[int, Processor], ...]) -> list[Any]:
+def _convert(rows: list[Any], processors: Processors) -> list[Any]:
     if not processors:
         return rows
     out = []
@@ -72,7 +79,7 @@ class _Plan:
     head: str  # SELECT <every column> FROM <table> WHERE <column> IN (
     tail: str  # ) ORDER BY <id>
     mark: str  # the driver's placeholder
-    processors: tuple[tuple[int, Processor], ...] | None = None  # after the first execution
+    processors: Processors | None = None  # after the first execution
 
 
 _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": None, "named": None}
@@ -94,19 +101,24 @@ def rows_in(conn: Connection, table: Table, column: str, values: Sequence[Any]
             ) -> list[Sequence[Any]]:
     """Rows of ``table`` (every column, in table order) whose ``column`` is in ``values``,
     ordered by id, read in ``conn``'s transaction."""
+    return _convert(*fetch_in(conn, table, column, values))
+
+
+def fetch_in(conn: Connection, table: Table, column: str, values: Sequence[Any]) -> Fetched:
+    """:func:`rows_in`, unconverted."""
     if not values:
-        return []
+        return [], ()
     plan = _plan(conn.dialect, table, column)
     if plan is None:
         stmt = select(table).where(table.c[column].in_(values)).order_by(table.c.id)
-        return list(conn.execute(stmt))
+        return list(conn.execute(stmt)), ()
     keys = padded(values)
     sql = plan.head + ", ".join([plan.mark] * len(keys)) + plan.tail
     rows, description = _run(conn, sql, keys)
     if plan.processors is None:
         plan.processors = _processors(conn.dialect, [c.type for c in table.columns],
                                       description)
-    return _convert(rows, plan.processors)
+    return rows, plan.processors
 
 
 def padded(values: Sequence[Any]) -> list[Any]:
@@ -141,7 +153,7 @@ class Prepared:
         self.binds = [(name, by_name[name].type.dialect_impl(dialect).bind_processor(dialect))
                       for name in order or ()]
         self.types = [c.type for c in stmt.selected_columns]
-        self.processors: tuple[tuple[int, Processor], ...] | None = None
+        self.processors: Processors | None = None
 
     @classmethod
     def of(cls, stmt: Select[Any], dialect: Dialect) -> Prepared | None:
@@ -153,6 +165,10 @@ class Prepared:
         return p
 
     def rows(self, conn: Connection, params: dict[str, Any]) -> list[Sequence[Any]]:
+        return _convert(*self.fetch(conn, params))
+
+    def fetch(self, conn: Connection, params: dict[str, Any]) -> Fetched:
+        """:meth:`rows`, unconverted."""
         values = self.compiled.construct_params(params) if params or self.binds else {}
         args = [(proc(values[name]) if proc else values[name]) for name, proc in self.binds]
         bound: Any = args if self.compiled.positional else dict(
@@ -160,7 +176,7 @@ class Prepared:
         rows, description = _run(conn, self.sql, bound)
         if self.processors is None:
             self.processors = _processors(self.dialect, self.types, description)
-        return _convert(rows, self.processors)
+        return rows, self.processors
 
 
 _KEYED: dict[tuple[Any, ...], tuple[object, Select[Any], Prepared | None]] = {}
@@ -170,7 +186,16 @@ _KEYED_LOCK = threading.Lock()
 def rows_keyed(conn: Connection, key: tuple[Any, ...], anchor: object,
                build: Callable[[list[Any]], Select[Any]], values: Sequence[Any],
                params: dict[str, Any] | None = None) -> list[Sequence[Any]]:
-    """Rows of the SELECT ``build`` makes from a list of key placeholders, for ``values``.
+    """Rows of the SELECT ``build`` makes from a list of key placeholders, for ``values``
+    (see :func:`fetch_keyed`)."""
+    return _convert(*fetch_keyed(conn, key, anchor, build, values, params))
+
+
+def fetch_keyed(conn: Connection, key: tuple[Any, ...], anchor: object,
+                build: Callable[[list[Any]], Select[Any]], values: Sequence[Any],
+                params: dict[str, Any] | None = None) -> Fetched:
+    """The rows of the SELECT ``build`` makes from a list of key placeholders, for
+    ``values``, unconverted.
 
     For statements around a key list that are expensive to build or to execute through
     SQLAlchemy (an authorization predicate is a tree of a hundred nodes): built and compiled
@@ -190,5 +215,5 @@ def rows_keyed(conn: Connection, key: tuple[Any, ...], anchor: object,
     bound = {**(params or {}), **{f"k{i}": v for i, v in enumerate(keys)}}
     _, stmt, prepared = hit
     if prepared is None:
-        return list(conn.execute(stmt, bound))
-    return prepared.rows(conn, bound)
+        return list(conn.execute(stmt, bound)), ()
+    return prepared.fetch(conn, bound)

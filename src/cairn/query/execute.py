@@ -11,7 +11,7 @@ import operator
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -20,7 +20,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Connection, Dialect, exc
 
 from cairn.db.engine import Database
-from cairn.db.fastread import Prepared
+from cairn.db.fastread import Prepared, Processors
 from cairn.errors import IcatError, bad_parameter, validation
 from cairn.query import ast
 from cairn.query.compiler import (
@@ -50,7 +50,8 @@ class Unit(Protocol):
     user: str
     now: datetime
 
-    def reader(self, entity: Entity, keys: tuple[str, ...]) -> Callable[[Any], Obj]: ...
+    def reader(self, entity: Entity, keys: tuple[str, ...], processors: Processors = ()
+               ) -> Callable[[Any], Obj]: ...
 
 
 def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | None = None
@@ -70,13 +71,14 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
         params.update({k: v for k, v in now_values(unit.now).items() if k in q.params})
     try:
         prepared = _prepared(q, fetch, offset, unit.conn.dialect, restrict)
+        processors: Processors = ()  # the driver's values to convert as the rows are read
         if prepared is not None:
-            rows: Sequence[Any] = prepared.rows(unit.conn, params)
+            rows, processors = prepared.fetch(unit.conn, params)
         else:
             stmt = q.statement(restrict).limit(fetch)
             if offset:
                 stmt = stmt.offset(offset)
-            rows = unit.conn.execute(stmt, params).all()
+            rows = list(unit.conn.execute(stmt, params).all())
     except exc.DBAPIError as e:
         refusal = _rejected(e)
         if refusal is None:
@@ -84,8 +86,9 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
         raise refusal from None
     if len(rows) > max_entities:
         raise validation(f"attempt to process more than {max_entities} entities")
-    convert = [_converter(unit, item) for item in q.items]
     spans = _spans(q.items)
+    convert = [_converter(unit, item, tuple((i - s, p) for i, p in processors if s <= i < e))
+               for item, (s, e) in zip(q.items, spans, strict=True)]
     if len(q.items) == 1:
         (conv,), ((start, end),) = convert, spans
         if end - start == 1:
@@ -148,9 +151,10 @@ def _spans(items: tuple[Item, ...]) -> list[tuple[int, int]]:
     return out
 
 
-def _converter(unit: Unit, item: Item) -> Callable[[Any], Any]:
+def _converter(unit: Unit, item: Item, processors: Processors) -> Callable[[Any], Any]:
+    """Reads one item's columns of a row (``processors`` indexed from its first column)."""
     if item.entity is not None:
-        read = unit.reader(item.entity, tuple(item.keys))
+        read = unit.reader(item.entity, tuple(item.keys), processors)
 
         def to_entity(values: Any) -> Obj | None:
             return None if values[0] is None else read(values)  # None: a LEFT JOIN found nothing
@@ -158,6 +162,9 @@ def _converter(unit: Unit, item: Item) -> Callable[[Any], Any]:
         return to_entity
     typ = item.typ
     db = unit.db
+    if processors:
+        ((_, proc),) = processors
+        return lambda values: scalar(proc(values[0]), typ, db)
     return lambda values: scalar(values[0], typ, db)
 
 
