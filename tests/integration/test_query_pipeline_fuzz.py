@@ -438,10 +438,11 @@ def test_gets(target: Target) -> None:
 
 
 def test_the_generator_reaches_the_database(target: Target, tmp_path: Path) -> None:
-    """Most generated queries must run, or the properties above test little but the parser."""
+    """Most generated queries must run, or the properties above test little but the parser.
+    (Derandomized: a fixed sample, so the share that runs does not vary from run to run.)"""
     ran = 0
 
-    @settings(max_examples=40, deadline=None, database=None,
+    @settings(max_examples=40, deadline=None, database=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow])
     @given(st.data())
     def body(data: st.DataObject) -> None:
