@@ -24,6 +24,11 @@ statement per INCLUDE step, as any hand-coded back end would do, fetching every 
 table gives both medians, the ratio, Cairn's requests per second and whether Cairn meets the
 target: median within 1.5 x raw + 2 ms.
 
+``--in-process`` adds a column: the same search, rendered and encoded to the same JSON, by a
+catalogue opened in the benchmark's own process (interleaved with the other two). Next to the
+REST median it separates Cairn's own work from what HTTP and the hand-off to a worker thread
+add.
+
 ``--profile NAME`` samples the server with py-spy while NAME runs and prints where the time goes.
 """
 
@@ -46,9 +51,13 @@ from cairn_process import launch_catalogue
 from http_client import Http
 from sqlalchemy import func, select
 
+from cairn.catalogue.service import Catalogue
+from cairn.config import load_settings
 from cairn.db import migrate
 from cairn.db.engine import Database
 from cairn.demo import load_demo
+from cairn.startup import open_catalogue
+from cairn.web.entity_json import results_json
 
 USER, PASSWORD = "root", "secret"
 #: Leaf frames of threads that wait (event loop, thread pool, GIL hand-offs): not work.
@@ -280,11 +289,33 @@ def choose(db: Database) -> dict[str, Any]:
 
 
 @dataclass
+class InProcess:
+    """A catalogue in the benchmark's process, on the server's configuration."""
+
+    catalogue: Catalogue
+    sid: str
+
+    @classmethod
+    def open(cls, work: Path) -> InProcess:
+        catalogue = open_catalogue(load_settings(work / "cairn.toml"))
+        sid = catalogue.login("simple", {"username": USER, "password": PASSWORD}, None)
+        return cls(catalogue, sid)
+
+    def run(self, text: str) -> bytes:
+        return results_json(self.catalogue.search(self.sid, text), self.catalogue.db.zone)
+
+
+@dataclass
 class Result:
     query: Query
     rows: int
     cairn: list[float]
     raw: list[float]
+    inproc: list[float]
+
+    @property
+    def inproc_ms(self) -> float | None:
+        return statistics.median(self.inproc) * 1000 if self.inproc else None
 
     @property
     def cairn_ms(self) -> float:
@@ -300,7 +331,7 @@ class Result:
 
 
 def measure(q: Query, http: Http, sid: str, raw: Raw, params: dict[str, Any],
-            repeat: int) -> Result:
+            repeat: int, local: InProcess | None = None) -> Result:
     text = q.icat.format(**params)
     request = {"sessionId": sid, "query": text}
     r = http.get("/icat/entityManager", params=request)
@@ -308,10 +339,14 @@ def measure(q: Query, http: Http, sid: str, raw: Raw, params: dict[str, Any],
         sys.exit(f"{q.name}: {r.status_code} {r.text}")
     body = r.json()
     rows = body[0] if len(body) == 1 and isinstance(body[0], int) else len(body)
-    for _ in range(3):  # warm both sides (caches, prepared statements)
+    if local is not None and local.run(text) != r.content:
+        sys.exit(f"{q.name}: the in-process answer differs from the server's")
+    for _ in range(3):  # warm every side (caches, prepared statements)
         http.get("/icat/entityManager", params=request).raise_for_status()
         q.raw(raw, params)
-    cairn, direct = [], []
+        if local is not None:
+            local.run(text)
+    cairn, direct, inproc = [], [], []
     for _ in range(repeat):
         t0 = time.perf_counter()
         r = http.get("/icat/entityManager", params=request)
@@ -322,7 +357,10 @@ def measure(q: Query, http: Http, sid: str, raw: Raw, params: dict[str, Any],
             sys.exit(f"{q.name}: {r.status_code} {r.text}")
         cairn.append(t1 - t0)
         direct.append(t2 - t1)
-    return Result(q, rows, cairn, direct)
+        if local is not None:
+            local.run(text)
+            inproc.append(time.perf_counter() - t2)
+    return Result(q, rows, cairn, direct, inproc)
 
 
 def profile(pid: int, seconds: float, run: Callable[[], None]) -> None:
@@ -360,8 +398,9 @@ def profile(pid: int, seconds: float, run: Callable[[], None]) -> None:
 
 
 def table(results: list[Result], scale: float, dialect: str, repeat: int) -> str:
+    inproc = any(r.inproc for r in results)
     head = (f"{'query':<10} {'ref':<4} {'rows':>5} {'cairn ms':>9} {'req/s':>7} {'raw ms':>8} "
-            f"{'ratio':>6} {'target ms':>9}  meets")
+            f"{'ratio':>6} {'target ms':>9}  meets" + ("  in-process ms" if inproc else ""))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [f"scale {scale:g}, {dialect}, median of {repeat} runs, {os.cpu_count()} CPUs, "
              f"load average {load}", head, "-" * len(head)]
@@ -370,7 +409,8 @@ def table(results: list[Result], scale: float, dialect: str, repeat: int) -> str
         rps = len(r.cairn) / sum(r.cairn)
         lines.append(f"{r.query.name:<10} {r.query.ref:<4} {r.rows:>5} {r.cairn_ms:>9.2f} "
                      f"{rps:>7.0f} {r.raw_ms:>8.2f} {r.cairn_ms / r.raw_ms:>6.2f} {target:>9.2f}"
-                     f"  {'yes' if r.meets else 'NO'}")
+                     f"  {'yes' if r.meets else 'NO ':<5}"
+                     + (f"  {r.inproc_ms:>13.2f}" if r.inproc_ms is not None else ""))
     return "\n".join(lines)
 
 
@@ -381,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=100)
     p.add_argument("--only", action="append", help="run only these queries (repeatable)")
     p.add_argument("--profile", help="profile the server while this query runs")
+    p.add_argument("--in-process", action="store_true",
+                   help="also time the search, rendered and encoded, in this process")
     args = p.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="cairn-bench-"))
@@ -404,11 +446,13 @@ def main(argv: list[str] | None = None) -> int:
 
     proc, base = start(work, url)
     raw = Raw(db)
+    local = InProcess.open(work) if args.in_process else None
     try:
         with Http(base) as http:
             sid = login(http)
             queries = [q for q in QUERIES if not args.only or q.name in args.only]
-            results = [measure(q, http, sid, raw, params, args.repeat) for q in queries]
+            results = [measure(q, http, sid, raw, params, args.repeat, local)
+                       for q in queries]
             print()
             print(table(results, args.scale, db.dialect, args.repeat))
             if args.profile:
@@ -418,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
                         lambda: http.get("/icat/entityManager", params=request).raise_for_status())
     finally:
         raw.close()
+        if local is not None:
+            local.catalogue.db.dispose()
         proc.terminate()
         proc.wait(10)
         db.dispose()
