@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, false, select
 
+from cairn.cache import Anchored
 from cairn.catalogue.objects import Obj
 from cairn.db.engine import Database
 from cairn.db.fastread import Processors, fetch_in, fetch_keyed
@@ -74,22 +75,15 @@ class Work:
 
 Reader = Callable[[Sequence[Any]], Obj]
 
-_READERS: dict[tuple[int, tuple[str, ...], Processors], tuple[Entity, Reader]] = {}
+#: Readers by entity, column layout and converters.
+_READERS: Anchored[Reader] = Anchored(4096)
 
 
 def _reader(entity: Entity, keys: tuple[str, ...], processors: Processors = ()) -> Reader:
     """A row reader for one entity, column layout and set of converters, built once: it runs
-    for every object of every result page, so it does no lookups by name. (Entities are not
-    hashable; the cache holds the entity itself so that its id can't be reused by another.)"""
-    key = (id(entity), keys, processors)
-    hit = _READERS.get(key)
-    if hit is not None and hit[0] is entity:
-        return hit[1]
-    read = _make_reader(entity, keys, processors)
-    if len(_READERS) > 4096:
-        _READERS.clear()
-    _READERS[key] = (entity, read)
-    return read
+    for every object of every result page, so it does no lookups by name."""
+    return _READERS.fetch((entity,), (keys, processors),
+                          lambda: _make_reader(entity, keys, processors))
 
 
 def _make_reader(entity: Entity, keys: tuple[str, ...], processors: Processors = ()

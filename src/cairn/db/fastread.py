@@ -18,7 +18,6 @@ its own objects (the row readers) instead of copying every row first.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,6 +25,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect, Select, Table, bindparam, select
 from sqlalchemy import exc as sa_exc
+
+from cairn.cache import Anchored
 
 Processor = Callable[[Any], Any]
 #: SQLAlchemy's converters of a statement's result columns: (column index, converter).
@@ -179,8 +180,8 @@ class Prepared:
         return rows, self.processors
 
 
-_KEYED: dict[tuple[Any, ...], tuple[object, Select[Any], Prepared | None]] = {}
-_KEYED_LOCK = threading.Lock()
+#: (anchor, dialect; key, length) -> the statement built and compiled
+_KEYED: Anchored[tuple[Select[Any], Prepared | None]] = Anchored(10_000)
 
 
 def rows_keyed(conn: Connection, key: tuple[Any, ...], anchor: object,
@@ -203,17 +204,13 @@ def fetch_keyed(conn: Connection, key: tuple[Any, ...], anchor: object,
     was built from (the predicate); a cached statement is used only for that very object.
     """
     keys = padded(values)
-    slot = (*key, len(keys), id(conn.dialect))
-    hit = _KEYED.get(slot)
-    if hit is None or hit[0] is not anchor:
+
+    def make() -> tuple[Select[Any], Prepared | None]:
         stmt = build([bindparam(f"k{i}") for i in range(len(keys))])
-        hit = (anchor, stmt, Prepared.of(stmt, conn.dialect))
-        with _KEYED_LOCK:
-            if len(_KEYED) > 10_000:
-                _KEYED.clear()
-            _KEYED[slot] = hit
+        return stmt, Prepared.of(stmt, conn.dialect)
+
+    stmt, prepared = _KEYED.fetch((anchor, conn.dialect), (key, len(keys)), make)
     bound = {**(params or {}), **{f"k{i}": v for i, v in enumerate(keys)}}
-    _, stmt, prepared = hit
     if prepared is None:
         return list(conn.execute(stmt, bound)), ()
     return prepared.fetch(conn, bound)

@@ -7,18 +7,17 @@ aware ``datetime``, enum constant names or None; several select items give one l
 
 from __future__ import annotations
 
-import operator
 import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Dialect, exc
 
+from cairn.cache import Anchored, Lru
 from cairn.db.engine import Database
 from cairn.db.fastread import Prepared, Processors
 from cairn.errors import IcatError, bad_parameter, validation
@@ -104,16 +103,12 @@ def _prepared(q: CompiledQuery, fetch: int, offset: int, dialect: Dialect,
     Authorization predicates are built once per rule set and shared (their ``:user`` and
     clock are read at execution), so the predicates' identities complete the key."""
     preds = () if restrict is None else tuple(restrict(ip) for ip in q.id_paths)
-    key = (id(q), fetch, offset, id(dialect), *map(id, preds))
 
-    def make() -> tuple[CompiledQuery, tuple[Any, ...], Prepared | None]:
+    def make() -> Prepared | None:
         stmt = q.statement(None if restrict is None else _fixed(q, preds)).limit(fetch)
-        return q, preds, Prepared.of(stmt.offset(offset) if offset else stmt, dialect)
+        return Prepared.of(stmt.offset(offset) if offset else stmt, dialect)
 
-    hit = _PREPARED.fetch(key, make)
-    if hit[0] is q and len(hit[1]) == len(preds) and all(map(operator.is_, hit[1], preds)):
-        return hit[2]
-    return make()[2]  # ids reused by other objects: compile afresh, uncached
+    return _PREPARED.fetch((q, dialect, *preds), (fetch, offset), make)
 
 
 def _fixed(q: CompiledQuery, preds: tuple[Any, ...]) -> Restrict:
@@ -202,29 +197,6 @@ def scalar(v: Any, typ: str | None, db: Database) -> Any:
 
 # -- parsing and compiling, cached ------------------------------------------------------------
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _Lru(OrderedDict[K, V]):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-        self.lock = threading.Lock()
-
-    def fetch(self, key: K, make: Callable[[], V]) -> V:
-        with self.lock:
-            if key in self:
-                self.move_to_end(key)
-                return self[key]
-        value = make()  # outside the lock: compiling may take a moment; a race costs nothing
-        with self.lock:
-            self[key] = value
-            if len(self) > self.size:
-                self.popitem(last=False)
-        return value
-
-
 class Queries:
     """Parsed and compiled queries of one database, keyed by their text.
 
@@ -234,8 +206,8 @@ class Queries:
 
     def __init__(self, db: Database, size: int = 2048) -> None:
         self.compiler = Compiler(db.tables, db.dialect, db.zone)
-        self._search: _Lru[str, CompiledQuery] = _Lru(size)
-        self._get: _Lru[str, CompiledGet] = _Lru(size)
+        self._search: Lru[str, CompiledQuery] = Lru(size)
+        self._get: Lru[str, CompiledGet] = Lru(size)
 
     def search(self, text: str) -> CompiledQuery:
         return self._search.fetch(text, lambda: self.compiler.compile(_parse_query(text)))
@@ -260,9 +232,9 @@ def _parse_get(text: str) -> ast.Get:
     return parse_get(text)
 
 
-#: (query, limit, offset, dialect) -> the query compiled to SQL text, for every session
-_PREPARED: _Lru[tuple[int, ...], tuple[CompiledQuery, tuple[Any, ...], Prepared | None]] = \
-    _Lru(4096)
+#: (query, dialect, predicates; limit, offset) -> the query compiled to SQL text, for every
+#: session
+_PREPARED: Anchored[Prepared | None] = Anchored(4096)
 
 _QUERIES: WeakKeyDictionary[Database, Queries] = WeakKeyDictionary()
 _QUERIES_LOCK = threading.Lock()

@@ -35,7 +35,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cairn.errors import ErrorType, IcatError, bad_parameter, internal
 from cairn.ids.checksum import PutResult
@@ -46,6 +46,7 @@ from cairn.ids.selection import Selection
 from cairn.ids.service import IDS_VERSION, DataService, PutRequest
 from cairn.ids.storage import CHUNK_SIZE, Storage, not_found
 from cairn.ids.upload import upload
+from cairn.web.headers import WithHeaders
 
 log = logging.getLogger(__name__)
 
@@ -669,13 +670,7 @@ class Cors:
                                     (b"access-control-max-age", b"86400")]})
             await send({"type": "http.response.body", "body": b""})
             return
-
-        async def with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *CORS_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, with_cors)
+        await self.app(scope, receive, WithHeaders(send, CORS_HEADERS))
 
 
 def create_ids_app(service: DataService) -> Starlette:
