@@ -289,7 +289,7 @@ class Authorizer:
             # compiled once per predicate and (padded) batch length: SQLAlchemy would
             # otherwise walk the whole predicate on every check to find its cache key
             out.update(r[0] for r in rows_keyed(
-                caller.conn, ("allowed", bean, id(pred)), pred,
+                caller.conn, ("allowed", bean), pred,
                 lambda keys: select(table.c.id).where(table.c.id.in_(keys), pred), chunk))
         return out
 

@@ -67,7 +67,7 @@ class Work:
 
         for batch in self.chunks(sorted(set(values))):
             rows, processors = fetch_in(self.conn, table, column, batch) if where is None \
-                else fetch_keyed(self.conn, ("rows", entity.name, column, id(where)), where,
+                else fetch_keyed(self.conn, ("rows", entity.name, column), where,
                                  build, batch)
             out.extend(map(self.reader(entity, keys, processors), rows))
         return out

@@ -200,8 +200,8 @@ def fetch_keyed(conn: Connection, key: tuple[Any, ...], anchor: object,
 
     For statements around a key list that are expensive to build or to execute through
     SQLAlchemy (an authorization predicate is a tree of a hundred nodes): built and compiled
-    once per ``key``, padded list length and dialect. ``anchor`` is the object the statement
-    was built from (the predicate); a cached statement is used only for that very object.
+    once per ``anchor`` (the object the statement is built from, such as the predicate), the
+    rest of what it depends on (``key``), padded list length and dialect.
     """
     keys = padded(values)
 
