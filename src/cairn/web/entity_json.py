@@ -234,6 +234,7 @@ def render(obj: Obj, zone: ZoneInfo, seen: dict[int, Any] | None = None) -> Any:
 
     ``seen`` (object id -> its JSON) lets one response render an object reached many times
     (the type of every parameter, say) once; the object is the same each time, so is its JSON.
+    With an :class:`Encoding` as ``seen``, an object met again comes back as a fragment.
     """
     if seen is None:
         seen = {}

@@ -125,9 +125,9 @@ async def entity_get(request: Request) -> Response:
     # Rendering and encoding run in the worker thread too: a page of thousands of objects
     # takes tens of milliseconds that the event loop spends serving other requests instead.
     if "id" in q:
-        id = _int(q.get("id"), "id")
+        key = _int(q.get("id"), "id")
         return json_bytes(await run_in_threadpool(
-            lambda: entity_json(cat.get(sid, query, id), zone)))
+            lambda: entity_json(cat.get(sid, query, key), zone)))
     return json_bytes(await run_in_threadpool(
         lambda: results_json(cat.search(sid, query), zone)))
 
