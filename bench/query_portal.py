@@ -446,8 +446,10 @@ def main(argv: list[str] | None = None) -> int:
 
     proc, base = start(work, url)
     raw = Raw(db)
-    local = InProcess.open(work) if args.in_process else None
+    local: InProcess | None = None
     try:
+        if args.in_process:
+            local = InProcess.open(work)
         with Http(base) as http:
             sid = login(http)
             queries = [q for q in QUERIES if not args.only or q.name in args.only]

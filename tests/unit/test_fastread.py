@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, insert, select
 from cairn.catalogue.work import _reader
 from cairn.db import migrate
 from cairn.db.engine import Database
-from cairn.db.fastread import Prepared, fetch_in, padded, rows_in, rows_keyed
+from cairn.db.fastread import Prepared, _convert, fetch_in, padded, rows_in, rows_keyed
 from cairn.schema import SCHEMA
 
 
@@ -83,11 +83,11 @@ def test_a_prepared_statement_takes_new_parameters_each_run(db: Database) -> Non
     p = Prepared.of(stmt, db.engine.dialect)
     assert p is not None
     with db.connect() as conn:
-        assert [tuple(r) for r in p.rows(conn, {"who": "f3"})] == \
+        assert [tuple(r) for r in _convert(*p.fetch(conn, {"who": "f3"}))] == \
             [(3, datetime(2024, 1, 3, 8, 30))]
-        assert [tuple(r) for r in p.rows(conn, {"who": "f6"})] == \
+        assert [tuple(r) for r in _convert(*p.fetch(conn, {"who": "f6"}))] == \
             [(6, datetime(2024, 1, 6, 8, 30))]
-        assert p.rows(conn, {"who": "f1"}) == []  # the literal 1 was bound too
+        assert _convert(*p.fetch(conn, {"who": "f1"})) == []  # the literal 1 was bound too
     assert Prepared.of(select(ft.c.id).where(ft.c.id.in_([1, 2])), db.engine.dialect) is None
 
 

@@ -6,7 +6,7 @@ SELECT to add its LIMIT costs as much again: most of a small page's time. Two sh
 every request, so they go to the cursor with SQL text SQLAlchemy rendered once:
 
 - :func:`rows_in`: whole rows by a list of keys (sessions, loads by id, INCLUDE steps);
-- :class:`Prepared`: a compiled query with its limit and offset (searches);
+- :class:`Prepared`: a compiled query with its limit and offset (searches; rows unconverted);
 - :func:`rows_keyed`: any statement around a list of keys, compiled once (authorization
   checks of INCLUDEd objects).
 
@@ -165,11 +165,8 @@ class Prepared:
             return None
         return p
 
-    def rows(self, conn: Connection, params: dict[str, Any]) -> list[Sequence[Any]]:
-        return _convert(*self.fetch(conn, params))
-
     def fetch(self, conn: Connection, params: dict[str, Any]) -> Fetched:
-        """:meth:`rows`, unconverted."""
+        """The rows for these parameters, unconverted, and their converters."""
         values = self.compiled.construct_params(params) if params or self.binds else {}
         args = [(proc(values[name]) if proc else values[name]) for name, proc in self.binds]
         bound: Any = args if self.compiled.positional else dict(

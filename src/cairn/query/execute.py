@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -70,6 +70,7 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
         params.update({k: v for k, v in now_values(unit.now).items() if k in q.params})
     try:
         prepared = _prepared(q, fetch, offset, unit.conn.dialect, restrict)
+        rows: Sequence[Any]
         processors: Processors = ()  # the driver's values to convert as the rows are read
         if prepared is not None:
             rows, processors = prepared.fetch(unit.conn, params)
@@ -77,7 +78,7 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
             stmt = q.statement(restrict).limit(fetch)
             if offset:
                 stmt = stmt.offset(offset)
-            rows = list(unit.conn.execute(stmt, params).all())
+            rows = unit.conn.execute(stmt, params).all()
     except exc.DBAPIError as e:
         refusal = _rejected(e)
         if refusal is None:
