@@ -42,8 +42,12 @@ class Site:
         return f"{self.fx.inv_a}/{self.fx.ds_a1}"
 
     def on_main(self) -> bool:
-        folder = self.tmp / "main" / self.ds_folder
-        return folder.is_dir() and any(folder.iterdir())
+        """Whether the dataset has files on main storage. The server may remove the folder
+        while this looks (archiving does), so a folder gone mid-look is an empty one."""
+        try:
+            return any((self.tmp / "main" / self.ds_folder).iterdir())
+        except FileNotFoundError:
+            return False
 
     def archived_copy(self) -> Path:
         return self.tmp / "archive" / self.ds_folder
