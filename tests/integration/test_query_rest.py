@@ -183,6 +183,26 @@ def test_strings_in_lists_like_and_null(server: Server, root: str, data: dict[st
                             "WHERE df.name LIKE 'c$_%' ESCAPE '$'") == ["c_2.txt"]
 
 
+def test_like_pattern_ending_with_its_escape(server: Server, root: str,
+                                             data: dict[str, int]) -> None:
+    # The backends disagree on such a pattern (error, no match, literal match): refused.
+    for query in ("SELECT df.name FROM Datafile df WHERE df.name NOT LIKE 'c %' ESCAPE '%'",
+                  "SELECT df.name FROM Datafile df WHERE df.name LIKE 'c$$$' ESCAPE '$'",
+                  "SELECT df.name FROM Datafile df WHERE df.name LIKE 'c\\'"):
+        body = fails(server, root, query)
+        assert body["code"] == "BAD_PARAMETER" and "escape character" in body["message"], query
+    # Escaped escapes are fine.
+    assert ok(server, root, "SELECT df.name FROM Datafile df "
+                            "WHERE df.name LIKE 'c_2..txt' ESCAPE '.'") == ["c_2.txt"]
+    # A computed pattern is only known to the database; PostgreSQL's refusal is the
+    # client's error, not the server's.
+    r = search(server, root, "SELECT df.name FROM Datafile df "
+                             "WHERE df.name LIKE CONCAT('a', '!') ESCAPE '!'")
+    if r.status_code != 200 or server.db_url.startswith("postgresql"):
+        assert r.status_code == 400 and r.json()["code"] == "BAD_PARAMETER", r.text
+        assert "escape" in r.json()["message"].lower()
+
+
 def test_enums_and_user(server: Server, root: str, data: dict[str, int]) -> None:
     assert ok(server, root, "SELECT pt.name FROM ParameterType pt WHERE pt.valueType = "
                             "org.icatproject.ParameterValueType.NUMERIC") == ["temp"]

@@ -535,6 +535,7 @@ class Compiler:
                                 getattr(node.pattern, "pos", -1))
                 text = self._text(v, node.expr, "LIKE")
                 escape = self._escape(node)
+                _check_pattern(node, escape or "\\")
                 like = _nullable(text).like(_nullable(pat.sql), escape=escape)
                 return not_(like) if node.negated else like
             case ast.InList():
@@ -869,6 +870,22 @@ class Compiler:
                 # MariaDB hands a bound time back as text unless told it is a TIME
                 return Val(now if self.dialect == "sqlite" else cast(now, Time()), "Time")
         raise error(f"Unknown function {name}", pos)
+
+
+def _check_pattern(node: ast.Like, escape: str) -> None:
+    """A literal pattern ending in an unescaped escape character is an error on PostgreSQL,
+    never matches on SQLite and matches literally on MariaDB: refuse it everywhere."""
+    pat = node.pattern
+    if not (isinstance(pat, ast.Literal) and isinstance(pat.value, str)):
+        return
+    i = 0
+    while i < len(pat.value):
+        if pat.value[i] == escape:
+            if i + 1 == len(pat.value):
+                raise error(f"The LIKE pattern ends with its escape character {escape!r}; "
+                            f"write it twice to match it", pat.pos)
+            i += 1
+        i += 1
 
 
 def _comparable(a: Val, b: Val, node: ast.Expr) -> None:
