@@ -57,7 +57,7 @@ from cairn.db import migrate
 from cairn.db.engine import Database
 from cairn.demo import load_demo
 from cairn.startup import open_catalogue
-from cairn.web.entity_json import results_json
+from cairn.web.json_rows import JsonShape, results_bytes
 
 USER, PASSWORD = "root", "secret"
 #: Leaf frames of threads that wait (event loop, thread pool, GIL hand-offs): not work.
@@ -302,7 +302,8 @@ class InProcess:
         return cls(catalogue, sid)
 
     def run(self, text: str) -> bytes:
-        return results_json(self.catalogue.search(self.sid, text), self.catalogue.db.zone)
+        zone = self.catalogue.db.zone  # as the server answers REST
+        return results_bytes(self.catalogue.search(self.sid, text, JsonShape(zone)), zone)
 
 
 @dataclass

@@ -31,6 +31,7 @@ from cairn.errors import ErrorType, IcatError
 from cairn.query.execute import queries_for
 from cairn.query.tokens import tokenize
 from cairn.schema import SCHEMA
+from cairn.web.entity_json import results, results_json
 from tests.conftest import BACKENDS, make_database
 from tests.integration.query_corpus.corpus import CASES
 from tests.integration.query_corpus.inprocess import Fixture, open_fixture
@@ -87,8 +88,10 @@ def allowed(e: IcatError, get: bool = False) -> bool:
 
 
 def check_search(t: Target, query: str) -> None:
+    zone = t.fx.catalogue.settings.zone
     try:
-        out = t.fx.search(query)
+        found = t.fx.catalogue.search(t.fx.sid, query)
+        out = results(found, zone)
     except IcatError as e:
         assert allowed(e), f"{query!r} -> {e.type.name}: {e.message}"
         assert e.offset is None or -1 <= e.offset <= max(len(query), 0), (query, e.offset)
@@ -96,6 +99,8 @@ def check_search(t: Target, query: str) -> None:
     except Exception as e:  # pragma: no cover - the property under test
         raise AssertionError(f"{query!r} raised {type(e).__name__}: {e}") from e
     json.dumps(out)
+    # REST builds its answer straight from the rows: byte for byte the objects' rendering.
+    assert t.fx.search_json(query) == results_json(found, zone), query
     if MARK in query:
         sql = t.sql(query)
         assert MARK not in sql, f"user text in SQL for {query!r}:\n{sql}"
@@ -417,6 +422,13 @@ def test_corpus_queries_with_other_literals(target: Target) -> None:
         check_search(target, swap_literals(data.draw(st.sampled_from(SEEDS)), data))
 
     fuzz(target, body)
+
+
+def test_rest_answers_equal_the_objects_rendering_on_the_whole_corpus(target: Target) -> None:
+    zone = target.fx.catalogue.settings.zone
+    for query in SEEDS:
+        objs = results_json(target.fx.catalogue.search(target.fx.sid, query), zone)
+        assert target.fx.search_json(query) == objs, query
 
 
 def test_random_text(target: Target) -> None:

@@ -3,22 +3,30 @@
 The tree of steps comes from the query compiler (:mod:`cairn.query.includes`), already checked
 against the schema. Every object returned, results and included ones alike, counts against
 ``maxEntities`` (§1.4: "attempt to return more than N entities").
+
+What a row becomes is the :class:`Shape`'s business: :class:`Obj` for the core and SOAP
+(:data:`OBJECTS`), or a transport's own form built straight from the row (REST's JSON, see
+``cairn.web.json_rows``), so a page of thousands of objects is not built twice.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement
 
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.work import Work
+from cairn.db.fastread import Readers
 from cairn.errors import validation
 from cairn.query.includes import IncludeTree
 from cairn.schema import SCHEMA, Entity, Field
 
-__all__ = ["IncludeTree", "Readable", "fill"]
+__all__ = ["OBJECTS", "IncludeTree", "Readable", "Shape", "fill"]
+
+N = TypeVar("N")
 
 #: Authorization hook for included objects (§2.6): given the step followed, a condition on the
 #: target table's id column that the objects the caller may see meet; None: every object is
@@ -26,9 +34,61 @@ __all__ = ["IncludeTree", "Readable", "fill"]
 Readable = Callable[[Field], ColumnElement[bool] | None]
 
 
-def fill(work: Work, entity: Entity, objs: list[Obj], tree: IncludeTree,
-         max_entities: int, readable: Readable | None = None) -> None:
-    """Attach included objects to ``objs`` in place, counting every object against the limit."""
+class Shape(Protocol, Generic[N]):
+    """What rows become, and how included objects are attached to them."""
+
+    def readers(self, work: Work, tree: IncludeTree) -> Readers:
+        """Row readers for objects whose own includes are ``tree``."""
+        ...
+
+    def ident(self, node: N) -> int: ...
+
+    def ref(self, node: N, field: str) -> int | None:
+        """The stored id of a many-to-one relation."""
+        ...
+
+    def attach_one(self, parents: Sequence[N], field: str, loaded: dict[int, N]) -> None:
+        """Set ``field`` of every parent to its object in ``loaded`` (complete by now), or to
+        nothing when its object is not there (none, or not readable)."""
+        ...
+
+    def attach_many(self, parents: Sequence[N], field: str, children: dict[int, list[N]]
+                    ) -> None:
+        """Set ``field`` of every parent to its children (by parent id), empty if none."""
+        ...
+
+
+class ObjShape:
+    """Rows as :class:`Obj`, the core's form."""
+
+    def readers(self, work: Work, tree: IncludeTree) -> Readers:
+        return work.reader
+
+    def ident(self, node: Obj) -> int:
+        return node.id  # type: ignore[return-value]
+
+    def ref(self, node: Obj, field: str) -> int | None:
+        return node.refs.get(field)
+
+    def attach_one(self, parents: Sequence[Obj], field: str, loaded: dict[int, Obj]) -> None:
+        for o in parents:
+            ref = o.refs.get(field)
+            o.ones[field] = loaded.get(ref) if ref is not None else None
+
+    def attach_many(self, parents: Sequence[Obj], field: str, children: dict[int, list[Obj]]
+                    ) -> None:
+        for o in parents:
+            o.manys[field] = children.get(o.id or 0, [])
+
+
+OBJECTS = ObjShape()
+
+
+def fill(work: Work, entity: Entity, objs: Sequence[Any], tree: IncludeTree,
+         max_entities: int, readable: Readable | None = None, shape: Shape[Any] = OBJECTS
+         ) -> None:
+    """Attach included objects to ``objs`` (of ``shape``) in place, counting every object
+    against the limit."""
     total = len(objs)
 
     def count(n: int) -> None:
@@ -37,29 +97,27 @@ def fill(work: Work, entity: Entity, objs: list[Obj], tree: IncludeTree,
         if total > max_entities:
             raise validation(f"attempt to return more than {max_entities} entities")
 
-    def walk(entity: Entity, objs: list[Obj], tree: IncludeTree) -> None:
+    def walk(entity: Entity, objs: Sequence[Any], tree: IncludeTree) -> None:
         for fname, sub in tree.steps.items():
             f = entity.fields[fname]
             target = SCHEMA.entities[f.type]
             where = readable(f) if readable is not None else None
+            read = shape.readers(work, sub)
             if f.is_one:
-                wanted = {o.refs[fname] for o in objs if o.refs.get(fname) is not None}
-                loaded = work.load(target, wanted, where)  # type: ignore[arg-type]
-                count(len(loaded))
-                for o in objs:
-                    ref = o.refs.get(fname)
-                    o.ones[fname] = loaded.get(ref) if ref is not None else None
-                walk(target, list(loaded.values()), sub)
+                wanted = {r for r in (shape.ref(o, fname) for o in objs) if r is not None}
+                found = work.rows_where(target, "id", wanted, where, read)
+                count(len(found))
+                walk(target, found, sub)  # first: a shape may seal a finished object
+                shape.attach_one(objs, fname, {shape.ident(o): o for o in found})
             else:
                 back = SCHEMA.inverse(f).name
-                found = work.rows_where(target, back,
-                                        (o.id for o in objs if o.id is not None), where)
+                found = work.rows_where(target, back, (shape.ident(o) for o in objs), where,
+                                        read)
                 count(len(found))
-                children: dict[int, list[Obj]] = defaultdict(list)
+                children: dict[int, list[Any]] = defaultdict(list)
                 for child in found:
-                    children[child.refs[back] or 0].append(child)
-                for o in objs:
-                    o.manys[fname] = children.get(o.id or 0, [])
+                    children[shape.ref(child, back) or 0].append(child)
+                shape.attach_many(objs, fname, children)
                 walk(target, found, sub)
 
     walk(entity, objs, tree)

@@ -14,7 +14,7 @@ from cairn.authn.registry import login_user
 from cairn.authz import AUTHZ_ENTITIES, Access, Authorizer
 from cairn.catalogue.cascade import closure, delete_closure
 from cairn.catalogue.clone import clone as clone_tree
-from cairn.catalogue.include import Readable, fill
+from cairn.catalogue.include import OBJECTS, Readable, Shape, fill
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.sessions import Session, SessionStore
 from cairn.catalogue.work import Work
@@ -139,9 +139,9 @@ class Catalogue:
                  self._readable(work))
             return obj
 
-    def search(self, sid: str | None, query: str) -> list[Any]:
-        """Entities (:class:`Obj`), scalars, or one list per row when several items are
-        selected (§1.4)."""
+    def search(self, sid: str | None, query: str, shape: Shape[Any] = OBJECTS) -> list[Any]:
+        """Entities (:class:`Obj`, or what ``shape`` makes of rows), scalars, or one list per
+        row when several items are selected (§1.4)."""
         limit = self.settings.catalogue.max_entities
         with self.work(sid, read_only=True) as work:
             q = queries_for(self.db).search(query)
@@ -152,10 +152,10 @@ class Catalogue:
                     restrict(ip)
                 if restrict.denied:  # some selected entity is unreadable altogether
                     return [0] if q.is_count else []
-            results = run(work, q, limit, restrict)
+            results = run(work, q, limit, restrict, shape.readers(work, q.include))
             if q.entity is not None and q.include:
                 fill(work, q.entity, [o for o in results if o is not None], q.include, limit,
-                     self._readable(work))
+                     self._readable(work), shape)
             return results
 
     # -- writing ----------------------------------------------------------------------------

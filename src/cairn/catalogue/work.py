@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Connection, Select, false, select
 from cairn.cache import Anchored
 from cairn.catalogue.objects import Obj
 from cairn.db.engine import Database
-from cairn.db.fastread import Processors, fetch_in, fetch_keyed
+from cairn.db.fastread import Processors, Readers, fetch_in, fetch_keyed
 from cairn.schema import Entity
 
 
@@ -53,12 +53,15 @@ class Work:
         return self.load(entity, [id]).get(id)
 
     def rows_where(self, entity: Entity, column: str, values: Iterable[int],
-                   where: ColumnElement[bool] | None = None) -> list[Obj]:
+                   where: ColumnElement[bool] | None = None,
+                   readers: Readers | None = None) -> list[Any]:
         """Objects of ``entity`` whose ``column`` is one of ``values`` (and that meet
-        ``where``, a condition on the table's rows), in id order per batch."""
+        ``where``, a condition on the table's rows), in id order per batch: :class:`Obj`,
+        or what ``readers`` make of the rows."""
         table = self.db.tables[entity.name]
         keys = tuple(c.key for c in table.columns)
-        out: list[Obj] = []
+        make = readers or self.reader
+        out: list[Any] = []
         if where is not None and where.compare(false()):
             return out
 
@@ -69,7 +72,7 @@ class Work:
             rows, processors = fetch_in(self.conn, table, column, batch) if where is None \
                 else fetch_keyed(self.conn, ("rows", entity.name, column), where,
                                  build, batch)
-            out.extend(map(self.reader(entity, keys, processors), rows))
+            out.extend(map(make(entity, keys, processors), rows))
         return out
 
 

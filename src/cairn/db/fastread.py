@@ -34,6 +34,9 @@ Processors = tuple[tuple[int, Processor], ...]
 #: Rows as the driver returned them, and what would convert them (see :func:`_convert`):
 #: a caller building its own objects applies the converters as it goes, row lists unbuilt.
 Fetched = tuple[list[Sequence[Any]], Processors]
+#: Builders of row readers: for an entity, a column layout (field names) and the converters
+#: of those columns, what turns one row into one object.
+Readers = Callable[[Any, tuple[str, ...], Processors], Callable[[Sequence[Any]], Any]]
 
 
 def _processors(dialect: Dialect, types: Sequence[Any], description: Sequence[Sequence[Any]]

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Dialect, exc
 
 from cairn.cache import Anchored, Lru
 from cairn.db.engine import Database
-from cairn.db.fastread import Prepared, Processors
+from cairn.db.fastread import Prepared, Processors, Readers
 from cairn.errors import IcatError, bad_parameter, validation
 from cairn.query import ast
 from cairn.query.compiler import (
@@ -53,9 +53,10 @@ class Unit(Protocol):
                ) -> Callable[[Any], Obj]: ...
 
 
-def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | None = None
-        ) -> list[Any]:
-    """Execute ``q`` for the unit's user; at most ``max_entities`` rows or VALIDATION."""
+def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | None = None,
+        readers: Readers | None = None) -> list[Any]:
+    """Execute ``q`` for the unit's user; at most ``max_entities`` rows or VALIDATION.
+    Entities are what ``readers`` make of their columns (by default the unit's objects)."""
     offset, count = 0, None
     if q.limit is not None:
         offset, count = q.limit.offset, q.limit.count
@@ -87,7 +88,8 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
     if len(rows) > max_entities:
         raise validation(f"attempt to process more than {max_entities} entities")
     spans = _spans(q.items)
-    convert = [_converter(unit, item, tuple((i - s, p) for i, p in processors if s <= i < e))
+    convert = [_converter(unit, item, tuple((i - s, p) for i, p in processors if s <= i < e),
+                          readers or unit.reader)
                for item, (s, e) in zip(q.items, spans, strict=True)]
     if len(q.items) == 1:
         (conv,), ((start, end),) = convert, spans
@@ -147,12 +149,13 @@ def _spans(items: tuple[Item, ...]) -> list[tuple[int, int]]:
     return out
 
 
-def _converter(unit: Unit, item: Item, processors: Processors) -> Callable[[Any], Any]:
+def _converter(unit: Unit, item: Item, processors: Processors, readers: Readers
+               ) -> Callable[[Any], Any]:
     """Reads one item's columns of a row (``processors`` indexed from its first column)."""
     if item.entity is not None:
-        read = unit.reader(item.entity, tuple(item.keys), processors)
+        read = readers(item.entity, tuple(item.keys), processors)
 
-        def to_entity(values: Any) -> Obj | None:
+        def to_entity(values: Any) -> Any:
             return None if values[0] is None else read(values)  # None: a LEFT JOIN found nothing
 
         return to_entity

@@ -17,9 +17,9 @@ from cairn.web.entity_json import (
     items_of,
     load_json,
     parse_entities,
-    results_json,
     unwrap,
 )
+from cairn.web.json_rows import JsonShape, results_bytes
 from cairn.web.jsonresponse import JSONResponse, json_bytes
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -128,8 +128,9 @@ async def entity_get(request: Request) -> Response:
         key = _int(q.get("id"), "id")
         return json_bytes(await run_in_threadpool(
             lambda: entity_json(cat.get(sid, query, key), zone)))
+    shape = JsonShape(zone)
     return json_bytes(await run_in_threadpool(
-        lambda: results_json(cat.search(sid, query), zone)))
+        lambda: results_bytes(cat.search(sid, query, shape), zone)))
 
 
 async def entity_write(request: Request) -> Response:

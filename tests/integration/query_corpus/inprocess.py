@@ -19,6 +19,7 @@ from cairn.config import AuthnSettings, CatalogueSettings, ServerSettings, Setti
 from cairn.errors import IcatError
 from cairn.startup import open_catalogue
 from cairn.web.entity_json import parse_entities, results, wrap
+from cairn.web.json_rows import JsonShape, results_bytes
 from tests.integration.query_corpus import fixture
 
 ROOT = "simple/root"
@@ -34,6 +35,11 @@ class Fixture:
     def search(self, query: str) -> Any:
         """The JSON REST would answer (as Python data)."""
         return results(self.catalogue.search(self.sid, query), self.catalogue.settings.zone)
+
+    def search_json(self, query: str) -> bytes:
+        """The bytes REST answers, built straight from the rows (:class:`JsonShape`)."""
+        zone = self.catalogue.settings.zone
+        return results_bytes(self.catalogue.search(self.sid, query, JsonShape(zone)), zone)
 
     def get(self, query: str, id: int) -> Any:
         return wrap(self.catalogue.get(self.sid, query, id), self.catalogue.settings.zone)
