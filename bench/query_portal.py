@@ -52,6 +52,7 @@ from http_client import Http
 from sqlalchemy import func, select
 
 from cairn.catalogue.service import Catalogue
+from cairn.cli import settle_heap
 from cairn.config import load_settings
 from cairn.db import migrate
 from cairn.db.engine import Database
@@ -451,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.in_process:
             local = InProcess.open(work)
+            settle_heap()  # the collector configured as `cairn serve` configures it
         with Http(base) as http:
             sid = login(http)
             queries = [q for q in QUERIES if not args.only or q.name in args.only]
