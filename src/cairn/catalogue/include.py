@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement
 
@@ -34,7 +34,7 @@ N = TypeVar("N")
 Readable = Callable[[Field], ColumnElement[bool] | None]
 
 
-class Shape(Protocol, Generic[N]):
+class Shape(Protocol[N]):
     """What rows become, and how included objects are attached to them."""
 
     def readers(self, work: Work, tree: IncludeTree) -> Readers:

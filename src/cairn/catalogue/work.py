@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, false, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, false, select
 
 from cairn.cache import Anchored
 from cairn.catalogue.objects import Obj
@@ -59,7 +60,7 @@ class Work:
         ``where``, a condition on the table's rows), in id order per batch: :class:`Obj`,
         or what ``readers`` make of the rows."""
         table = self.db.tables[entity.name]
-        keys = tuple(c.key for c in table.columns)
+        keys = _keys(table)
         make = readers or self.reader
         out: list[Any] = []
         if where is not None and where.compare(false()):
@@ -74,6 +75,12 @@ class Work:
                                  build, batch)
             out.extend(map(make(entity, keys, processors), rows))
         return out
+
+
+@lru_cache(maxsize=256)
+def _keys(table: Table) -> tuple[str, ...]:
+    """The field name of each column of ``table``, in table order."""
+    return tuple(c.key for c in table.columns)
 
 
 Reader = Callable[[Sequence[Any]], Obj]

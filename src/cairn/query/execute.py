@@ -1,8 +1,9 @@
 """Run compiled queries: LIMIT and maxEntities (§1.4), result shapes, and the query cache.
 
 Results come back as Python values: entities as :class:`Obj` (built by the unit of work, so
-they are exactly what get/INCLUDE produce), scalars as ``int``, ``float``, ``str``, ``bool``,
-aware ``datetime``, enum constant names or None; several select items give one list per row.
+they are exactly what get/INCLUDE produce) or what the caller's readers make of their rows;
+scalars as ``int``, ``float``, ``str``, ``bool``, aware ``datetime``, enum constant names or
+None; several select items give one list per row.
 """
 
 from __future__ import annotations
