@@ -450,11 +450,12 @@ def test_gets(target: Target) -> None:
 
 
 def test_the_generator_reaches_the_database(target: Target, tmp_path: Path) -> None:
-    """Most generated queries must run, or the properties above test little but the parser.
-    (Derandomized: a fixed sample, so the share that runs does not vary from run to run.)"""
+    """Many generated queries must run, or the properties above test little but the parser.
+    (Derandomized, yet the sample still depends on what ran before in the process: 6 of 40
+    ran after the unit tests against 19-25 alone, so a larger sample and a lower bar.)"""
     ran = 0
 
-    @settings(max_examples=40, deadline=None, database=None, derandomize=True,
+    @settings(max_examples=100, deadline=None, database=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow])
     @given(st.data())
     def body(data: st.DataObject) -> None:
@@ -466,4 +467,4 @@ def test_the_generator_reaches_the_database(target: Target, tmp_path: Path) -> N
             pass
 
     body()
-    assert ran >= 8, f"only {ran} of 40 generated queries ran"
+    assert ran >= 20, f"only {ran} of 100 generated queries ran"
