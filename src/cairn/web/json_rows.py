@@ -93,9 +93,12 @@ def _result(value: Any, zone: ZoneInfo) -> Any:
 
 
 @lru_cache(maxsize=256)
-def _date_text(processor: Processor, zone: ZoneInfo) -> Callable[[Any], str]:
-    """The driver's date value straight to its JSON text, cached: a page repeats the same few
-    timestamps (createTime, modTime), and SQLite's are strings parsed only to be formatted."""
+def _date_text(processor: Processor | None, zone: ZoneInfo) -> Callable[[Any], str]:
+    """The driver's date value straight to its JSON text, cached by that value alone: a page
+    repeats the same few timestamps (createTime, modTime), and SQLite's are strings parsed
+    only to be formatted."""
+    if processor is None:
+        return lru_cache(maxsize=4096)(lambda raw: format_date(raw, zone))
     return lru_cache(maxsize=4096)(lambda raw: format_date(processor(raw), zone))
 
 
@@ -108,7 +111,7 @@ def _make_reader(entity: Entity, keys: tuple[str, ...], processors: Processors,
     declaration and indexes are integers, so nothing from a request reaches the text."""
     at = {k: i for i, k in enumerate(keys)}
     conv = dict(processors)
-    scope: dict[str, Any] = {"fd": format_date, "zone": zone, "entity_name": entity.name}
+    scope: dict[str, Any] = {"entity_name": entity.name}
     for i, proc in processors:
         scope[f"p{i}"] = proc
 
@@ -118,10 +121,8 @@ def _make_reader(entity: Entity, keys: tuple[str, ...], processors: Processors,
     def text(i: int, typ: str, v: str) -> str:  # a value as JSON holds it
         if typ != "Date":
             return v
-        if i in conv:  # the driver's raw value, formatted once per distinct value
-            scope[f"t{i}"] = _date_text(conv[i], zone)
-            return f"t{i}({v})"
-        return f"fd({v}, zone)"
+        scope[f"t{i}"] = _date_text(conv.get(i), zone)  # the driver's value, formatted
+        return f"t{i}({v})"
 
     display: list[str] = []
     lines: list[str] = []
