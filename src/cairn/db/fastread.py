@@ -80,10 +80,18 @@ def _convert(rows: list[Any], processors: Processors) -> list[Any]:
 @dataclass
 class _Plan:
     table: Table
-    head: str  # SELECT <every column> FROM <table> WHERE <column> IN (
-    tail: str  # ) ORDER BY <id>
+    head: str  # SELECT <every column> FROM <table> WHERE <column>
+    tail: str  # ORDER BY <id>
     mark: str  # the driver's placeholder
+    arrays: bool  # the driver passes a list as an array (psycopg)
     processors: Processors | None = None  # after the first execution
+
+
+#: From this many keys on, PostgreSQL gets one array parameter instead of a list of them
+#: (``= ANY(%s)``). Measured on the demo: 512 dataset ids 6-12 ms against 26-29 ms for the
+#: padded list (binding and planning 512 parameters), 50 ids 0.22 against 0.34 ms; below a
+#: handful of keys the list is a little faster (0.10 against 0.13 ms for one key).
+ARRAY_FROM = 16
 
 
 _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": None, "named": None}
@@ -96,9 +104,9 @@ def _plan(dialect: Dialect, table: Table, column: str) -> _Plan | None:
         return None  # a driver Cairn does not ship: SQLAlchemy's path instead
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(c.name) for c in table.columns)
-    head = (f"SELECT {names} FROM {quote(table.name)} "
-            f"WHERE {quote(table.c[column].name)} IN (")
-    return _Plan(table, head, f") ORDER BY {quote(table.c.id.name)}", mark)
+    head = f"SELECT {names} FROM {quote(table.name)} WHERE {quote(table.c[column].name)}"
+    return _Plan(table, head, f" ORDER BY {quote(table.c.id.name)}", mark,
+                 dialect.name == "postgresql" and dialect.driver == "psycopg")
 
 
 def rows_in(conn: Connection, table: Table, column: str, values: Sequence[Any]
@@ -116,9 +124,13 @@ def fetch_in(conn: Connection, table: Table, column: str, values: Sequence[Any])
     if plan is None:
         stmt = select(table).where(table.c[column].in_(values)).order_by(table.c.id)
         return list(conn.execute(stmt)), ()
-    keys = padded(values)
-    sql = plan.head + ", ".join([plan.mark] * len(keys)) + plan.tail
-    rows, description = _run(conn, sql, keys)
+    if plan.arrays and len(values) >= ARRAY_FROM:
+        rows, description = _run(conn, f"{plan.head} = ANY({plan.mark}){plan.tail}",
+                                 [list(values)])
+    else:
+        keys = padded(values)
+        marks = ", ".join([plan.mark] * len(keys))
+        rows, description = _run(conn, f"{plan.head} IN ({marks}){plan.tail}", keys)
     if plan.processors is None:
         plan.processors = _processors(conn.dialect, [c.type for c in table.columns],
                                       description)
@@ -132,7 +144,8 @@ def padded(values: Sequence[Any]) -> list[Any]:
     texts repeat, so drivers reuse their prepared statements (psycopg after five runs,
     sqlite3's statement cache) and PostgreSQL stops planning them again: planning a statement
     with authorization predicates takes ~3 ms, running it ~0.2. (``= ANY(:array)`` has one
-    text for every length, but PostgreSQL then keeps planning each run afresh.)
+    text for every length, but PostgreSQL then keeps planning each run afresh: worth it only
+    for plain statements and long lists, see :data:`ARRAY_FROM`.)
     """
     n = len(values)
     if n < 2:
