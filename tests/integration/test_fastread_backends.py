@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import Select, insert, select
 
 from cairn.db import migrate
 from cairn.db.engine import Database
-from cairn.db.fastread import ARRAY_FROM, rows_in
+from cairn.db.fastread import ARRAY_FROM, KEYED_ARRAY_FROM, Match, rows_in, rows_keyed
 from tests.conftest import BACKENDS, make_database
 
 
@@ -53,3 +53,17 @@ def test_rows_by_string_key(db: Database) -> None:
     with db.connect() as conn:
         fast = rows_in(conn, ft, "name", names)
     assert [r[0] for r in fast] == list(range(20, 60))
+
+
+@pytest.mark.parametrize("n", [3, KEYED_ARRAY_FROM - 1, KEYED_ARRAY_FROM, 300])
+def test_keyed_rows_meet_the_statement_s_condition(db: Database, n: int) -> None:
+    ft = db.tables["Facility"]
+    odd = ft.c.id % 2 == 1
+
+    def build(match: Match) -> Select[tuple[int]]:
+        return select(ft.c.id).where(match(ft.c.id), odd).order_by(ft.c.id)
+
+    keys = list(range(n, 0, -1))
+    with db.connect() as conn:
+        got = [r[0] for r in rows_keyed(conn, ("odd",), odd, build, keys)]
+    assert got == [i for i in range(1, min(n, 100) + 1) if i % 2]

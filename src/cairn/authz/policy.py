@@ -290,7 +290,7 @@ class Authorizer:
             # otherwise walk the whole predicate on every check to find its cache key
             out.update(r[0] for r in rows_keyed(
                 caller.conn, ("allowed", bean), pred,
-                lambda keys: select(table.c.id).where(table.c.id.in_(keys), pred), chunk))
+                lambda match: select(table.c.id).where(match(table.c.id), pred), chunk))
         return out
 
     def allowed(self, caller: Caller, access: Access, bean: str, id: int | None,

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Connection, Select, Table, false, select
 from cairn.cache import Anchored
 from cairn.catalogue.objects import Obj
 from cairn.db.engine import Database
-from cairn.db.fastread import Processors, Readers, fetch_in, fetch_keyed
+from cairn.db.fastread import Match, Processors, Readers, fetch_in, fetch_keyed
 from cairn.schema import Entity
 
 
@@ -66,8 +66,8 @@ class Work:
         if where is not None and where.compare(false()):
             return out
 
-        def build(keys: list[Any]) -> Select[Any]:
-            return select(table).where(table.c[column].in_(keys), where).order_by(table.c.id)
+        def build(match: Match) -> Select[Any]:
+            return select(table).where(match(table.c[column]), where).order_by(table.c.id)
 
         for batch in self.chunks(sorted(set(values))):
             rows, processors = fetch_in(self.conn, table, column, batch) if where is None \
