@@ -203,6 +203,16 @@ def test_like_pattern_ending_with_its_escape(server: Server, root: str,
         assert "escape" in r.json()["message"].lower()
 
 
+def test_distinct_rows_ordered_by_a_boolean_they_do_not_select(
+        server: Server, root: str, data: dict[str, int]) -> None:
+    # ordered per row by MIN/MAX of the column, which PostgreSQL has no booleans for
+    for direction in ("ASC", "DESC"):
+        got = ok(server, root, "SELECT DISTINCT pt.facility.name FROM ParameterType pt WHERE "
+                               f"pt.facility.id = {data['facility']} "
+                               f"ORDER BY pt.applicableToDataset {direction}")
+        assert got == ["QF"]
+
+
 def test_enums_and_user(server: Server, root: str, data: dict[str, int]) -> None:
     assert ok(server, root, "SELECT pt.name FROM ParameterType pt WHERE pt.valueType = "
                             "org.icatproject.ParameterValueType.NUMERIC") == ["temp"]

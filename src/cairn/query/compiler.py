@@ -346,16 +346,20 @@ class Compiler:
             e = o.expr
             if _constant(e):
                 raise error("ORDER BY needs a path, not a constant", getattr(e, "pos", -1))
-            if isinstance(e, ast.Path) and self._is_entity_path(scope, e):
-                sql = (scope.node_of(e, "ORDER BY").id if aggregate or grouped_distinct
-                       else self._value(ctx, e, None, "ORDER BY").sql)
+            typ: str | None = "entity"
+            if isinstance(e, ast.Path) and self._is_entity_path(scope, e) and (
+                    aggregate or grouped_distinct):
+                sql = scope.node_of(e, "ORDER BY").id
             else:
-                sql = self._value(ctx, e, None, "ORDER BY").sql
+                v = self._value(ctx, e, None, "ORDER BY")
+                sql, typ = v.sql, v.typ
             if grouped_distinct:
                 # A selected column is grouped by (use that very expression, so PostgreSQL
-                # sees the same bound parameters); anything else is aggregated per group.
+                # sees the same bound parameters); anything else is aggregated per group
+                # (booleans as 0 and 1: PostgreSQL has no MIN or MAX of them).
                 same = next((c for c in columns if sql.compare(c)), None)
-                per_group = func.max(sql) if o.descending else func.min(sql)
+                key = cast(sql, Integer()) if typ == "boolean" else sql
+                per_group = func.max(key) if o.descending else func.min(key)
                 sql = same if same is not None else per_group
             add(sql, o.descending)
         aggregate = aggregate or ctx.aggregated  # ORDER BY may aggregate too
