@@ -10,7 +10,8 @@ marker that must not appear in the compiled statement. And the database is uncha
 Queries come from a schema-aware generator (valid paths, literals of matching and
 mismatching types, functions, aggregates, joins, sub-selects, ORDER BY, LIMIT, INCLUDE), from
 token-level mutations of the corpus, and from literal swaps in corpus queries.
-``CAIRN_FUZZ_EXAMPLES`` scales the number of examples (default 100 per test and backend).
+``CAIRN_FUZZ_EXAMPLES`` scales the number of examples (default 100 per test and backend),
+``CAIRN_FUZZ_RANDOM=1`` draws new ones on every run instead of a fixed sample.
 """
 
 from __future__ import annotations
@@ -32,14 +33,14 @@ from cairn.query.execute import queries_for
 from cairn.query.tokens import tokenize
 from cairn.schema import SCHEMA
 from cairn.web.entity_json import results, results_json
-from tests.conftest import BACKENDS, make_database
+from tests.conftest import BACKENDS, FUZZ_RANDOM, make_database
 from tests.integration.query_corpus.corpus import CASES
 from tests.integration.query_corpus.inprocess import Fixture, open_fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore:SELECT statement has a cartesian product")
 
 EXAMPLES = int(os.environ.get("CAIRN_FUZZ_EXAMPLES", "100"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not FUZZ_RANDOM,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 MARK = "zqx"  # in every generated string literal and variable name; never in SQL text
 DB_FAILURE = "A value does not fit its database column"  # a database error seen as VALIDATION

@@ -45,6 +45,7 @@ from cairn.query.ast import (
 )
 from cairn.query.tokens import tokenize
 from cairn.query.unparse import without_positions
+from tests.conftest import FUZZ_RANDOM
 
 SEEDS = [
     "SELECT ds FROM Dataset ds INCLUDE ds.datafiles.parameters, ds.parameters",
@@ -79,7 +80,7 @@ GET_SEEDS = ["Dataset", "Dataset INCLUDE 1", "Facility INCLUDE InvestigationType
 
 #: ``CAIRN_FUZZ_EXAMPLES=20000 pytest tests/unit/test_query_fuzz.py`` for a longer hunt.
 FUZZ = settings(max_examples=int(os.environ.get("CAIRN_FUZZ_EXAMPLES", "300")), deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+                derandomize=not FUZZ_RANDOM, suppress_health_check=[HealthCheck.too_slow])
 PIECES = [*"abcdsxyzABCDS019_.$:'(),*+-/<>=![]{} \t\n", "\u00e9", "\u2028",
           "SELECT ", " FROM ", " WHERE ", " AND ", " OR ", " NOT ", " IN ", " LIKE ", " JOIN ",
           " INCLUDE ", " LIMIT ", " ORDER BY ", "Dataset", "ds.name", " <-> ", " IS ", " NULL ",
