@@ -30,9 +30,6 @@ log = logging.getLogger(__name__)
 API_VERSION = "6.2.0"
 
 _UNIQUE_CODES = {"23505", "1062"}  # PostgreSQL SQLSTATE, MariaDB error number
-# PostgreSQL's invalid escape sequence/character: a LIKE pattern computed by the query
-# (a literal one is refused by the compiler) that ends with its escape character.
-_LIKE_CODES = {"22025", "22019"}
 
 
 def db_error(e: sa_exc.DBAPIError) -> IcatError:
@@ -44,8 +41,6 @@ def db_error(e: sa_exc.DBAPIError) -> IcatError:
     if isinstance(e, sa_exc.IntegrityError) and (code in _UNIQUE_CODES or "UNIQUE" in text):
         return IcatError(ErrorType.OBJECT_ALREADY_EXISTS,
                          "An object with the same uniqueness constraint values already exists")
-    if code in _LIKE_CODES:
-        return bad_parameter(f"Bad LIKE pattern: {text.splitlines()[0]}")
     if isinstance(e, sa_exc.DataError):
         return validation("A value does not fit its database column")
     log.error("database error: %s", text)

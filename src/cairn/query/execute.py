@@ -130,6 +130,10 @@ _SHAPE_ERRORS = {
     # arithmetic beyond the range of a Long (SQLite turns to floating point instead)
     "22003": "A computed number is out of range",
     "1690": "A computed number is out of range",
+    # a LIKE pattern computed by the query that ends with its escape character (a literal
+    # one the compiler refuses on every backend)
+    "22025": "A LIKE pattern ends with its escape character; write it twice to match it",
+    "22019": "A LIKE escape must be a single character",
 }
 
 
