@@ -115,8 +115,12 @@ def _plan(dialect: Dialect, table: Table, column: str) -> _Plan | None:
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(c.name) for c in table.columns)
     head = f"SELECT {names} FROM {quote(table.name)} WHERE {quote(table.c[column].name)}"
-    return _Plan(table, head, f" ORDER BY {quote(table.c.id.name)}", mark,
-                 dialect.name == "postgresql" and dialect.driver == "psycopg")
+    return _Plan(table, head, f" ORDER BY {quote(table.c.id.name)}", mark, _arrays(dialect))
+
+
+def _arrays(dialect: Dialect) -> bool:
+    """Whether the driver passes a Python list as one array parameter (psycopg)."""
+    return dialect.name == "postgresql" and dialect.driver == "psycopg"
 
 
 def rows_in(conn: Connection, table: Table, column: str, values: Sequence[Any]
@@ -235,8 +239,7 @@ def fetch_keyed(conn: Connection, key: tuple[Any, ...], anchor: object,
     once per ``anchor`` (the object the statement is built from, such as the predicate), the
     rest of what it depends on (``key``), padded list length (or array) and dialect.
     """
-    if (len(values) >= KEYED_ARRAY_FROM and conn.dialect.name == "postgresql"
-            and conn.dialect.driver == "psycopg"):
+    if len(values) >= KEYED_ARRAY_FROM and _arrays(conn.dialect):
         shape: Any = "array"
         bound = {**(params or {}), "keys": list(values)}
 
