@@ -97,9 +97,10 @@ def _date_text(processor: Processor | None, zone: ZoneInfo) -> Callable[[Any], s
     """The driver's date value straight to its JSON text, cached by that value alone: a page
     repeats the same few timestamps (createTime, modTime), and SQLite's are strings parsed
     only to be formatted."""
+    fmt = format_date.__wrapped__  # this cache replaces format_date's own
     if processor is None:
-        return lru_cache(maxsize=4096)(lambda raw: format_date(raw, zone))
-    return lru_cache(maxsize=4096)(lambda raw: format_date(processor(raw), zone))
+        return lru_cache(maxsize=4096)(lambda raw: fmt(raw, zone))
+    return lru_cache(maxsize=4096)(lambda raw: fmt(processor(raw), zone))
 
 
 def _make_reader(entity: Entity, keys: tuple[str, ...], processors: Processors,
