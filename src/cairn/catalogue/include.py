@@ -35,26 +35,30 @@ Readable = Callable[[Field], ColumnElement[bool] | None]
 
 
 class Shape(Protocol[N]):
-    """What rows become, and how included objects are attached to them."""
+    """What rows become, and how included objects are attached to them. Every operation
+    takes a whole step's objects at once: a page can include thousands."""
 
     def readers(self, work: Work, tree: IncludeTree) -> Readers:
         """Row readers for objects whose own includes are ``tree``."""
         ...
 
-    def ident(self, node: N) -> int: ...
-
-    def ref(self, node: N, field: str) -> int | None:
-        """The stored id of a many-to-one relation."""
+    def idents(self, nodes: Sequence[N]) -> list[int]:
+        """The id of each object."""
         ...
 
-    def attach_one(self, parents: Sequence[N], field: str, loaded: dict[int, N]) -> None:
-        """Set ``field`` of every parent to its object in ``loaded`` (complete by now), or to
-        nothing when its object is not there (none, or not readable)."""
+    def refs(self, nodes: Sequence[N], field: str) -> set[int]:
+        """The stored ids of a many-to-one relation, without nulls."""
         ...
 
-    def attach_many(self, parents: Sequence[N], field: str, children: dict[int, list[N]]
+    def attach_one(self, parents: Sequence[N], field: str, loaded: Sequence[N]) -> None:
+        """Set ``field`` of every parent to its object among ``loaded`` (complete by now), or
+        to nothing when its object is not there (none, or not readable)."""
+        ...
+
+    def attach_many(self, parents: Sequence[N], field: str, children: Sequence[N], back: str
                     ) -> None:
-        """Set ``field`` of every parent to its children (by parent id), empty if none."""
+        """Set ``field`` of every parent to its children (those whose ``back`` relation holds
+        the parent's id, in the order given), empty if none."""
         ...
 
 
@@ -64,21 +68,25 @@ class ObjShape:
     def readers(self, work: Work, tree: IncludeTree) -> Readers:
         return work.reader
 
-    def ident(self, node: Obj) -> int:
-        return node.id  # type: ignore[return-value]
+    def idents(self, nodes: Sequence[Obj]) -> list[int]:
+        return [o.id for o in nodes]  # type: ignore[misc]
 
-    def ref(self, node: Obj, field: str) -> int | None:
-        return node.refs.get(field)
+    def refs(self, nodes: Sequence[Obj], field: str) -> set[int]:
+        return {r for o in nodes if (r := o.refs.get(field)) is not None}
 
-    def attach_one(self, parents: Sequence[Obj], field: str, loaded: dict[int, Obj]) -> None:
+    def attach_one(self, parents: Sequence[Obj], field: str, loaded: Sequence[Obj]) -> None:
+        by_id = {o.id: o for o in loaded}
         for o in parents:
             ref = o.refs.get(field)
-            o.ones[field] = loaded.get(ref) if ref is not None else None
+            o.ones[field] = by_id.get(ref) if ref is not None else None
 
-    def attach_many(self, parents: Sequence[Obj], field: str, children: dict[int, list[Obj]]
-                    ) -> None:
+    def attach_many(self, parents: Sequence[Obj], field: str, children: Sequence[Obj],
+                    back: str) -> None:
+        groups: dict[int | None, list[Obj]] = defaultdict(list)
+        for c in children:
+            groups[c.refs.get(back)].append(c)
         for o in parents:
-            o.manys[field] = children.get(o.id or 0, [])
+            o.manys[field] = groups.get(o.id, [])
 
 
 OBJECTS = ObjShape()
@@ -104,20 +112,15 @@ def fill(work: Work, entity: Entity, objs: Sequence[Any], tree: IncludeTree,
             where = readable(f) if readable is not None else None
             read = shape.readers(work, sub)
             if f.is_one:
-                wanted = {r for r in (shape.ref(o, fname) for o in objs) if r is not None}
-                found = work.rows_where(target, "id", wanted, where, read)
+                found = work.rows_where(target, "id", shape.refs(objs, fname), where, read)
                 count(len(found))
                 walk(target, found, sub)  # first: a shape may seal a finished object
-                shape.attach_one(objs, fname, {shape.ident(o): o for o in found})
+                shape.attach_one(objs, fname, found)
             else:
                 back = SCHEMA.inverse(f).name
-                found = work.rows_where(target, back, (shape.ident(o) for o in objs), where,
-                                        read)
+                found = work.rows_where(target, back, shape.idents(objs), where, read)
                 count(len(found))
-                children: dict[int, list[Any]] = defaultdict(list)
-                for child in found:
-                    children[shape.ref(child, back) or 0].append(child)
-                shape.attach_many(objs, fname, children)
+                shape.attach_many(objs, fname, found, back)
                 walk(target, found, sub)
 
     walk(entity, objs, tree)

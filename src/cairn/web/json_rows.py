@@ -11,6 +11,7 @@ and by the pipeline fuzzer).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -52,16 +53,16 @@ class JsonShape:
 
         return readers
 
-    def ident(self, node: Node) -> int:
-        return node[JSON]["id"]  # type: ignore[no-any-return]
+    def idents(self, nodes: Sequence[Node]) -> list[int]:
+        return [n[JSON]["id"] for n in nodes]
 
-    def ref(self, node: Node, field: str) -> int | None:
-        return node[REFS].get(field)
+    def refs(self, nodes: Sequence[Node], field: str) -> set[int]:
+        return {r for n in nodes if (r := n[REFS].get(field)) is not None}
 
-    def attach_one(self, parents: Sequence[Node], field: str, loaded: dict[int, Node]) -> None:
+    def attach_one(self, parents: Sequence[Node], field: str, loaded: Sequence[Node]) -> None:
         # Each object encoded once, however many parents share it (the type of each of 2,000
         # parameters); its own includes are attached by now.
-        done = {i: orjson.Fragment(encode(n[JSON])) for i, n in loaded.items()}
+        done = {n[JSON]["id"]: orjson.Fragment(encode(n[JSON])) for n in loaded}
         for p in parents:
             out = p[JSON]
             if field in out:
@@ -71,12 +72,16 @@ class JsonShape:
                 else:
                     out[field] = found
 
-    def attach_many(self, parents: Sequence[Node], field: str,
-                    children: dict[int, list[Node]]) -> None:
+    def attach_many(self, parents: Sequence[Node], field: str, children: Sequence[Node],
+                    back: str) -> None:
+        groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for c in children:  # the JSON objects themselves: nothing reads the nodes from here
+            groups[c[REFS][back]].append(c[JSON])
         for p in parents:
-            kids = children.get(p[JSON]["id"])
+            out = p[JSON]
+            kids = groups.get(out["id"])
             if kids:
-                p[JSON][field] = [k[JSON] for k in kids]
+                out[field] = kids
 
 
 def results_bytes(values: list[Any], zone: ZoneInfo) -> bytes:
@@ -108,8 +113,9 @@ def _make_reader(entity: Entity, keys: tuple[str, ...], processors: Processors,
     """Generated code, as for the core's row readers (``cairn.catalogue.work``): fields in
     icat.server's order (id, system fields, then alphabetical); absent attributes and ONE
     fields not included left out; every MANY field present, an empty array unless included.
-    The leading required attributes go in one dict display. Names come from the schema
-    declaration and indexes are integers, so nothing from a request reaches the text."""
+    The leading fields that are never null (the id, required fields, MANY fields) go in one
+    dict display. Names come from the schema declaration and indexes are integers, so nothing
+    from a request reaches the text."""
     at = {k: i for i, k in enumerate(keys)}
     conv = dict(processors)
     scope: dict[str, Any] = {"entity_name": entity.name}
@@ -129,14 +135,17 @@ def _make_reader(entity: Entity, keys: tuple[str, ...], processors: Processors,
     lines: list[str] = []
     for f in entity.api_fields:
         if f.is_many:
-            lines.append(f"    out[{f.name!r}] = ()")
+            if lines:
+                lines.append(f"    out[{f.name!r}] = ()")
+            else:
+                display.append(f"{f.name!r}: ()")
             continue
         i = at.get(f.name)
         if i is None or f.hidden or (f.is_one and f.name not in included):
             continue
         typ = "ONE" if f.is_one else f.type
         raw = f"r[{i}]" if typ == "Date" else converted(i)
-        if f.is_attribute and f.required and not lines:  # never null: in the display
+        if (f.name == "id" or f.required) and not lines:  # never null: in the display
             display.append(f"{f.name!r}: {text(i, typ, raw)}")
         else:
             lines += [f"    v = {raw}",
