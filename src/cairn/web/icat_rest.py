@@ -129,8 +129,13 @@ async def entity_get(request: Request) -> Response:
         return json_bytes(await run_in_threadpool(
             lambda: entity_json(cat.get(sid, query, key), zone)))
     shape = JsonShape(zone)
-    return json_bytes(await run_in_threadpool(
-        lambda: results_bytes(cat.search(sid, query, shape), zone)))
+    page: list[Any] = []
+
+    def answer() -> bytes:
+        page.extend(cat.search(sid, query, shape))
+        return results_bytes(page, zone)
+
+    return json_bytes(await run_in_threadpool(answer), keep=page)
 
 
 async def entity_write(request: Request) -> Response:
