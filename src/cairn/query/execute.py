@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Dialect, exc
+from sqlalchemy import Connection, Dialect, Select, exc, literal_column
 
 from cairn.cache import Anchored, Lru
 from cairn.db.engine import Database
@@ -77,10 +77,7 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
         if prepared is not None:
             rows, processors = prepared.fetch(unit.conn, params)
         else:
-            stmt = q.statement(restrict).limit(fetch)
-            if offset:
-                stmt = stmt.offset(offset)
-            rows = unit.conn.execute(stmt, params).all()
+            rows = unit.conn.execute(_paged(q.statement(restrict), fetch, offset), params).all()
     except exc.DBAPIError as e:
         refusal = _rejected(e)
         if refusal is None:
@@ -109,10 +106,20 @@ def _prepared(q: CompiledQuery, fetch: int, offset: int, dialect: Dialect,
     preds = () if restrict is None else tuple(restrict(ip) for ip in q.id_paths)
 
     def make() -> Prepared | None:
-        stmt = q.statement(None if restrict is None else _fixed(q, preds)).limit(fetch)
-        return Prepared.of(stmt.offset(offset) if offset else stmt, dialect)
+        stmt = q.statement(None if restrict is None else _fixed(q, preds))
+        return Prepared.of(_paged(stmt, fetch, offset), dialect)
 
     return _PREPARED.fetch((q, dialect, *preds), (fetch, offset), make)
+
+
+def _paged(stmt: Select[Any], fetch: int, offset: int) -> Select[Any]:
+    """``stmt`` with LIMIT and OFFSET written as numbers, not parameters: PostgreSQL plans a
+    prepared statement once for all runs only if that plan is not much costlier than one made
+    for the values at hand, and with the LIMIT unknown it always is. Planning the portal's
+    parameter search each run cost 0.2 ms of its 0.7. Both are integers (the parser's), so
+    nothing from a request reaches the text."""
+    stmt = stmt.limit(literal_column(str(int(fetch))))
+    return stmt.offset(literal_column(str(int(offset)))) if offset else stmt
 
 
 def _fixed(q: CompiledQuery, preds: tuple[Any, ...]) -> Restrict:
