@@ -22,6 +22,21 @@ class Lru(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def discard(self, key: K) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
     def fetch(self, key: K, make: Callable[[], V]) -> V:
         """The value of ``key``, made (and kept) on first use."""
         with self._lock:
@@ -29,10 +44,7 @@ class Lru(Generic[K, V]):
                 self._entries.move_to_end(key)
                 return self._entries[key]
         value = make()  # outside the lock: building may take a moment; a race builds twice
-        with self._lock:
-            self._entries[key] = value
-            if len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+        self.put(key, value)
         return value
 
 

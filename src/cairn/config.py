@@ -52,6 +52,9 @@ class CatalogueSettings(_Section):
     database: str = ""
     root_users: list[str] = ["db/root"]
     session_lifetime_minutes: int = Field(120, gt=0)
+    #: Seconds a session found live is trusted without reading it again (per process); a
+    #: logout or refresh through another process or node is seen up to this late.
+    session_reuse_seconds: float = Field(1.0, ge=0, le=60)
     max_entities: int = Field(10000, gt=0)
     max_ids_in_query: int = Field(500, gt=0)
     #: Zone of the naive timestamps stored in the database (icat.server uses the JVM's zone).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -48,3 +49,69 @@ def test_refresh_extends_lifetime(store: SessionStore) -> None:
     store.logout(sid)
     with pytest.raises(IcatError):
         store.refresh(sid)
+
+
+@pytest.fixture
+def reusing(database_url: str) -> SessionStore:
+    db = Database(database_url)
+    migrate.upgrade(db)
+    return SessionStore(db, lifetime_minutes=60, reuse_seconds=30)
+
+
+def _delete_row(store: SessionStore, sid: str) -> None:
+    """The session ended by another process or node: only the database knows."""
+    with store.db.begin() as conn:
+        conn.execute(store.table.delete().where(store.table.c.id == sid))
+
+
+def test_a_session_found_live_is_trusted_for_a_while(reusing: SessionStore,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    sid = reusing.create("db/u")
+    assert reusing.get(sid).user == "db/u"
+    _delete_row(reusing, sid)
+    assert reusing.get(sid).user == "db/u"  # not read again within reuse_seconds
+    later = time.monotonic() + 31
+    monkeypatch.setattr("cairn.catalogue.sessions.time.monotonic", lambda: later)
+    with pytest.raises(IcatError) as e:
+        reusing.get(sid)
+    assert e.value.message == f"Unable to find user by sessionid: {sid}"
+
+
+def test_without_reuse_every_call_reads_the_session(store: SessionStore) -> None:
+    sid = store.create("db/u")
+    assert store.get(sid).user == "db/u"
+    _delete_row(store, sid)
+    with pytest.raises(IcatError):
+        store.get(sid)
+
+
+def test_logout_and_refresh_in_this_process_are_seen_at_once(reusing: SessionStore) -> None:
+    sid = reusing.create("db/u")
+    table = reusing.table
+    with reusing.db.begin() as conn:
+        conn.execute(table.update().where(table.c.id == sid)
+                     .values(expireDateTime=reusing.db.now() + timedelta(minutes=5)))
+    assert reusing.get(sid).remaining_minutes <= 5
+    reusing.refresh(sid)
+    assert reusing.get(sid).remaining_minutes > 59
+    reusing.logout(sid)
+    with pytest.raises(IcatError) as e:
+        reusing.get(sid)
+    assert e.value.type == ErrorType.SESSION
+
+
+def test_a_trusted_session_that_expires_is_read_again(reusing: SessionStore,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """It may have been refreshed elsewhere; if not, it has expired."""
+    sid = reusing.create("db/u")
+    assert reusing.get(sid).remaining_minutes > 59
+    real_now = reusing.db.now
+    monkeypatch.setattr(reusing.db, "now", lambda: real_now() + timedelta(minutes=61))
+    with pytest.raises(IcatError) as e:
+        reusing.get(sid)
+    assert e.value.message == f"Session id:{sid} has expired"
+    table = reusing.table
+    with reusing.db.begin() as conn:  # another node refreshes it
+        conn.execute(table.update().where(table.c.id == sid)
+                     .values(expireDateTime=real_now() + timedelta(minutes=120)))
+    assert reusing.get(sid).remaining_minutes > 58

@@ -54,7 +54,8 @@ class Catalogue:
         self.settings = settings
         self.db = db
         self.authenticators = authenticators
-        self.sessions = SessionStore(db, settings.catalogue.session_lifetime_minutes)
+        self.sessions = SessionStore(db, settings.catalogue.session_lifetime_minutes,
+                                     settings.catalogue.session_reuse_seconds)
         self.authz = Authorizer(db, settings.catalogue.root_users)
 
     # -- sessions ---------------------------------------------------------------------------
