@@ -71,7 +71,7 @@ def test_a_session_found_live_is_trusted_for_a_while(reusing: SessionStore,
     _delete_row(reusing, sid)
     assert reusing.get(sid).user == "db/u"  # not read again within reuse_seconds
     later = time.monotonic() + 31
-    monkeypatch.setattr("cairn.catalogue.sessions.time.monotonic", lambda: later)
+    monkeypatch.setattr("cairn.catalogue.sessions.monotonic", lambda: later)
     with pytest.raises(IcatError) as e:
         reusing.get(sid)
     assert e.value.message == f"Unable to find user by sessionid: {sid}"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from time import monotonic
 
 from sqlalchemy import Connection, delete, func, select, update
 
@@ -67,7 +67,7 @@ class SessionStore:
             raise session_error(f"Unable to find user by sessionid: {sid}")
         row = dict(zip(self.table.columns.keys(), rows[0], strict=True))
         return _Seen(row["userName"], row["expireDateTime"],
-                     time.monotonic() + self.reuse_seconds)
+                     monotonic() + self.reuse_seconds)
 
     def _remaining(self, seen: _Seen) -> float:
         """Minutes left; 0 or less when expired."""
@@ -79,7 +79,7 @@ class SessionStore:
         """The live session, or SESSION errors worded as icat.server's (read on ``conn`` when
         given, saving a connection checkout per request)."""
         seen = self._seen.get(sid) if sid and self.reuse_seconds > 0 else None
-        if seen is None or seen.until <= time.monotonic() or self._remaining(seen) <= 0:
+        if seen is None or seen.until <= monotonic() or self._remaining(seen) <= 0:
             ended = self._ended
             seen = self._row(sid, conn)
             if self.reuse_seconds > 0:
