@@ -32,7 +32,7 @@ from cairn.errors import ErrorType, IcatError
 from cairn.query.execute import queries_for
 from cairn.query.tokens import tokenize
 from cairn.schema import SCHEMA
-from cairn.web.entity_json import results, results_json
+from cairn.web.entity_json import entity_json, results, results_json
 from tests.conftest import BACKENDS, FUZZ_RANDOM, make_database
 from tests.integration.query_corpus.corpus import CASES
 from tests.integration.query_corpus.inprocess import Fixture, open_fixture
@@ -430,6 +430,23 @@ def test_rest_answers_equal_the_objects_rendering_on_the_whole_corpus(target: Ta
     for query in SEEDS:
         objs = results_json(target.fx.catalogue.search(target.fx.sid, query), zone)
         assert target.fx.search_json(query) == objs, query
+
+
+def test_rest_gets_equal_the_objects_rendering(target: Target) -> None:
+    """The corpus's gets, every entity of the fixture with INCLUDE 1, and deep includes."""
+    fx, zone = target.fx, target.fx.catalogue.settings.zone
+    gets = {(c.query, c.get_id) for c in CASES if c.get_id is not None and c.error is None}
+    for name in SCHEMA.entities:
+        (first,) = fx.catalogue.search(fx.sid, f"SELECT MIN(o.id) FROM {name} o")
+        if first is not None:
+            gets |= {(f"{name} INCLUDE 1", first), (name, first)}
+    (inv,) = fx.catalogue.search(fx.sid, "SELECT MIN(o.id) FROM Investigation o")
+    gets.add(("Investigation i INCLUDE i.datasets ds, ds.datafiles df, df.parameters p, p.type, "
+              "ds.parameters, i.investigationUsers iu, iu.user, i.facility", inv))
+    assert len(gets) >= 40
+    for query, id in sorted(gets):
+        obj = fx.catalogue.get(fx.sid, query, id)
+        assert fx.get_json(query, id) == entity_json(obj, zone), query
 
 
 def test_random_text(target: Target) -> None:

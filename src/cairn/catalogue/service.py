@@ -124,16 +124,17 @@ class Catalogue:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def get(self, sid: str | None, query: str, id: int) -> Obj:
+    def get(self, sid: str | None, query: str, id: int, shape: Shape[Any] = OBJECTS) -> Any:
+        """The object (:class:`Obj`, or what ``shape`` makes of its row) with its includes."""
         with self.work(sid, read_only=True) as work:
             q = queries_for(self.db).get(query)
-            obj = work.load_one(q.entity, id)
-            if obj is None:
+            found = work.rows_where(q.entity, "id", [id], readers=shape.readers(work, q.include))
+            if not found:
                 raise no_such_object(f"{q.entity.name}[id:{id}] not found.")
             self.authz.check(work, Access.READ, q.entity.name, id)
-            fill(work, q.entity, [obj], q.include, self.settings.catalogue.max_entities,
-                 self._readable(work))
-            return obj
+            fill(work, q.entity, found, q.include, self.settings.catalogue.max_entities,
+                 self._readable(work), shape)
+            return found[0]
 
     def search(self, sid: str | None, query: str, shape: Shape[Any] = OBJECTS) -> list[Any]:
         """Entities (:class:`Obj`, or what ``shape`` makes of rows), scalars, or one list per

@@ -13,13 +13,12 @@ from starlette.routing import BaseRoute, Route
 from cairn.catalogue.service import API_VERSION, Catalogue, entity_named
 from cairn.errors import bad_parameter
 from cairn.web.entity_json import (
-    entity_json,
     items_of,
     load_json,
     parse_entities,
     unwrap,
 )
-from cairn.web.json_rows import JsonShape, results_bytes
+from cairn.web.json_rows import JsonShape, entity_bytes, results_bytes
 from cairn.web.jsonresponse import JSONResponse, json_bytes
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -124,11 +123,11 @@ async def entity_get(request: Request) -> Response:
     zone = cat.db.zone
     # Rendering and encoding run in the worker thread too: a page of thousands of objects
     # takes tens of milliseconds that the event loop spends serving other requests instead.
+    shape = JsonShape(zone)
     if "id" in q:
         key = _int(q.get("id"), "id")
         return json_bytes(await run_in_threadpool(
-            lambda: entity_json(cat.get(sid, query, key), zone)))
-    shape = JsonShape(zone)
+            lambda: entity_bytes(cat.get(sid, query, key, shape))))
     page: list[Any] = []
 
     def answer() -> bytes:

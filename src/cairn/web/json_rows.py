@@ -1,12 +1,13 @@
-"""REST search answers built straight from rows: each row becomes its JSON object at once.
+"""REST search and get answers built straight from rows: each row becomes its JSON object
+at once.
 
 The core's :class:`~cairn.catalogue.objects.Obj` costs a REST page twice: building it from
 the row, then rendering it to JSON. A portal page of investigations with every dataset and
 parameter holds about 3,000 objects, and those two steps took most of its time. This
 :class:`~cairn.catalogue.include.Shape` goes from the row to the dict that is encoded, in
 icat.server's field order, and attaches includes into it; the answer is byte for byte what
-:func:`cairn.web.entity_json.results_json` renders from objects (tested on the query corpus
-and by the pipeline fuzzer).
+:func:`cairn.web.entity_json.results_json` and ``entity_json`` render from objects (tested on
+the query corpus, on a get of every entity, and by the pipeline fuzzer).
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ class JsonShape:
             kids = groups.get(out["id"])
             if kids:
                 out[field] = kids
+
+
+def entity_bytes(node: Node) -> bytes:
+    """A get answer (§4.2): the one wrapped entity, encoded."""
+    return encode({node[NAME]: node[JSON]})
 
 
 def results_bytes(values: list[Any], zone: ZoneInfo) -> bytes:

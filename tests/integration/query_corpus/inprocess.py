@@ -19,7 +19,7 @@ from cairn.config import AuthnSettings, CatalogueSettings, ServerSettings, Setti
 from cairn.errors import IcatError
 from cairn.startup import open_catalogue
 from cairn.web.entity_json import parse_entities, results, wrap
-from cairn.web.json_rows import JsonShape, results_bytes
+from cairn.web.json_rows import JsonShape, entity_bytes, results_bytes
 from tests.integration.query_corpus import fixture
 
 ROOT = "simple/root"
@@ -43,6 +43,11 @@ class Fixture:
 
     def get(self, query: str, id: int) -> Any:
         return wrap(self.catalogue.get(self.sid, query, id), self.catalogue.settings.zone)
+
+    def get_json(self, query: str, id: int) -> bytes:
+        """The bytes REST answers a get with, built straight from the rows."""
+        return entity_bytes(self.catalogue.get(self.sid, query, id,
+                                               JsonShape(self.catalogue.settings.zone)))
 
     def dispose(self) -> None:
         self.catalogue.db.dispose()
