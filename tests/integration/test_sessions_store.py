@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -13,20 +13,28 @@ from cairn.db.engine import Database
 from cairn.errors import ErrorType, IcatError
 
 
+def _open(url: str, reuse_seconds: float = 0.0) -> SessionStore:
+    db = Database(url)
+    migrate.upgrade(db)
+    return SessionStore(db, lifetime_minutes=60, reuse_seconds=reuse_seconds)
+
+
+def _expire_at(store: SessionStore, sid: str, when: datetime) -> None:
+    """Set the session's expiry in the database itself, as another node would."""
+    with store.db.begin() as conn:
+        conn.execute(store.table.update().where(store.table.c.id == sid)
+                     .values(expireDateTime=when))
+
+
 @pytest.fixture
 def store(database_url: str) -> SessionStore:
-    db = Database(database_url)
-    migrate.upgrade(db)
-    return SessionStore(db, lifetime_minutes=60)
+    return _open(database_url)
 
 
 def test_purge_removes_only_expired_sessions(store: SessionStore) -> None:
     live = store.create("db/alive")
     old = store.create("db/old")
-    table = store.table
-    with store.db.begin() as conn:
-        conn.execute(table.update().where(table.c.id == old)
-                     .values(expireDateTime=store.db.now() - timedelta(minutes=1)))
+    _expire_at(store, old, store.db.now() - timedelta(minutes=1))
     assert store.is_logged_in("db/old")  # as icat.server: expired but unpurged still counts
     assert store.purge_expired() == 1
     assert not store.is_logged_in("db/old")
@@ -39,10 +47,7 @@ def test_purge_removes_only_expired_sessions(store: SessionStore) -> None:
 
 def test_refresh_extends_lifetime(store: SessionStore) -> None:
     sid = store.create("db/u")
-    table = store.table
-    with store.db.begin() as conn:
-        conn.execute(table.update().where(table.c.id == sid)
-                     .values(expireDateTime=store.db.now() + timedelta(minutes=5)))
+    _expire_at(store, sid, store.db.now() + timedelta(minutes=5))
     assert store.get(sid).remaining_minutes <= 5
     store.refresh(sid)
     assert 59 < store.get(sid).remaining_minutes <= 60
@@ -53,9 +58,7 @@ def test_refresh_extends_lifetime(store: SessionStore) -> None:
 
 @pytest.fixture
 def reusing(database_url: str) -> SessionStore:
-    db = Database(database_url)
-    migrate.upgrade(db)
-    return SessionStore(db, lifetime_minutes=60, reuse_seconds=30)
+    return _open(database_url, reuse_seconds=30)
 
 
 def _delete_row(store: SessionStore, sid: str) -> None:
@@ -87,10 +90,7 @@ def test_without_reuse_every_call_reads_the_session(store: SessionStore) -> None
 
 def test_logout_and_refresh_in_this_process_are_seen_at_once(reusing: SessionStore) -> None:
     sid = reusing.create("db/u")
-    table = reusing.table
-    with reusing.db.begin() as conn:
-        conn.execute(table.update().where(table.c.id == sid)
-                     .values(expireDateTime=reusing.db.now() + timedelta(minutes=5)))
+    _expire_at(reusing, sid, reusing.db.now() + timedelta(minutes=5))
     assert reusing.get(sid).remaining_minutes <= 5
     reusing.refresh(sid)
     assert reusing.get(sid).remaining_minutes > 59
@@ -110,8 +110,5 @@ def test_a_trusted_session_that_expires_is_read_again(reusing: SessionStore,
     with pytest.raises(IcatError) as e:
         reusing.get(sid)
     assert e.value.message == f"Session id:{sid} has expired"
-    table = reusing.table
-    with reusing.db.begin() as conn:  # another node refreshes it
-        conn.execute(table.update().where(table.c.id == sid)
-                     .values(expireDateTime=real_now() + timedelta(minutes=120)))
+    _expire_at(reusing, sid, real_now() + timedelta(minutes=120))  # another node refreshes it
     assert reusing.get(sid).remaining_minutes > 58
