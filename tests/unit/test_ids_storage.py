@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,44 @@ class TestLocalStorage(StorageContract):
         with pytest.raises(KeyboardInterrupt):
             storage.put("5/6/new", _interrupt_after(gen, 1))
         assert sorted(p.name for p in (storage.root / "5" / "6").iterdir()) == ["keep"]
+
+    def test_put_survives_a_prune_inside_mkdir(self, storage: LocalStorage,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+        # What pathlib raises when another request prunes the folder between its mkdir
+        # (EEXIST) and its is_dir check: the put makes the folder again.
+        real, raised = Path.mkdir, []
+
+        def racing(self: Path, *args: object, **kwargs: object) -> None:
+            if not raised:
+                raised.append(self)
+                raise FileExistsError(17, "File exists", str(self))
+            real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Path, "mkdir", racing)
+        storage.put("7/8/f", [b"data"])
+        assert raised == [storage.root / "7" / "8"]
+        assert (storage.root / "7" / "8" / "f").read_bytes() == b"data"
+
+    def test_puts_and_aborted_puts_in_one_folder_concurrently(
+            self, storage: LocalStorage) -> None:
+        # Aborted puts prune the folder that concurrent puts are making: every good put
+        # must land, and no temporary file may stay.
+        def work(worker: int) -> list[str]:
+            stored = []
+            for i in range(150):
+                if i % 2:
+                    with pytest.raises(Boom):
+                        storage.put(f"1/1/gone-{worker}-{i}", failing([b"x"]))
+                else:
+                    storage.put(f"1/1/f-{worker}-{i}", [b"y"])
+                    stored.append(f"f-{worker}-{i}")
+                    storage.delete(f"1/1/f-{worker}-{i}")
+            return stored
+
+        with ThreadPoolExecutor(4) as pool:
+            done = [name for names in pool.map(work, range(4)) for name in names]
+        assert len(done) == 4 * 75
+        assert not (storage.root / "1").exists()
 
     def test_traversal_never_touches_outside(self, tmp_path: Path) -> None:
         storage = LocalStorage(tmp_path / "root")

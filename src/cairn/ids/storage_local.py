@@ -17,6 +17,8 @@ from cairn.ids.storage import CHUNK_SIZE, Storage, StoredObject, check_span, not
 #: Temporary files of unfinished puts: hidden, never listed, removed on failure.
 _TMP_PREFIX = ".cairn-put-"
 _TMP_SUFFIX = ".part"
+#: Tries at making a put's folder and temporary file while other requests prune folders.
+_TEMP_ATTEMPTS = 5
 
 
 class LocalStorage(Storage):
@@ -68,13 +70,14 @@ class LocalStorage(Storage):
         return counter.result()
 
     def _temp_file(self, folder: Path) -> tuple[int, str]:
-        # A concurrent delete may prune the folder between mkdir and mkstemp: retry.
-        for attempt in range(5):
-            folder.mkdir(parents=True, exist_ok=True)
+        # A concurrent delete may prune the folder between mkdir and mkstemp, or inside
+        # mkdir itself (pathlib then sees EEXIST but no folder: FileExistsError): retry.
+        for attempt in range(_TEMP_ATTEMPTS):
             try:
+                folder.mkdir(parents=True, exist_ok=True)
                 return tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=folder)
-            except FileNotFoundError:
-                if attempt == 4:
+            except (FileNotFoundError, FileExistsError):
+                if attempt == _TEMP_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
