@@ -86,6 +86,11 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("Cairn did not start within 60 s")
 
+    def log_lines(self, containing: str) -> int:
+        """How many lines of the server's log so far contain ``containing``."""
+        self.log.flush()
+        return sum(containing in line for line in Path(self.log.name).read_text().splitlines())
+
     def login(self, user: str = "root", plugin: str = "simple") -> str:
         body = {"plugin": plugin, "credentials": [{"username": user},
                                                   {"password": USERS.get(user, "secret")}]}

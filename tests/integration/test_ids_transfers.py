@@ -73,18 +73,38 @@ def _put_target(env: Env, name: str) -> str:
                                     "datafileFormatId": env.fx.fmt})
 
 
-def _settled(env: Env, before: set[str], rows: list[tuple[object, ...]]) -> None:
-    """The server cleans up after the disconnect: wait for it, then nothing must be new."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and env.stored() != before:
-        time.sleep(0.1)
-    assert env.stored() == before
-    assert env.datafiles() == rows
+#: What the server logs once an upload whose client went away has been cleaned up.
+GONE = "PUT /ids/put: client went away"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """What the server has logged and stored before a test's requests."""
+
+    gone: int
+    stored: set[str]
+    rows: list[tuple[object, ...]]
+
+
+def _mark(env: Env) -> Mark:
+    return Mark(env.server.log_lines(GONE), env.stored(), env.datafiles())
+
+
+def _settled(env: Env, mark: Mark, cut: int = 0) -> None:
+    """Wait until the server has finished ``cut`` uploads whose clients went away (it logs
+    each only after storage has cleaned up), then nothing may be new. Watching the folder
+    instead would race: a cut upload's temporary file may not even exist yet."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and env.server.log_lines(GONE) < mark.gone + cut:
+        time.sleep(0.05)
+    assert env.server.log_lines(GONE) == mark.gone + cut
+    assert env.stored() == mark.stored
+    assert env.datafiles() == mark.rows
 
 
 @pytest.mark.parametrize("chunked", [False, True])
 def test_interrupted_upload_leaves_nothing(env: Env, chunked: bool) -> None:
-    before, rows = env.stored(), env.datafiles()
+    mark = _mark(env)
     with _raw(env.server) as s:
         head = (f"PUT {_put_target(env, uniq('cut'))} HTTP/1.1\r\nHost: x\r\n"
                 "Content-Type: application/octet-stream\r\n")
@@ -95,13 +115,13 @@ def test_interrupted_upload_leaves_nothing(env: Env, chunked: bool) -> None:
         for _ in range(12):  # 3 MB of the promised 20
             s.sendall(f"{len(block):x}\r\n".encode() + block + b"\r\n" if chunked else block)
         time.sleep(0.3)  # let the server write some of it
-    _settled(env, before, rows)
+    _settled(env, mark, cut=1)
     # The server is fine afterwards.
     env.ids.ok_put(env.jdoe, env.fx.ds_a1, uniq("after"), b"ok", env.fx.fmt)
 
 
 def test_upload_cut_mid_chunk_and_garbage_framing(env: Env) -> None:
-    before, rows = env.stored(), env.datafiles()
+    mark = _mark(env)
     with _raw(env.server) as s:
         s.sendall((f"PUT {_put_target(env, uniq('bad'))} HTTP/1.1\r\nHost: x\r\n"
                    "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n").encode())
@@ -109,11 +129,11 @@ def test_upload_cut_mid_chunk_and_garbage_framing(env: Env) -> None:
         s.settimeout(5)
         reply = s.recv(4096)
     assert reply == b"" or reply.startswith(b"HTTP/1.1 4"), reply[:100]
-    _settled(env, before, rows)
+    _settled(env, mark, cut=1)
 
 
 def test_huge_headers_and_query_are_refused(env: Env) -> None:
-    before, rows = env.stored(), env.datafiles()
+    mark = _mark(env)
     r = env.server.http.put(_put_target(env, uniq("hdr")), content=b"x",
                             headers={"X-Big": "a" * 200_000})
     assert 400 <= r.status_code < 500
@@ -128,7 +148,7 @@ def test_huge_headers_and_query_are_refused(env: Env) -> None:
     r = env.server.http.post("/ids/prepareData", content=b"datafileIds=" + b"1," * 9_000_000,
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert_ids_error(r, 400, "BadRequestException")
-    _settled(env, before, rows)
+    _settled(env, mark)
     assert env.ids.get("ping").text == "IdsOK"
 
 
@@ -234,7 +254,7 @@ def test_abandoned_download_releases_the_reader(env: Env) -> None:
 def test_many_stalled_uploads_do_not_stall_the_server(env: Env) -> None:
     """Uploads wait for their bodies on threads of their own, not on the shared worker pool
     (40 threads): fifty clients that stop sending mid-body leave everyone else served."""
-    before, rows = env.stored(), env.datafiles()
+    mark = _mark(env)
     socks = []
     try:
         for i in range(50):
@@ -251,19 +271,19 @@ def test_many_stalled_uploads_do_not_stall_the_server(env: Env) -> None:
         assert time.monotonic() - t < 10
         env.ids.ok_put(env.jdoe, env.fx.ds_a1, uniq("still"), b"served", env.fx.fmt)
         # What must remain: all but the stalled uploads' temporary files.
-        before = {p for p in env.stored() if ".cairn-put-" not in p}
-        rows = env.datafiles()
+        mark = Mark(mark.gone, {p for p in env.stored() if ".cairn-put-" not in p},
+                    env.datafiles())
     finally:
         for s in socks:
             s.close()
-    _settled(env, before, rows)
+    _settled(env, mark, cut=50)
 
 
 def test_a_refused_upload_reads_the_body_before_answering(env: Env) -> None:
     """A client sends its whole body before it reads the answer, on a connection it asked to
     close (python-icat's put does): the error must reach it, instead of the connection being
     closed under the body still being sent (a broken pipe on the client)."""
-    before, rows = env.stored(), env.datafiles()
+    mark = _mark(env)
     block = b"x" * 8192
     with _raw(env.server) as s:
         s.sendall((f"PUT {_put_target(env, '../escape')} HTTP/1.1\r\nHost: x\r\n"
@@ -275,7 +295,7 @@ def test_a_refused_upload_reads_the_body_before_answering(env: Env) -> None:
         reply = _read_response(s)
         assert reply.startswith(b"HTTP/1.1 400"), reply[:100]
         assert b"BadRequestException" in reply
-    _settled(env, before, rows)
+    _settled(env, mark)
 
 
 def _read_response(s: socket.socket) -> bytes:
