@@ -29,6 +29,9 @@ from tests.integration.server import Server
 MEMBER = ("SELECT {v} FROM {e} {v} JOIN {v}.{path} iu JOIN iu.user u "
           "WHERE u.name = :user")
 
+#: What the server logs once an upload whose client went away has been cleaned up.
+GONE = "PUT /ids/put: client went away"
+
 
 def uniq(prefix: str = "x") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"

@@ -91,6 +91,13 @@ class Server:
         self.log.flush()
         return sum(containing in line for line in Path(self.log.name).read_text().splitlines())
 
+    def await_log_lines(self, containing: str, count: int, timeout: float = 30) -> int:
+        """Wait until ``count`` lines of the log contain ``containing``; return how many do."""
+        deadline = time.monotonic() + timeout
+        while (seen := self.log_lines(containing)) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return seen
+
     def login(self, user: str = "root", plugin: str = "simple") -> str:
         body = {"plugin": plugin, "credentials": [{"username": user},
                                                   {"password": USERS.get(user, "secret")}]}

@@ -20,7 +20,16 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS
-from tests.integration.ids_support import Fixture, Ids, Rest, assert_ids_error, build, start, uniq
+from tests.integration.ids_support import (
+    GONE,
+    Fixture,
+    Ids,
+    Rest,
+    assert_ids_error,
+    build,
+    start,
+    uniq,
+)
 from tests.integration.server import Server
 
 MB = 1 << 20
@@ -73,10 +82,6 @@ def _put_target(env: Env, name: str) -> str:
                                     "datafileFormatId": env.fx.fmt})
 
 
-#: What the server logs once an upload whose client went away has been cleaned up.
-GONE = "PUT /ids/put: client went away"
-
-
 @dataclass(frozen=True)
 class Mark:
     """What the server has logged and stored before a test's requests."""
@@ -94,10 +99,7 @@ def _settled(env: Env, mark: Mark, cut: int = 0) -> None:
     """Wait until the server has finished ``cut`` uploads whose clients went away (it logs
     each only after storage has cleaned up), then nothing may be new. Watching the folder
     instead would race: a cut upload's temporary file may not even exist yet."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and env.server.log_lines(GONE) < mark.gone + cut:
-        time.sleep(0.05)
-    assert env.server.log_lines(GONE) == mark.gone + cut
+    assert env.server.await_log_lines(GONE, mark.gone + cut) == mark.gone + cut
     assert env.stored() == mark.stored
     assert env.datafiles() == mark.rows
 
