@@ -30,12 +30,12 @@ from sqlalchemy import select
 
 from cairn.errors import ErrorType, IcatError
 from cairn.query.execute import queries_for
-from cairn.query.tokens import tokenize
 from cairn.schema import SCHEMA
 from cairn.web.entity_json import entity_json, results, results_json
 from tests.conftest import BACKENDS, FUZZ_RANDOM, make_database
 from tests.integration.query_corpus.corpus import CASES
 from tests.integration.query_corpus.inprocess import Fixture, open_fixture
+from tests.query_mutations import mutate
 
 pytestmark = pytest.mark.filterwarnings("ignore:SELECT statement has a cartesian product")
 
@@ -366,29 +366,9 @@ PIECES = [" ", "(", ")", ",", "'", ".", "=", "<>", " AND ", " OR ", " NOT ", " I
           "Dataset", " <-> ", "[", "]"]
 
 
-def mutate(text: str, data: st.DataObject) -> str:
-    try:
-        toks = [t.text for t in tokenize(text, concise=not text.upper().startswith("SELECT"))
-                if t.kind != "EOF"]
-    except IcatError:
-        toks = text.split()
-    for _ in range(data.draw(st.integers(1, 3))):
-        if not toks:
-            break
-        i = data.draw(st.integers(0, len(toks) - 1))
-        j = data.draw(st.integers(0, len(toks) - 1))
-        op = data.draw(st.sampled_from(["delete", "duplicate", "swap", "replace", "insert"]))
-        if op == "delete":
-            del toks[i]
-        elif op == "duplicate":
-            toks.insert(i, toks[i])
-        elif op == "swap":
-            toks[i], toks[j] = toks[j], toks[i]
-        elif op == "replace":
-            toks[i] = toks[j]
-        else:
-            toks.insert(i, data.draw(st.sampled_from(PIECES)))
-    return " ".join(toks)
+def insert_piece(toks: list[str], i: int, data: st.DataObject) -> None:
+    """An insertion for :func:`~tests.query_mutations.mutate`: a query fragment as a token."""
+    toks.insert(i, data.draw(st.sampled_from(PIECES)))
 
 
 def swap_literals(text: str, data: st.DataObject) -> str:
@@ -413,7 +393,7 @@ def test_generated_queries(target: Target) -> None:
 
 def test_mutated_corpus_queries(target: Target) -> None:
     def body(data: st.DataObject) -> None:
-        check_search(target, mutate(data.draw(st.sampled_from(SEEDS)), data))
+        check_search(target, mutate(data.draw(st.sampled_from(SEEDS)), data, insert_piece))
 
     fuzz(target, body)
 
@@ -461,7 +441,7 @@ def test_random_text(target: Target) -> None:
 def test_gets(target: Target) -> None:
     def body(data: st.DataObject) -> None:
         seed = data.draw(st.sampled_from(GET_SEEDS))
-        text = mutate(seed, data) if data.draw(st.booleans()) else seed
+        text = mutate(seed, data, insert_piece) if data.draw(st.booleans()) else seed
         check_get(target, text, data.draw(st.integers(-1, 20)))
 
     fuzz(target, body)

@@ -43,9 +43,9 @@ from cairn.query.ast import (
     Timestamp,
     Trim,
 )
-from cairn.query.tokens import tokenize
 from cairn.query.unparse import without_positions
 from tests.conftest import FUZZ_RANDOM
+from tests.query_mutations import mutate
 
 SEEDS = [
     "SELECT ds FROM Dataset ds INCLUDE ds.datafiles.parameters, ds.parameters",
@@ -116,30 +116,9 @@ def _has_bare_enum(node: object) -> bool:
     return bool(fields) and any(_has_bare_enum(getattr(node, f)) for f in fields)
 
 
-def mutate(text: str, data: st.DataObject) -> str:
-    """Token-level mutations (delete, duplicate, swap, replace) or character insertions."""
-    try:
-        toks = [t.text for t in tokenize(text, concise=not text.upper().startswith("SELECT"))
-                if t.kind != "EOF"]
-    except IcatError:
-        toks = text.split()
-    for _ in range(data.draw(st.integers(1, 3))):
-        if not toks:
-            break
-        i = data.draw(st.integers(0, len(toks) - 1))
-        j = data.draw(st.integers(0, len(toks) - 1))
-        op = data.draw(st.sampled_from(["delete", "duplicate", "swap", "replace", "insert"]))
-        if op == "delete":
-            del toks[i]
-        elif op == "duplicate":
-            toks.insert(i, toks[i])
-        elif op == "swap":
-            toks[i], toks[j] = toks[j], toks[i]
-        elif op == "replace":
-            toks[i] = toks[j]
-        else:
-            toks[i] = toks[i] + data.draw(pieces(3))
-    return " ".join(toks)
+def glue(toks: list[str], i: int, data: st.DataObject) -> None:
+    """An insertion for :func:`~tests.query_mutations.mutate`: characters stuck onto a token."""
+    toks[i] = toks[i] + data.draw(pieces(3))
 
 
 @FUZZ
@@ -160,7 +139,7 @@ def test_random_unicode(text: str) -> None:
 @FUZZ
 @given(st.sampled_from(SEEDS), st.data())
 def test_mutated_queries(seed: str, data: st.DataObject) -> None:
-    check(parse_query, mutate(seed, data))
+    check(parse_query, mutate(seed, data, glue))
 
 
 @FUZZ
@@ -173,7 +152,7 @@ def test_characters_inserted(seed: str, at: int, insert: str) -> None:
 @FUZZ
 @given(st.sampled_from(GET_SEEDS), st.data())
 def test_mutated_gets(seed: str, data: st.DataObject) -> None:
-    check(parse_get, mutate(seed, data))
+    check(parse_get, mutate(seed, data, glue))
 
 
 def test_seeds_parse() -> None:
