@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, func, insert, select
 
 from cairn.db.engine import Database
 from cairn.demo import DEMO_ENTITIES, CatalogueNotEmpty, load_demo
-from cairn.demo_bulk import BulkWriter
+from cairn.demo.bulk import BulkWriter
 from cairn.schema import SCHEMA
 
 SCALE = 0.05  # one investigation, a few hundred datafiles: seconds on any backend

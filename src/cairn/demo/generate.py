@@ -1,6 +1,6 @@
-"""``cairn demo``: fill an empty catalogue with a realistic, deterministic demo facility.
+"""The demo generator: fill an empty catalogue with a realistic, deterministic facility.
 
-The facility (LSF, a fictional synchrotron, see :mod:`cairn.demo_vocab`) has six beamlines,
+The facility (LSF, a fictional synchrotron, see :mod:`cairn.demo.vocab`) has six beamlines,
 two user cycles a year from 2016 to 2025, users, proposals with several visits, samples,
 datasets and datafiles with parameters: what DataGateway-style portals browse ("my
 investigations", datasets of an investigation, files of a dataset, parameter filters).
@@ -11,7 +11,7 @@ through bigger datasets, so ``scale=100`` is about a million datafiles shaped li
 thousand of ``scale=1``.
 
 Generation is streamed: one investigation with all its children is generated in memory, then
-buffered rows are written in batches (:mod:`cairn.demo_bulk`), so memory stays constant
+buffered rows are written in batches (:mod:`cairn.demo.bulk`), so memory stays constant
 whatever the scale. The whole load is one transaction: it either completes or leaves the
 catalogue empty. The same ``seed`` and ``scale`` always give the same content (apart from
 createTime/modTime, which are the load time).
@@ -30,8 +30,8 @@ from sqlalchemy import Connection, select
 
 from cairn.db.engine import Database
 from cairn.db.tables import Tables
-from cairn.demo_bulk import BulkWriter, Sink
-from cairn.demo_vocab import (
+from cairn.demo.bulk import BulkWriter, Sink
+from cairn.demo.vocab import (
     BEAMLINES,
     CYCLES,
     DATAFILE_FORMATS,
@@ -226,7 +226,7 @@ class _Generator:
         f = FACILITY
         self.facility = self.facility_s.add((f["name"], f["fullName"], f["description"],
                                              f["url"], f["daysUntilRelease"]))
-        self.release_days = int(f["daysUntilRelease"])
+        self.release_days = f["daysUntilRelease"]
         fac = self.facility
         self.technique = {bl.technique: self.technique_s.add(
             (bl.technique, TECHNIQUE_DESCRIPTIONS[bl.technique])) for bl in BEAMLINES}

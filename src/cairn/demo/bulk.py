@@ -5,7 +5,8 @@ database for them (``INSERT … RETURNING``) halves the insert rate. The writer 
 ``MAX(id)`` once per table inside the loading transaction, numbers new rows itself, and at the
 end moves PostgreSQL's identity sequences past the ids it used (MariaDB's AUTO_INCREMENT and
 SQLite's rowid follow explicit ids by themselves). This is only safe while nobody else inserts
-into the same tables, which is why :mod:`cairn.demo` insists on an empty catalogue.
+into the same tables, which is why :func:`cairn.demo.load_demo` insists on an empty
+catalogue.
 
 Why not ``conn.execute(table.insert(), dicts)``: SQLAlchemy then builds and type-processes a
 parameter dict per row, which costs more than SQLite's own insert. Here each table's INSERT is

@@ -1,15 +1,27 @@
 """Static vocabulary of the demo facility: beamlines, formats, parameter types, names.
 
-Pure data, kept apart from the generator in :mod:`cairn.demo` so the facility can be read
-(and changed) at a glance. Everything here is fictional; domains use ``example.org`` and DOIs
+Pure data, kept apart from the generator in :mod:`cairn.demo.generate` so the facility can be
+read (and changed) at a glance. Everything here is fictional; domains use ``example.org`` and DOIs
 the DataCite test prefix ``10.5072``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
-FACILITY = {
+
+class FacilityFields(TypedDict):
+    """The demo's one Facility row, keyed by ICAT field name."""
+
+    name: str
+    fullName: str
+    description: str
+    url: str
+    daysUntilRelease: int
+
+
+FACILITY: FacilityFields = {
     "name": "LSF",
     "fullName": "Lakeside Synchrotron Facility",
     "description": "A fictional third-generation synchrotron light source with six beamlines "
