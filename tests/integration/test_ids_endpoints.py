@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import BACKENDS
@@ -106,6 +107,49 @@ def test_unknown_calls_and_methods(env: Env) -> None:
                                   username="x"), 501, "NotImplementedException")
     # The catalogue's own 404 answer is untouched by the data service.
     assert env.server.http.get("/icat/nothing").json()["code"] == "NOT_IMPLEMENTED"
+
+
+ICAT_CORS = {"access-control-allow-origin": "*",
+             "access-control-allow-methods": "GET, POST, DELETE, PUT"}
+IDS_CORS = {**ICAT_CORS,
+            "access-control-allow-headers": "Content-Type, Range, If-Range",
+            "access-control-expose-headers":
+                "Content-Disposition, Content-Length, Content-Range, Accept-Ranges, ETag"}
+PREFLIGHT = {"Origin": "https://portal.example", "Access-Control-Request-Method": "PUT",
+             "Access-Control-Request-Headers": "content-type"}
+
+
+def cors_headers(r: httpx.Response) -> dict[str, str]:
+    return {k.lower(): v for k, v in r.headers.items()
+            if k.lower().startswith("access-control-")}
+
+
+def test_cors_on_every_face(env: Env) -> None:
+    http = env.server.http
+    # The data service: ids.server's four headers on every answer, errors included; any
+    # OPTIONS request is a preflight, answered at once.
+    for r in (env.ids.get("ping"), env.ids.get("getSize", sessionId="x"),
+              http.get("/ids/nothing"), http.get("/ids/prepareData")):
+        assert r.status_code in (200, 400, 405, 501)
+        assert cors_headers(r) == IDS_CORS, r.url
+    for path in ("/ids/put", "/ids/getData", "/ids/nothing"):
+        r = http.options(path, headers=PREFLIGHT)
+        assert (r.status_code, r.content) == (200, b"")
+        assert cors_headers(r) == {**IDS_CORS, "access-control-max-age": "86400"}
+    # The catalogue (REST and SOAP): icat.server's two headers on every answer, errors
+    # included. It answers no preflight: OPTIONS is a method its routes do not implement.
+    for r in (http.get("/icat/version"), http.get(f"/icat/session/{uuid.uuid4()}"),
+              http.get("/icat/nothing"), http.get("/ICATService/ICAT?wsdl"),
+              http.post("/ICATService/ICAT", content=b"<bad",
+                        headers={"content-type": "text/xml"})):
+        assert r.status_code in (200, 403, 500, 501)
+        assert cors_headers(r) == ICAT_CORS, r.url
+    for path in ("/icat/session", "/icat/entityManager", "/ICATService/ICAT"):
+        r = http.options(path, headers=PREFLIGHT)
+        assert r.status_code == 501
+        assert r.json() == {"code": "NOT_IMPLEMENTED",
+                            "message": "Operation not implemented by this ICAT server."}
+        assert cors_headers(r) == ICAT_CORS
 
 
 def test_service_status_is_for_root_users(env: Env) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from cairn.errors import ErrorType, IcatError
-from cairn.ids.checksum import crc32_hex
+from cairn.ids.checksum import PutResult, crc32_hex
 from cairn.ids.download import (
     FileBody,
     answer,
@@ -26,8 +26,9 @@ from cairn.ids.mapper import DfInfo, DsInfo
 from cairn.ids.ranges import make_etag
 from cairn.ids.storage_local import LocalStorage
 from cairn.ids.storage_memory import MemoryStorage
-from cairn.ids.upload import put_answer, upload, upload_async
+from cairn.ids.upload import put_answer, upload
 from cairn.ids.zipstream import DeflateZip, StoredZip
+from cairn.web.upload_stream import store_body
 
 DS = {3: DsInfo(3, "ds", 2, "inv", "v", 1, "fac")}
 DATA = {"2/3/a": b"alpha" * 1000, "2/3/b": b"", "2/3/c": b"charlie"}
@@ -210,27 +211,52 @@ async def _body(parts: list[bytes], fail_after: int | None = None) -> AsyncItera
         yield part
 
 
-def test_upload_async(storage: LocalStorage) -> None:
+def test_store_body(storage: LocalStorage) -> None:
+    """A request body (many small packets) stored as put stores it: on a thread of its own,
+    fed 1 MiB chunks by the event loop."""
     parts = [bytes([i]) * 70_000 for i in range(40)]  # ~2.8 MB in 70 kB packets
 
     async def main() -> tuple[str, object]:
-        return await upload_async(storage, 2, 3, _body(parts), chunk_size=1 << 20)
+        return await store_body(storage, 2, 3, _body(parts))
 
     location, result = anyio.run(main)
     data = b"".join(parts)
+    assert location.startswith("2/3/")
     assert storage.read_all(location) == data
     assert result == upload(MemoryStorage(), 1, 1, [data])[1]
 
 
-def test_upload_async_interrupted_leaves_nothing(storage: LocalStorage) -> None:
+def test_store_body_interrupted_leaves_nothing(storage: LocalStorage) -> None:
     before = sorted(o.location for o in storage.list())
 
     async def main() -> None:
-        await upload_async(storage, 2, 3, _body([b"x" * 600_000] * 10, fail_after=5),
-                           chunk_size=1 << 20)
+        await store_body(storage, 2, 3, _body([b"x" * 600_000] * 10, fail_after=5))
 
     with pytest.raises(ConnectionResetError):
         anyio.run(main)
     assert sorted(o.location for o in storage.list()) == before
     assert [p.name for p in (storage.root / "2" / "3").iterdir()
             if p.name.startswith(".")] == []
+
+
+def test_store_body_stops_reading_when_storage_fails() -> None:
+    class Full(MemoryStorage):
+        def put(self, location: str, chunks: Iterable[bytes]) -> PutResult:
+            next(iter(chunks))
+            raise IcatError(ErrorType.INTERNAL, "disk full")
+
+    read = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal read
+        for _ in range(100):  # 60 MB, were it all read
+            read += 1
+            await anyio.sleep(0)
+            yield b"x" * 600_000
+
+    async def main() -> None:
+        await store_body(Full(), 2, 3, body())
+
+    with pytest.raises(IcatError, match="disk full"):
+        anyio.run(main)
+    assert read < 20

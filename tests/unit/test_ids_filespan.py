@@ -15,8 +15,8 @@ import pytest
 from cairn.errors import IcatError
 from cairn.ids import filespan
 from cairn.ids.filespan import FileSpan
-from cairn.web import ids_rest
-from cairn.web.ids_rest import FileSpanResponse
+from cairn.web import streaming
+from cairn.web.streaming import FileSpanResponse
 
 DATA = bytes(range(256)) * 4099  # not a multiple of any chunk size
 
@@ -176,7 +176,7 @@ def test_response_aborts_when_the_file_shrinks(path: Path,
     span = FileSpan.open(path, 0, len(DATA), chunk_size=100_000)
     os.truncate(path, 250_000)
     client = Client()
-    with pytest.raises(ids_rest._Aborted, match="changed size"):
+    with pytest.raises(streaming._Aborted, match="changed size"):
         respond(span, client)
     assert len(client.body) == 250_000  # then the server drops the connection
     assert all(m.get("more_body", True) for m in client.messages[1:])

@@ -13,13 +13,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cairn.catalogue.service import Catalogue
 from cairn.errors import ErrorType, IcatError
 from cairn.ids.service import DataService
-from cairn.web import icat_rest, ids_rest, soap
-from cairn.web.headers import WithHeaders
+from cairn.web import cors, icat_rest, ids_rest, soap
 from cairn.web.jsonresponse import JSONResponse
 
 log = logging.getLogger(__name__)
@@ -54,15 +53,13 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
                                     f"Internal error ({type(exc).__name__}); see the server log"))
 
 
-class IcatHeaders:
-    """CORS headers icat.server puts on every response; IcatErrors from any layer as JSON.
+class IcatErrorsAsJson:
+    """A safety net: an IcatError that gets past the exception handlers (which render those
+    of the routes) answered as icat.server's error JSON, unless the answer has begun.
 
-    Plain ASGI rather than Starlette's ``BaseHTTPMiddleware``, which costs a task and a
-    memory stream per request (about half a millisecond, measured with bench/query_portal.py).
+    Plain ASGI, as :class:`cairn.web.cors.Cors`, which sits outside it and so puts the CORS
+    headers on this answer too.
     """
-
-    CORS = ((b"access-control-allow-origin", b"*"),
-            (b"access-control-allow-methods", b"GET, POST, DELETE, PUT"))
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -71,13 +68,20 @@ class IcatHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        out = WithHeaders(send, self.CORS)
+        started = False
+
+        async def noting(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         try:
-            await self.app(scope, receive, out)
+            await self.app(scope, receive, noting)
         except IcatError as e:
-            if out.started:
+            if started:
                 raise
-            await error_response(e)(scope, receive, out)
+            await error_response(e)(scope, receive, send)
 
 
 class HeaderLimit:
@@ -141,9 +145,10 @@ def create_app(catalogue: Catalogue, data: DataService | None = None) -> Starlet
 
     app = Starlette(
         routes=icat_rest.routes() + soap.routes(),
-        # /ids goes to the data service's own app, ahead of the catalogue's middleware.
+        # /ids goes to the data service's own app (with its own CORS headers), ahead of the
+        # catalogue's middleware.
         middleware=[Middleware(HeaderLimit), Middleware(ids_rest.IdsDispatch, service=data),
-                    Middleware(IcatHeaders)],
+                    Middleware(cors.Cors, headers=cors.ICAT), Middleware(IcatErrorsAsJson)],
         exception_handlers={IcatError: on_icat_error, HTTPException: on_http_error,
                             Exception: on_unexpected},
         lifespan=lifespan,

@@ -3,14 +3,9 @@ worker thread, render the answer or ``{"code": "<IdsException>", "message": ...}
 
 The ``/ids`` paths are served by their own small Starlette app, put in front of the catalogue
 app by :class:`IdsDispatch`, so downloads and uploads stream straight to the server without
-passing through the catalogue's middleware; it adds ids.server's CORS headers instead.
-
-A single file on local storage is read on the event loop while its pages are in memory, and
-by a worker thread only when the disk must be waited for (:class:`FileSpanResponse`,
-:mod:`cairn.ids.filespan`). Other downloads (zips, S3) stream from a dedicated thread per
-response that reads ahead a few chunks (:class:`StreamResponse`): disk and network overlap.
-Either way memory stays at a few MiB per download, and a client that goes away stops the
-reading at once.
+passing through the catalogue's middleware; it adds ids.server's CORS headers instead
+(:mod:`cairn.web.cors`). Downloads are answered by the responses of
+:mod:`cairn.web.streaming`, uploads stored by :func:`cairn.web.upload_stream.store_body`.
 """
 
 from __future__ import annotations
@@ -19,15 +14,10 @@ import asyncio
 import contextlib
 import json
 import logging
-import queue
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-import anyio
-import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -38,15 +28,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cairn.errors import ErrorType, IcatError, bad_parameter, internal
-from cairn.ids.checksum import PutResult
 from cairn.ids.download import answer
 from cairn.ids.errors import ids_error, not_implemented
 from cairn.ids.filespan import FileSpan
 from cairn.ids.selection import Selection
 from cairn.ids.service import IDS_VERSION, DataService, PutRequest
-from cairn.ids.storage import CHUNK_SIZE, Storage, not_found
-from cairn.ids.upload import upload
-from cairn.web.headers import WithHeaders
+from cairn.ids.storage import not_found
+from cairn.web import cors
+from cairn.web.streaming import FileSpanResponse, StreamResponse, release
+from cairn.web.upload_stream import store_body
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +45,6 @@ Handler = Callable[[Request], Awaitable[Response]]
 PREFIX = "/ids"
 #: Longest form body accepted (a list of a million ids fits).
 MAX_FORM_BYTES = 16 << 20
-#: Chunks a download's reader thread may be ahead of the network.
-READ_AHEAD = 4
-#: Threads for the chunks of single-file downloads that must wait for the disk: their own,
-#: so that slow storage cannot take the shared worker pool that every request needs.
-DISK_READERS = 8
-_disk_readers: ThreadPoolExecutor | None = None
-
-CORS_HEADERS = [
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-allow-methods", b"GET, POST, DELETE, PUT"),
-    # ids.server allows Content-Type; Range and If-Range let browser code resume downloads.
-    (b"access-control-allow-headers", b"Content-Type, Range, If-Range"),
-    (b"access-control-expose-headers",
-     b"Content-Disposition, Content-Length, Content-Range, Accept-Ranges, ETag"),
-]
 
 
 # -- rendering ----------------------------------------------------------------------------------
@@ -319,174 +294,6 @@ async def get_data(request: Request) -> Response:
     return StreamResponse(ans.status, ans.headers, ans.chunks, on_close=dl.release)
 
 
-async def release(fn: Callable[[], None]) -> None:
-    """Run a lock release (database work in two-level storage) off the event loop, even
-    while the request is being cancelled."""
-    with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(fn)
-
-
-class StreamResponse(Response):
-    """Headers, then blocking chunks read ahead by a thread of their own.
-
-    A dedicated thread (not the shared worker pool, which long downloads would exhaust) runs
-    the iterator and hands at most :data:`READ_AHEAD` chunks to the event loop. The loop sends
-    them and listens for the client going away, which stops the thread at its next chunk.
-    A failure after the headers aborts the connection, so the client sees a short body
-    rather than a complete-looking corrupt one.
-    """
-
-    def __init__(self, status: int, headers: Mapping[str, str], chunks: Iterator[bytes] | None,
-                 on_close: Callable[[], None] | None = None) -> None:
-        # Not Response.__init__: it would add "content-length: 0" to a body of unknown length.
-        self.status_code = status
-        self.background = None
-        self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                            for k, v in headers.items()]
-        self.chunks = chunks
-        self.on_close = on_close
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await send({"type": "http.response.start", "status": self.status_code,
-                        "headers": self.raw_headers})
-            if self.chunks is None:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return
-            await self._pump(self.chunks, receive, send)
-        finally:
-            if self.on_close is not None:
-                await release(self.on_close)
-
-    async def _pump(self, chunks: Iterator[bytes], receive: Receive, send: Send) -> None:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        room = threading.Semaphore(READ_AHEAD)
-        stop = threading.Event()
-        done = object()
-
-        def produce() -> None:
-            try:
-                for chunk in chunks:
-                    while not room.acquire(timeout=0.5):
-                        if stop.is_set():
-                            return
-                    if stop.is_set():
-                        return
-                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
-                loop.call_soon_threadsafe(queue.put_nowait, done)
-            except BaseException as e:  # handed to the loop, which aborts the response
-                if not stop.is_set():
-                    with contextlib.suppress(RuntimeError):  # loop already closed
-                        loop.call_soon_threadsafe(queue.put_nowait, e)
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    with contextlib.suppress(Exception):
-                        close()
-
-        reader = threading.Thread(target=produce, name="ids-download", daemon=True)
-        reader.start()
-        watcher = asyncio.ensure_future(_gone(receive))
-        try:
-            while True:
-                item = queue.get_nowait() if not queue.empty() else None
-                if item is None:
-                    getter = asyncio.ensure_future(queue.get())
-                    finished, _ = await asyncio.wait({getter, watcher},
-                                                     return_when=asyncio.FIRST_COMPLETED)
-                    if getter not in finished:
-                        getter.cancel()
-                        log.info("download abandoned by the client")
-                        return
-                    item = getter.result()
-                room.release()
-                if item is done:
-                    await send({"type": "http.response.body", "body": b"",
-                                "more_body": False})
-                    return
-                if isinstance(item, BaseException):
-                    message = item.message if isinstance(item, IcatError) else repr(item)
-                    log.error("download aborted after the headers were sent: %s", message)
-                    raise _Aborted(message)
-                await send({"type": "http.response.body", "body": item, "more_body": True})
-        finally:
-            stop.set()
-            watcher.cancel()
-
-
-class FileSpanResponse(Response):
-    """Headers, then a span of a local file: chunks in the page cache are read and sent on
-    the event loop, the others read by a disk thread (:mod:`cairn.ids.filespan`).
-
-    No read-ahead queue is needed: ``send`` waits while the socket's buffer is full, so one
-    chunk at a time is in memory. The loop listens for the client going away between chunks.
-    A failure after the headers aborts the connection (see :class:`StreamResponse`).
-    """
-
-    def __init__(self, status: int, headers: Mapping[str, str], span: FileSpan,
-                 on_close: Callable[[], None] | None = None) -> None:
-        self.status_code = status
-        self.background = None
-        self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                            for k, v in headers.items()]
-        self.span = span
-        self.on_close = on_close
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        span = self.span
-        pending: Future[bytes] | None = None
-        try:
-            await send({"type": "http.response.start", "status": self.status_code,
-                        "headers": self.raw_headers})
-            watcher = asyncio.ensure_future(_gone(receive))
-            try:
-                while span.remaining > 0:
-                    if watcher.done():
-                        log.info("download abandoned by the client")
-                        return
-                    data = span.read_cached()
-                    if data is None:
-                        pending = _disk_pool().submit(span.read)
-                        data = await asyncio.wrap_future(pending)
-                        pending = None
-                    await send({"type": "http.response.body", "body": data,
-                                "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-            except Exception as e:
-                message = e.message if isinstance(e, IcatError) else repr(e)
-                log.error("download aborted after the headers were sent: %s", message)
-                raise _Aborted(message) from e
-            finally:
-                watcher.cancel()
-        finally:
-            if pending is not None:
-                # Cancelled while a disk thread reads: the file is closed once it is done
-                # (at once if it is already).
-                pending.add_done_callback(lambda _: span.close())
-            else:
-                span.close()
-            if self.on_close is not None:
-                await release(self.on_close)
-
-
-def _disk_pool() -> ThreadPoolExecutor:
-    global _disk_readers
-    if _disk_readers is None:
-        _disk_readers = ThreadPoolExecutor(DISK_READERS, thread_name_prefix="ids-disk-read")
-    return _disk_readers
-
-
-async def _gone(receive: Receive) -> None:
-    """Returns once the client has gone away."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-class _Aborted(Exception):
-    """Raised to the server after the headers: it then drops the connection."""
-
-
 # -- put ----------------------------------------------------------------------------------------
 
 
@@ -529,79 +336,6 @@ async def _drain(request: Request, limit: int) -> None:
                 return
     except ClientDisconnect:
         return
-
-
-class _BodyGone(Exception):
-    """The request body ended early (client gone, bad framing): abort the storage put."""
-
-
-async def store_body(storage: Storage, investigation_id: int, dataset_id: int,
-                     body: AsyncIterator[bytes]) -> tuple[str, PutResult]:
-    """:func:`cairn.ids.upload.upload` of a request body, on a thread of its own.
-
-    Like ``upload_async``, but the blocking put does not occupy a worker of the shared pool
-    for the whole upload (forty slow uploads would otherwise stall every other request).
-    The loop hands the thread 1 MiB chunks, at most :data:`READ_AHEAD` ahead of the disk.
-    If the body fails, the thread's put is aborted and this waits until storage has
-    cleaned up, so nothing of the upload remains when the error propagates.
-    """
-    loop = asyncio.get_running_loop()
-    handoff: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    room = asyncio.Semaphore(READ_AHEAD)
-    done: asyncio.Future[tuple[str, PutResult]] = loop.create_future()
-
-    def settle(fn: Callable[[Any], None], value: Any) -> None:
-        if not done.done():
-            fn(value)
-
-    def chunks() -> Iterator[bytes]:
-        while True:
-            item = handoff.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            loop.call_soon_threadsafe(room.release)
-            yield item
-
-    def run() -> None:
-        try:
-            out = upload(storage, investigation_id, dataset_id, chunks())
-            loop.call_soon_threadsafe(settle, done.set_result, out)
-        except BaseException as e:
-            loop.call_soon_threadsafe(settle, done.set_exception, e)
-
-    async def give(item: Any) -> None:
-        if item is not None and not isinstance(item, BaseException) and room.locked():
-            # Wait for room, unless storage has stopped (failed) and will never make any.
-            waiting = asyncio.ensure_future(room.acquire())
-            await asyncio.wait({waiting, done}, return_when=asyncio.FIRST_COMPLETED)
-            if not waiting.done():
-                waiting.cancel()
-                return
-        elif item is not None and not isinstance(item, BaseException):
-            await room.acquire()
-        handoff.put(item)
-
-    threading.Thread(target=run, name="ids-upload", daemon=True).start()
-    try:
-        buf = bytearray()
-        async for piece in body:
-            if done.done():  # storage gave up early: stop reading
-                break
-            buf += piece
-            if len(buf) >= CHUNK_SIZE:
-                await give(bytes(buf))
-                buf.clear()
-        if buf:
-            await give(bytes(buf))
-        handoff.put(None)
-    except BaseException as e:
-        handoff.put(_BodyGone(repr(e)))
-        with anyio.CancelScope(shield=True), contextlib.suppress(BaseException):
-            await done  # storage removes the partial file before we go on
-        raise
-    return await done
 
 
 @endpoint
@@ -654,27 +388,10 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     return Response(body, status_code=501, media_type="application/json")
 
 
-class Cors:
-    """ids.server's CORS headers on every answer; OPTIONS preflights answered here."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if scope["method"] == "OPTIONS":
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [*CORS_HEADERS, (b"content-length", b"0"),
-                                    (b"access-control-max-age", b"86400")]})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        await self.app(scope, receive, WithHeaders(send, CORS_HEADERS))
-
-
 def create_ids_app(service: DataService) -> Starlette:
-    app = Starlette(routes=routes(), middleware=[Middleware(Cors)],
+    app = Starlette(routes=routes(),
+                    middleware=[Middleware(cors.Cors, headers=cors.IDS,
+                                           preflight_max_age=cors.IDS_MAX_AGE)],
                     exception_handlers={HTTPException: _on_http_error})
     app.state.ids = service
     return app

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -32,7 +32,9 @@ from cairn.web.jsonresponse import encode
 #: id until the object is attached), the stored ids of its ONE fields, its entity's name.
 #: A plain tuple: a page builds thousands, and a class's constructor costs several times more.
 Node = tuple[dict[str, Any], dict[str, int | None], str]
-JSON, REFS, NAME = 0, 1, 2
+JSON: Final = 0
+REFS: Final = 1
+NAME: Final = 2
 
 _READERS: Anchored[Callable[[Sequence[Any]], Node]] = Anchored(4096)
 
@@ -67,7 +69,7 @@ class JsonShape:
         for p in parents:
             out = p[JSON]
             if field in out:
-                found = done.get(p[REFS][field])  # type: ignore[arg-type]
+                found = done.get(p[REFS][field])
                 if found is None:  # not readable: left out, as if there were none
                     del out[field]
                 else:
@@ -125,8 +127,8 @@ def _make_reader(entity: Entity, keys: tuple[str, ...], processors: Processors,
     at = {k: i for i, k in enumerate(keys)}
     conv = dict(processors)
     scope: dict[str, Any] = {"entity_name": entity.name}
-    for i, proc in processors:
-        scope[f"p{i}"] = proc
+    for n, proc in processors:
+        scope[f"p{n}"] = proc
 
     def converted(i: int) -> str:  # the column as the core's objects hold it
         return f"p{i}(r[{i}])" if i in conv else f"r[{i}]"

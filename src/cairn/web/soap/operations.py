@@ -49,12 +49,12 @@ class Call:
         # A repeated single-valued element: JAXB keeps the last one.
         return found[-1] if found else None
 
-    def str(self, name: str) -> str | None:
+    def string(self, name: str) -> str | None:
         return text(self.el(name))
 
     @property
     def sid(self) -> str | None:
-        return self.str("sessionId")
+        return self.string("sessionId")
 
     def bean(self) -> Obj:
         el = self.el("bean")
@@ -105,7 +105,7 @@ def login(call: Call) -> Result:
             if key is not None:
                 value = text(kv["value"][-1]) if kv.get("value") else None
                 creds[key] = value or ""
-    sid = call.catalogue.login(call.str("plugin"), creds, call.ip)
+    sid = call.catalogue.login(call.string("plugin"), creds, call.ip)
     return _texts([sid])
 
 
@@ -156,7 +156,7 @@ def get_entity_names(call: Call) -> Result:
 
 
 def get_entity_info(call: Call) -> Result:
-    info = entity_info(call.str("beanName"))
+    info = entity_info(call.string("beanName"))
     ret = etree.Element("return")
     if info.comment is not None:
         ret.append(text_element("classComment", info.comment))
@@ -200,14 +200,14 @@ def get_authenticator_info(call: Call) -> Result:
 
 
 def search(call: Call) -> Result:
-    return Stream(call.catalogue.search(call.sid, call.str("query") or ""))
+    return Stream(call.catalogue.search(call.sid, call.string("query") or ""))
 
 
 def get(call: Call) -> Result:
-    raw = call.str("primaryKey")
+    raw = call.string("primaryKey")
     # primaryKey is a Java long: an absent element unmarshals to 0.
     key = parse_int(raw, "Long", "primaryKey") if raw is not None else None
-    obj = call.catalogue.get(call.sid, call.str("query") or "", key or 0)
+    obj = call.catalogue.get(call.sid, call.string("query") or "", key or 0)
     return [value_element("return", obj, call.zone)]
 
 
@@ -238,7 +238,7 @@ def delete_many(call: Call) -> Result:
 
 
 def is_access_allowed(call: Call) -> Result:
-    raw = (call.str("accessType") or "").strip().upper()
+    raw = (call.string("accessType") or "").strip().upper()
     if raw not in Access.__members__:
         raise bad_parameter(f"accessType must be one of {', '.join(Access.__members__)}, "
                             f"not '{raw}'")
