@@ -11,7 +11,9 @@ PostgreSQL and MariaDB:
 
 * variables are table aliases; dotted paths are implicit inner joins (:mod:`.scope`);
 * a path to an entity compares, groups and orders by its id;
-* quoted literals take the type of what they are compared with (:mod:`.coerce`);
+* quoted literals take the type of what they are compared with (:mod:`.coerce`), and
+  ill-typed expressions are refused (:mod:`.typecheck`, asked about each node before its SQL
+  is made);
 * without ORDER BY rows come in id order (and ties in any ORDER BY are broken by ids), NULLs
   sort first ascending, so paging is stable and every backend returns the same list;
 * SELECT DISTINCT is a GROUP BY of the selected columns, which lets ORDER BY name columns
@@ -56,27 +58,20 @@ from sqlalchemy.sql.elements import ColumnElement, Null
 from sqlalchemy.sql.selectable import FromClause, Select
 
 from cairn.db.tables import OrdinalEnum, Tables
-from cairn.query import ast
-from cairn.query.coerce import (
-    INT64,
-    INTEGRAL,
-    NUMERIC,
-    error,
-    to_boolean,
-    to_datetime,
-    to_number,
-)
+from cairn.query import ast, typecheck
+from cairn.query.coerce import INTEGRAL, NUMERIC, error
 from cairn.query.includes import IncludeTree, include_tree
 from cairn.query.scope import Node, Scope, Tree
 from cairn.query.sqlfuncs import TRIMS, CharLength, DateText, Locate, order_key
+from cairn.query.typecheck import AGGREGATES, PENDING, Const
 from cairn.schema import SCHEMA, Entity
-
-AGGREGATES = frozenset({"COUNT", "MIN", "MAX", "AVG", "SUM"})
 
 #: Runtime parameters a statement may need; values are supplied by the executor.
 USER = "user"
 NOW = {"CURRENT_TIMESTAMP": "_current_timestamp", "CURRENT_DATE": "_current_date",
        "CURRENT_TIME": "_current_time"}
+_NOW_TYPES: dict[str, Callable[[], Any]] = {
+    "CURRENT_TIMESTAMP": DateTime, "CURRENT_DATE": Date, "CURRENT_TIME": Time}
 
 
 # -- what the compiler hands out --------------------------------------------------------------
@@ -187,35 +182,18 @@ class RowCondition:
 
 @dataclass(frozen=True)
 class Val:
-    """A compiled expression and its ICAT type ("entity" = an entity's id)."""
+    """A compiled expression and its type (:mod:`.typecheck`; "entity" = an entity's id)."""
 
     sql: ColumnElement[Any]
     typ: str | None
     entity: Entity | None = None
 
 
-_PENDING = (ast.Literal, ast.EnumConst, ast.Timestamp)  # typed by what they meet
+#: The SQL type a typed constant is bound as, by its own type (enums: by their ordinal).
+_BIND_TYPES: dict[str, Callable[[], Any]] = {
+    "Integer": Integer, "Long": BigInteger, "Double": Double, "boolean": Boolean,
+    "Date": DateTime, "String": String}
 _SUBQUERY_NODES = (ast.Subquery, ast.InSubquery, ast.Exists)
-
-
-def _sql_type(typ: str | None) -> Any:
-    match typ:
-        case "Long" | "entity":
-            return BigInteger()
-        case "Integer":
-            return Integer()
-        case "Double":
-            return Double()
-        case "boolean":
-            return Boolean()
-        case "Date":
-            return DateTime()
-        case "String":
-            return String()
-        case None:
-            return None
-        case enum:
-            return OrdinalEnum(tuple(SCHEMA.enums[enum]))
 
 
 def walk(node: Any, into_subqueries: bool = False) -> Iterator[Any]:
@@ -421,7 +399,7 @@ class Compiler:
             keyed = [alias.c.id == column]
         for join in shared:
             self._from(inner, join)
-        conds = []
+        conds: list[ColumnElement[bool]] = []
         for alt in alternatives:
             ctx = _Ctx(Scope(self.tables, parent=inner), params=params)
             for own, name in alt.names.items():
@@ -433,7 +411,8 @@ class Compiler:
             where = [self._cond(ctx, alt.where, "WHERE")] if alt.where is not None else []
             where.extend(ctx.scope.correlations)
             if ctx.scope.trees:
-                stmt = select(literal_column("1")).select_from(*ctx.scope.from_clauses())
+                stmt: Select[Any] = select(literal_column("1")).select_from(
+                    *ctx.scope.from_clauses())
                 conds.append(exists(stmt.where(*where)) if where else exists(stmt))
             else:
                 conds.append(and_(*where) if where else true())
@@ -529,38 +508,40 @@ class Compiler:
                 return not_(self._cond(ctx, e, clause))
             case ast.Compare(op=op, left=left, right=right):
                 lv, rv = self._pair(ctx, left, right, clause)
-                _comparable(lv, rv, right if isinstance(left, _PENDING) else left)
+                typecheck.comparable(lv.typ, rv.typ,
+                                     right if isinstance(left, PENDING) else left)
                 return _compare(op, lv.sql, rv.sql)
             case ast.Like():
                 v = self._value(ctx, node.expr, None, clause)
                 pat = self._value(ctx, node.pattern, "String", clause)
-                if pat.typ not in ("String", None):
-                    raise error(f"LIKE needs a string pattern, not a {pat.typ} value",
-                                getattr(node.pattern, "pos", -1))
-                text = self._text(v, node.expr, "LIKE")
-                escape = self._escape(node)
-                _check_pattern(node, escape or "\\")
-                like = _nullable(text).like(_nullable(pat.sql), escape=escape)
+                typecheck.pattern(pat.typ, node.pattern)
+                typecheck.text(v.typ, node.expr, "LIKE")
+                escape = typecheck.escape(node)
+                typecheck.check_pattern(node, escape or "\\")
+                if escape is None and self.dialect == "sqlite":
+                    # MariaDB and PostgreSQL escape with backslash by default: SQLite too
+                    escape = "\\"
+                like = _nullable(_as_text(v)).like(_nullable(pat.sql), escape=escape)
                 return not_(like) if node.negated else like
             case ast.InList():
                 v = self._value(ctx, node.expr, None, clause)
-                items = []
+                members = []
                 for i in node.items:
                     iv = self._value(ctx, i, v.typ, clause)
-                    _comparable(v, iv, i)
-                    items.append(iv.sql)
-                return v.sql.not_in(items) if node.negated else v.sql.in_(items)
+                    typecheck.comparable(v.typ, iv.typ, i)
+                    members.append(iv.sql)
+                return v.sql.not_in(members) if node.negated else v.sql.in_(members)
             case ast.InSubquery():
                 v = self._value(ctx, node.expr, None, clause)
                 sub, sv = self._subselect(ctx, node.query)
-                _comparable(v, sv, node.expr)
+                typecheck.comparable(v.typ, sv.typ, node.expr)
                 return v.sql.not_in(sub) if node.negated else v.sql.in_(sub)
             case ast.Between():
                 v = self._value(ctx, node.expr, None, clause)
                 lo = self._value(ctx, node.low, v.typ, clause)
                 hi = self._value(ctx, node.high, v.typ, clause)
-                _comparable(v, lo, node.low)
-                _comparable(v, hi, node.high)
+                typecheck.comparable(v.typ, lo.typ, node.low)
+                typecheck.comparable(v.typ, hi.typ, node.high)
                 between = _nullable(v.sql).between(_nullable(lo.sql), _nullable(hi.sql))
                 return not_(between) if node.negated else between
             case ast.IsNull():
@@ -585,47 +566,8 @@ class Compiler:
                 return true() if b else false()
             case _:
                 v = self._value(ctx, node, None, clause)
-                if v.typ != "boolean":
-                    raise error("A condition was expected", getattr(node, "pos", -1))
+                typecheck.condition(v.typ, node)
                 return v.sql == true()
-
-    def _escape(self, node: ast.Like) -> str | None:
-        """The ESCAPE character. Without one, MariaDB and PostgreSQL treat backslash as the
-        escape character; SQLite is told the same so a pattern means the same everywhere.
-        SQLAlchemy renders it as a quoted literal (one character, checked here)."""
-        if node.escape is None:
-            return "\\" if self.dialect == "sqlite" else None
-        e = node.escape
-        if not (isinstance(e, ast.Literal) and e.kind == "string" and isinstance(e.value, str)
-                and len(e.value) == 1):
-            raise error("ESCAPE needs a single character in quotes", getattr(e, "pos", -1))
-        return e.value
-
-    def _text(self, v: Val, node: ast.Expr, what: str) -> ColumnElement[Any]:
-        """``v`` as text for LIKE: strings as they are; numbers and dates as their text
-        (PostgreSQL has no LIKE for them), dates as ``yyyy-mm-dd hh:mm:ss`` everywhere."""
-        if v.typ in ("String", None):
-            return v.sql
-        if v.typ in NUMERIC:
-            return cast(v.sql, String())
-        if v.typ == "Date":
-            return DateText(v.sql)
-        raise error(f"{what} needs a string, not a {v.typ} value", getattr(node, "pos", -1))
-
-    def _string(self, v: Val, node: ast.Expr, what: str) -> ColumnElement[Any]:
-        """An argument of a string function: a string, or a whole number as its digits."""
-        if v.typ in INTEGRAL or isinstance(v.sql, Null):
-            return cast(v.sql, String())
-        if v.typ in ("String", None):
-            return v.sql
-        raise error(f"{what} needs a string, not a {v.typ} value", getattr(node, "pos", -1))
-
-    @staticmethod
-    def _integer(v: Val, node: ast.Expr, what: str) -> ColumnElement[Any]:
-        if v.typ is not None and v.typ not in INTEGRAL:
-            raise error(f"{what} needs a whole number, not a {v.typ} value",
-                        getattr(node, "pos", -1))
-        return cast(v.sql, BigInteger()) if isinstance(v.sql, Null) else v.sql
 
     @staticmethod
     def _child(scope: Scope, f: Any) -> Any:
@@ -634,7 +576,7 @@ class Compiler:
     def _pair(self, ctx: _Ctx, left: ast.Expr, right: ast.Expr, clause: str
               ) -> tuple[Val, Val]:
         """Compile two operands; a literal takes its type from the other side."""
-        if isinstance(left, _PENDING) and not isinstance(right, _PENDING):
+        if isinstance(left, PENDING) and not isinstance(right, PENDING):
             rv = self._value(ctx, right, None, clause)
             return self._value(ctx, left, rv.typ, clause), rv
         lv = self._value(ctx, left, None, clause)
@@ -643,6 +585,7 @@ class Compiler:
     # -- values -----------------------------------------------------------------------------
 
     def _value(self, ctx: _Ctx, node: ast.Expr, expect: str | None, clause: str) -> Val:
+        """``node`` as SQL and its type; ``expect`` is the type a literal should take."""
         scope = ctx.scope
         match node:
             case ast.Path():
@@ -653,265 +596,167 @@ class Compiler:
                 assert r.id is not None
                 return Val(r.id, "entity", r.entity)
             case ast.Literal():
-                return self._literal(node, expect)
+                return self._const(typecheck.literal(node, expect))
             case ast.Timestamp(value=value):
                 return Val(literal(value, DateTime()), "Date")
             case ast.EnumConst():
-                return self._enum(node, expect)
-            case ast.Param(name=name, pos=pos):
-                if name.lower() != USER:
-                    raise error(f"Parameter :{name} is not bound; only :user is", pos)
+                return self._const(typecheck.enum(node, expect))
+            case ast.Param():
+                typ = typecheck.param(node)
                 ctx.params.add(USER)
-                return Val(bindparam(USER, type_=String()), "String")
+                return Val(bindparam(USER, type_=String()), typ)
             case ast.Func():
-                return self._func(ctx, node, expect, clause)
+                return self._func(ctx, node, clause)
             case ast.Trim():
                 v = self._value(ctx, node.expr, "String", clause)
-                args = [self._string(v, node.expr, "TRIM")]
-                if node.char is not None:
-                    c = node.char
-                    if not (isinstance(c, ast.Literal) and c.kind == "string"
-                            and isinstance(c.value, str) and len(c.value) == 1):
-                        raise error("TRIM needs a single character in quotes",
-                                    getattr(c, "pos", -1))
-                    args.append(literal(c.value, String()))
+                typecheck.string(v.typ, node.expr, "TRIM")
+                args = [_as_string(v)]
+                char = typecheck.trim_char(node)
+                if char is not None:
+                    args.append(literal(char, String()))
                 return Val(TRIMS[node.spec](*args), "String")
             case ast.Arith(op=op):
                 lv, rv = self._pair(ctx, node.left, node.right, clause)
-                lv, rv = self._numeric(lv, node.left), self._numeric(rv, node.right)
+                typ = typecheck.arith(op, lv.typ, rv.typ, node)
+                left, right = _as_number(lv), _as_number(rv)
                 if op == "/":  # by zero: NULL, as on MySQL and SQLite (PostgreSQL fails)
-                    return Val(cast(lv.sql, Double()) / _nonzero(rv.sql), "Double")
-                typ = "Double" if "Double" in (lv.typ, rv.typ) else "Long"
-                sql = {"+": lv.sql + rv.sql, "-": lv.sql - rv.sql, "*": lv.sql * rv.sql}[op]
+                    return Val(cast(left, Double()) / _nonzero(right), typ)
+                sql = {"+": left + right, "-": left - right, "*": left * right}[op]
                 return Val(sql, typ)
             case ast.Neg(expr=e):
-                v = self._numeric(self._value(ctx, e, expect, clause), e)
-                return Val(-v.sql, v.typ)
+                v = self._value(ctx, e, expect, clause)
+                typecheck.numeric(v.typ, e)
+                return Val(-_as_number(v), v.typ)
             case ast.Subquery(query=q):
                 sub, v = self._subselect(ctx, q)
                 return Val(sub.scalar_subquery(), v.typ, v.entity)
             case _:
                 return Val(self._cond(ctx, node, clause), "boolean")
 
-    @staticmethod
-    def _numeric(v: Val, node: ast.Expr) -> Val:
-        if v.typ is not None and v.typ not in NUMERIC:
-            raise error(f"Arithmetic needs numbers, not a {v.typ} value",
-                        getattr(node, "pos", -1))
-        if isinstance(v.sql, Null):  # PostgreSQL can't choose an operator for a bare NULL
-            return Val(cast(v.sql, Double() if v.typ == "Double" else BigInteger()), v.typ)
-        return v
+    def _const(self, c: Const) -> Val:
+        """A typed literal as a bound value; a date with a zone is converted to the
+        database's (naive, as stored)."""
+        if c.own is None:
+            return Val(null(), c.typ)
+        value = c.value
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(self.zone).replace(tzinfo=None)
+        bind = _BIND_TYPES.get(c.own)
+        return Val(literal(value, bind() if bind is not None
+                           else OrdinalEnum(tuple(SCHEMA.enums[c.own]))), c.typ)
 
-    def _literal(self, node: ast.Literal, expect: str | None) -> Val:
-        value, kind, pos = node.value, node.kind, node.pos
-        if kind == "null" or value is None:
-            return Val(null(), expect)
-        if kind == "string":
-            assert isinstance(value, str)
-            if expect in NUMERIC:
-                n = to_number(value, "number" if expect == "entity" else expect, pos)
-                return Val(literal(n, Double() if isinstance(n, float) else BigInteger()),
-                           expect)
-            if expect == "Date":
-                d = to_datetime(value, pos)
-                if d.tzinfo is not None:
-                    d = d.astimezone(self.zone).replace(tzinfo=None)
-                return Val(literal(d, DateTime()), "Date")
-            if expect == "boolean":
-                return Val(literal(to_boolean(value, pos), Boolean()), "boolean")
-            if expect is not None and expect in SCHEMA.enums:
-                return self._enum(ast.EnumConst(expect, value.strip(), pos), expect)
-            return Val(literal(value, String()), "String")
-        if kind == "boolean":
-            if expect in NUMERIC:
-                return Val(literal(int(bool(value)), Integer()), expect)
-            return Val(literal(bool(value), Boolean()), "boolean")
-        # integer / real
-        assert isinstance(value, int | float) and not isinstance(value, bool)
-        if expect == "String":
-            return Val(literal(str(value), String()), "String")
-        if expect == "Date":
-            raise error(f"The number {value} cannot be compared with a Date value", pos)
-        if expect == "boolean" and value in (0, 1):
-            return Val(literal(bool(value), Boolean()), "boolean")
-        if expect is not None and expect in SCHEMA.enums:
-            names = SCHEMA.enums[expect]
-            if isinstance(value, int) and 0 <= value < len(names):
-                return self._enum(ast.EnumConst(expect, names[value], pos), expect)
-            raise error(f"{value} is not a value of {expect}", pos)
-        if kind == "integer":
-            if not INT64[0] <= int(value) <= INT64[1]:
-                raise error(f"Number {value} is out of range", pos)
-            return Val(literal(value, BigInteger() if abs(int(value)) >= 2**31 else Integer()),
-                       expect if expect in INTEGRAL else "Long")
-        return Val(literal(value, Double()), "Double")
-
-    @staticmethod
-    def _enum(node: ast.EnumConst, expect: str | None) -> Val:
-        if node.enum and expect in SCHEMA.enums and node.enum != expect:
-            raise error(f"A {node.enum} constant cannot be compared with a {expect} value",
-                        node.pos)
-        enum = node.enum or (expect if expect in SCHEMA.enums else None)
-        if enum is None:
-            raise error(f"The type of the enum constant {node.name} is not known here",
-                        node.pos)
-        if enum not in SCHEMA.enums:
-            raise error(f"{enum} is not an ICAT enum type", node.pos)
-        values = SCHEMA.enums[enum]
-        name = node.name
-        if name not in values:
-            upper = name.upper()
-            if upper not in values:
-                raise error(f"{name} is not a value of {enum} (one of {', '.join(values)})",
-                            node.pos)
-            name = upper
-        return Val(literal(name, OrdinalEnum(tuple(values))), enum)
-
-    def _func(self, ctx: _Ctx, node: ast.Func, expect: str | None, clause: str) -> Val:
-        name, args, pos = node.name.upper(), node.args, node.pos
-
-        def arity(*allowed: int) -> None:
-            if len(args) not in allowed:
-                raise error(f"{name} takes {' or '.join(map(str, allowed))} arguments, "
-                            f"not {len(args)}", pos)
-
-        def val(i: int, typ: str | None = None) -> Val:
-            return self._value(ctx, args[i], typ, clause)
-
+    def _func(self, ctx: _Ctx, node: ast.Func, clause: str) -> Val:
+        name, args = node.name.upper(), node.args
         if name in AGGREGATES:
-            arity(1)
-            if clause in ("WHERE", "GROUP BY"):
-                raise error(f"{name} is not allowed in the {clause} clause", pos)
-            ctx.aggregated = True
-            v = val(0)
-            if name in ("SUM", "AVG") and v.typ is not None and v.typ not in NUMERIC:
-                raise error(f"{name} needs numbers, not a {v.typ} value",
-                            getattr(args[0], "pos", pos))
-            if name in ("MIN", "MAX") and v.typ == "boolean":
-                raise error(f"{name} needs numbers, strings or dates, not a boolean value",
-                            getattr(args[0], "pos", pos))
-            if isinstance(v.sql, Null):  # PostgreSQL can't choose SUM(unknown)
-                v = Val(cast(v.sql, BigInteger()), v.typ)
-            arg = distinct(v.sql) if node.distinct else v.sql
-            match name:
-                case "COUNT":
-                    return Val(func.count(arg), "Long")
-                case "MIN" | "MAX":
-                    return Val(getattr(func, name.lower())(arg), v.typ, v.entity)
-                case "SUM":
-                    return Val(func.sum(arg), "Double" if v.typ == "Double" else "Long")
-                case _:
-                    return Val(func.avg(cast(v.sql, Double()) if not node.distinct
-                                        else distinct(cast(v.sql, Double()))), "Double")
+            return self._aggregate(ctx, node, name, clause)
+        sig = typecheck.signature(name, node)
+        if name == "SIZE":
+            path = typecheck.collection(name, node)
+            owner_id, f = ctx.scope.collection(path, clause)
+            child = self._child(ctx.scope, f)
+            count = (select(func.count()).select_from(child)
+                     .where(child.c[SCHEMA.inverse(f).name] == owner_id))
+            return Val(count.scalar_subquery(), sig.result)
+        if name in NOW:
+            ctx.params.add(NOW[name])
+            now: ColumnElement[Any] = bindparam(NOW[name], type_=_NOW_TYPES[name]())
+            # MariaDB hands a bound time back as text unless told it is a TIME
+            if name == "CURRENT_TIME" and self.dialect != "sqlite":
+                now = cast(now, Time())
+            return Val(now, sig.result)
+        vals: list[Val] = []
+        for i, arg in enumerate(args):
+            want = sig.arg(i)
+            v = self._value(ctx, arg, want, clause)
+            typecheck.argument(want, v.typ, arg, name)
+            vals.append(v)
+        sql: ColumnElement[Any]
         match name:
             case "CONCAT":
-                if len(args) < 2:
-                    raise error("CONCAT takes at least 2 arguments", pos)
-                parts = [self._string(val(i, "String"), args[i], name)
-                         for i in range(len(args))]
-                out = parts[0]
-                for p in parts[1:]:
-                    out = out.concat(p)
-                return Val(out, "String")
+                sql = _as_string(vals[0])
+                for v in vals[1:]:
+                    sql = sql.concat(_as_string(v))
             case "SUBSTRING":
-                arity(2, 3)
-                s = self._string(val(0, "String"), args[0], name)
-                rest = [cast(self._integer(val(i, "Integer"), args[i], name), Integer())
-                        for i in range(1, len(args))]
+                s = _as_string(vals[0])
+                rest = [cast(_as_integer(v), Integer()) for v in vals[1:]]
                 # Positions count from 1: a start below 1 or a negative length gives NULL
                 # (each database has its own idea of them).
                 bad = or_(rest[0] < 1, *(n < 0 for n in rest[1:]))
-                return Val(case((bad, null()), else_=func.substr(s, *rest)), "String")
+                sql = case((bad, null()), else_=func.substr(s, *rest))
             case "LOWER" | "UPPER":
-                arity(1)
-                return Val(getattr(func, name.lower())(self._string(val(0, "String"), args[0],
-                                                                     name)), "String")
+                sql = getattr(func, name.lower())(_as_string(vals[0]))
             case "LENGTH":
-                arity(1)
-                return Val(CharLength(self._string(val(0, "String"), args[0], name)), "Integer")
+                sql = CharLength(_as_string(vals[0]))
             case "LOCATE":
-                arity(2, 3)
-                parts = [self._string(val(i, "String"), args[i], name) for i in (0, 1)]
-                if len(args) == 2:
-                    return Val(Locate(*parts), "Integer")
-                start = cast(self._integer(val(2, "Integer"), args[2], name), Integer())
-                # A start below 1 finds nothing (as on MySQL), everywhere.
-                return Val(case((start < 1, literal(0, Integer())),
-                                else_=Locate(*parts, start)), "Integer")
+                parts = [_as_string(v) for v in vals[:2]]
+                if len(vals) == 2:
+                    sql = Locate(*parts)
+                else:
+                    start = cast(_as_integer(vals[2]), Integer())
+                    # A start below 1 finds nothing (as on MySQL), everywhere.
+                    sql = case((start < 1, literal(0, Integer())), else_=Locate(*parts, start))
             case "ABS":
-                arity(1)
-                v = self._numeric(val(0, "Double"), args[0])
-                return Val(func.abs(v.sql), v.typ)
+                sql = func.abs(_as_number(vals[0]))
             case "SQRT":
-                arity(1)
-                v = self._numeric(val(0, "Double"), args[0])
-                root = cast(v.sql, Double())  # of a negative number: NULL, as on MySQL
-                return Val(func.sqrt(case((root < 0, null()), else_=root)), "Double")
-            case "MOD":
-                arity(2)
-                a = self._integer(val(0, "Integer"), args[0], name)
-                b = self._integer(val(1, "Integer"), args[1], name)
-                return Val(a % _nonzero(b), "Integer")
-            case "SIZE":
-                arity(1)
-                path = args[0]
-                if not isinstance(path, ast.Path):
-                    raise error("SIZE needs a collection-valued path", pos)
-                owner_id, f = ctx.scope.collection(path, clause)
-                child = self._child(ctx.scope, f)
-                count = (select(func.count()).select_from(child)
-                         .where(child.c[SCHEMA.inverse(f).name] == owner_id))
-                return Val(count.scalar_subquery(), "Integer")
-            case "CURRENT_TIMESTAMP":
-                ctx.params.add(NOW[name])
-                return Val(bindparam(NOW[name], type_=DateTime()), "Date")
-            case "CURRENT_DATE":
-                ctx.params.add(NOW[name])
-                return Val(bindparam(NOW[name], type_=Date()), "Date")
-            case "CURRENT_TIME":
-                ctx.params.add(NOW[name])
-                now = bindparam(NOW[name], type_=Time())
-                # MariaDB hands a bound time back as text unless told it is a TIME
-                return Val(now if self.dialect == "sqlite" else cast(now, Time()), "Time")
-        raise error(f"Unknown function {name}", pos)
+                # of a negative number: NULL, as on MySQL
+                root: ColumnElement[Any] = cast(_as_number(vals[0]), Double())
+                sql = func.sqrt(case((root < 0, null()), else_=root))
+            case _:  # MOD
+                sql = _as_integer(vals[0]) % _nonzero(_as_integer(vals[1]))
+        return Val(sql, sig.result or vals[0].typ)
 
-
-def _check_pattern(node: ast.Like, escape: str) -> None:
-    """A literal pattern ending in an unescaped escape character is an error on PostgreSQL,
-    never matches on SQLite and matches literally on MariaDB: refuse it everywhere."""
-    pat = node.pattern
-    if not (isinstance(pat, ast.Literal) and isinstance(pat.value, str)):
-        return
-    i = 0
-    while i < len(pat.value):
-        if pat.value[i] == escape:
-            if i + 1 == len(pat.value):
-                raise error(f"The LIKE pattern ends with its escape character {escape!r}; "
-                            f"write it twice to match it", pat.pos)
-            i += 1
-        i += 1
-
-
-def _comparable(a: Val, b: Val, node: ast.Expr) -> None:
-    """Refuse to compare values of different kinds (as JPQL does); a database would fail
-    (PostgreSQL) or convert silently, each its own way (MariaDB, SQLite)."""
-    if a.typ is None or b.typ is None or a.typ == b.typ:
-        return
-    if a.typ in NUMERIC and b.typ in NUMERIC:
-        return
-    first = _a(a.typ)
-    raise error(f"{first[0].upper()}{first[1:]} value cannot be compared with {_a(b.typ)} value",
-                getattr(node, "pos", -1))
-
-
-def _a(typ: str) -> str:
-    """``"a Long"``, ``"an entity"``."""
-    return f"an {typ}" if typ[0] in "aeiouAEIOU" else f"a {typ}"
+    def _aggregate(self, ctx: _Ctx, node: ast.Func, name: str, clause: str) -> Val:
+        typecheck.aggregate(name, node, clause)
+        ctx.aggregated = True
+        v = self._value(ctx, node.args[0], None, clause)
+        typ = typecheck.aggregate_type(name, v.typ, node)
+        sql = v.sql
+        if isinstance(sql, Null):  # PostgreSQL can't choose SUM(unknown)
+            sql = cast(sql, BigInteger())
+        arg = distinct(sql) if node.distinct else sql
+        match name:
+            case "COUNT":
+                return Val(func.count(arg), typ)
+            case "MIN" | "MAX":
+                return Val(getattr(func, name.lower())(arg), typ, v.entity)
+            case "SUM":
+                return Val(func.sum(arg), typ)
+            case _:
+                return Val(func.avg(cast(sql, Double()) if not node.distinct
+                                    else distinct(cast(sql, Double()))), typ)
 
 
 def _constant(e: ast.Expr) -> bool:
     """An expression without any path: the same value on every row."""
     return not any(isinstance(n, ast.Path) for n in walk(e, into_subqueries=True))
+
+
+def _as_number(v: Val) -> ColumnElement[Any]:
+    """An operand of arithmetic: PostgreSQL can't choose an operator for a bare NULL."""
+    if isinstance(v.sql, Null):
+        return cast(v.sql, Double() if v.typ == "Double" else BigInteger())
+    return v.sql
+
+
+def _as_integer(v: Val) -> ColumnElement[Any]:
+    return cast(v.sql, BigInteger()) if isinstance(v.sql, Null) else v.sql
+
+
+def _as_string(v: Val) -> ColumnElement[Any]:
+    """An argument of a string function: a whole number as its digits."""
+    if v.typ in INTEGRAL or isinstance(v.sql, Null):
+        return cast(v.sql, String())
+    return v.sql
+
+
+def _as_text(v: Val) -> ColumnElement[Any]:
+    """What LIKE matches: strings as they are; numbers and dates as their text (PostgreSQL
+    has no LIKE for them), dates as ``yyyy-mm-dd hh:mm:ss`` everywhere."""
+    if v.typ in ("String", None):
+        return v.sql
+    if v.typ in NUMERIC:
+        return cast(v.sql, String())
+    return DateText(v.sql)
 
 
 def _nullable(e: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -43,8 +43,8 @@ from cairn.query.ast import (
     Select,
     Timestamp,
 )
-from cairn.query.errors import TYPE_NAMES, negative_limit, semantic
-from cairn.query.parser import MAX_INT, get_var
+from cairn.query.errors import TYPE_NAMES, semantic
+from cairn.query.syntax import check_limit, get_var
 from cairn.query.tokens import Token, TokenStream, tokenize
 from cairn.schema import SCHEMA, SYSTEM_FIELDS, Entity, Field
 
@@ -156,26 +156,11 @@ class ConciseParser(TokenStream):
             raise semantic(f"{name} is not an ICAT entity", tok.pos)
         return entity
 
-    def split(self, tok: Token) -> list[str]:
-        parts = str(tok.value).split(".")
-        if not all(parts):
-            raise self.fail(f"Invalid path {tok.value}", tok.pos)
-        return parts
-
     def limit(self, offset: Token | None, count: Token | None) -> Limit | None:
         if offset is None and count is None:
             return None
-        for tok in (offset, count):
-            if tok is None:
-                continue
-            assert isinstance(tok.value, int)
-            if tok.value < 0:
-                what = "offset" if tok is offset else "count"
-                raise negative_limit(f"LIMIT {what} {tok.value} must not be negative", tok.pos)
-            if tok.value > MAX_INT:
-                raise semantic(f"LIMIT value {tok.value} is too large", tok.pos)
-        return Limit(0 if offset is None else int(offset.value),
-                     None if count is None else int(count.value))
+        start = 0 if offset is None else check_limit(offset, "offset")
+        return Limit(start, None if count is None else check_limit(count, "count"))
 
     def order(self, var: str) -> list[OrderItem]:
         self.expect("ORDER")
@@ -293,11 +278,11 @@ class ConciseParser(TokenStream):
                 return Literal(upper == "TRUE", "boolean", tok.pos)
             return EnumConst(None, str(tok.value), tok.pos)
         if tok.kind == "STRING":
+            assert isinstance(tok.value, str)
             return Literal(tok.value, "string", tok.pos)
-        if tok.kind == "INTEGER":
-            return Literal(tok.value, "integer", tok.pos)
-        if tok.kind == "REAL":
-            return Literal(tok.value, "real", tok.pos)
+        if tok.kind in ("INTEGER", "REAL"):
+            assert isinstance(tok.value, int | float)
+            return Literal(tok.value, "integer" if tok.kind == "INTEGER" else "real", tok.pos)
         if tok.kind == "PARAMETER":
             return Param(str(tok.value), tok.pos)
         return Timestamp(tok.value, tok.pos)  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ from cairn.query.compiler import (
     Restrict,
     now_values,
 )
+from cairn.query.frontend import parse_get, parse_query
 from cairn.schema import SCHEMA, Entity
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ _SHAPE_ERRORS = {
 
 def _rejected(e: exc.DBAPIError) -> IcatError | None:
     code = getattr(e.orig, "sqlstate", None)
-    if code is None and getattr(e.orig, "args", None):
+    if code is None and e.orig is not None and getattr(e.orig, "args", None):
         code = e.orig.args[0]  # MariaDB's error number
     message = _SHAPE_ERRORS.get(str(code))
     return bad_parameter(message) if message else None
@@ -226,26 +227,14 @@ class Queries:
         self._get: Lru[str, CompiledGet] = Lru(size)
 
     def search(self, text: str) -> CompiledQuery:
-        return self._search.fetch(text, lambda: self.compiler.compile(_parse_query(text)))
+        return self._search.fetch(text, lambda: self.compiler.compile(parse_query(text)))
 
     def get(self, text: str) -> CompiledGet:
-        return self._get.fetch(text, lambda: self.compiler.compile_get(_parse_get(text)))
+        return self._get.fetch(text, lambda: self.compiler.compile_get(parse_get(text)))
 
     def compile(self, sel: ast.Select) -> CompiledQuery:
         """An already parsed query (not cached)."""
         return self.compiler.compile(sel)
-
-
-def _parse_query(text: str) -> ast.Select:
-    from cairn.query.parser import parse_query  # the front end, a sibling module
-
-    return parse_query(text)
-
-
-def _parse_get(text: str) -> ast.Get:
-    from cairn.query.parser import parse_get
-
-    return parse_get(text)
 
 
 #: (query, dialect, predicates; limit, offset) -> the query compiled to SQL text, for every

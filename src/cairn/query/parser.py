@@ -4,7 +4,8 @@ icat.server only tokenises the JPQL-style text, checks the FROM variables and ha
 EclipseLink; we parse the whole JPQL subset it accepts (§1.2 of the reference) so the compiler
 receives a typed tree. What the parser checks is what needs no schema beyond entity names:
 variable scoping (SELECT, FROM, WHERE, …, INCLUDE), enum literals, LIMIT. Field existence and
-types are the compiler's.
+types are checked when compiling (``compiler.py``, ``typecheck.py``). Which syntax a text is in
+is decided by ``frontend.py``.
 
 Grammar (JPQL precedence, lowest first)::
 
@@ -21,7 +22,6 @@ Grammar (JPQL precedence, lowest first)::
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
 
 from cairn.query.ast import (
     And,
@@ -57,7 +57,8 @@ from cairn.query.ast import (
     Timestamp,
     Trim,
 )
-from cairn.query.errors import expected, negative_limit, no_more_input, semantic
+from cairn.query.errors import expected, no_more_input, semantic
+from cairn.query.syntax import check_limit, get_var
 from cairn.query.tokens import Token, TokenStream, tokenize
 from cairn.schema import SCHEMA
 
@@ -72,12 +73,6 @@ NOW = frozenset({"CURRENT_DATE", "CURRENT_TIME", "CURRENT_TIMESTAMP"})
 CONDITIONS = (Compare, Like, InList, InSubquery, Between, IsNull, IsEmpty, MemberOf, Exists,
               And, Or, Not)
 ENUM_PREFIX = "org.icatproject."
-MAX_INT = 2**31 - 1  # LIMIT values are Java ints in icat.server
-
-
-def get_var(entity: str) -> str:
-    """The variable of a get query or a concise query that names none (icat.server: Entity$)."""
-    return entity.lower() + "$"
 
 
 class JpqlParser(TokenStream):
@@ -299,17 +294,8 @@ class JpqlParser(TokenStream):
         offset = self.expect("INTEGER")
         self.expect("COMMA")
         count = self.expect("INTEGER", "MULT")
-        for tok in (offset, count):
-            if tok.kind != "INTEGER":
-                continue
-            assert isinstance(tok.value, int)
-            if tok.value < 0:
-                what = "offset" if tok is offset else "count"
-                raise negative_limit(f"LIMIT {what} {tok.value} must not be negative", tok.pos)
-            if tok.value > MAX_INT:
-                raise semantic(f"LIMIT value {tok.value} is too large", tok.pos)
-        assert isinstance(offset.value, int)
-        return Limit(offset.value, count.value if isinstance(count.value, int) else None)
+        start = check_limit(offset, "offset")
+        return Limit(start, check_limit(count, "count") if count.kind == "INTEGER" else None)
 
     # -- conditions ---------------------------------------------------------------------------
 
@@ -448,8 +434,9 @@ class JpqlParser(TokenStream):
             elif tok.kind in ("INTEGER", "REAL") and tok.text.startswith("-"):
                 # "o.id -1": the lexer glued '-' to the number; JPQL reads a subtraction
                 self.next()
+                assert isinstance(tok.value, int | float)
                 first = Literal(-tok.value, "integer" if tok.kind == "INTEGER" else "real",
-                                tok.pos + 1)  # type: ignore[operator]
+                                tok.pos + 1)
                 tok = Token("MINUS", "-", tok.pos, "-")
                 right = self.term(first)
             else:
@@ -489,9 +476,11 @@ class JpqlParser(TokenStream):
         kind = tok.kind
         if kind == "STRING":
             self.next()
+            assert isinstance(tok.value, str)
             return Literal(tok.value, "string", tok.pos)
         if kind in ("INTEGER", "REAL"):
             self.next()
+            assert isinstance(tok.value, int | float)
             return Literal(tok.value, "integer" if kind == "INTEGER" else "real", tok.pos)
         if kind in ("TRUE", "FALSE"):
             self.next()
@@ -605,12 +594,6 @@ class JpqlParser(TokenStream):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def split(self, tok: Token) -> list[str]:
-        parts = str(tok.value).split(".")
-        if not all(parts):
-            raise self.fail(f"Invalid path {tok.value}", tok.pos)
-        return parts
-
     def as_value(self, expr: Expr, pos: int) -> Expr:
         if isinstance(expr, CONDITIONS):
             raise self.fail("Expected a value rather than a condition", pos)
@@ -641,35 +624,16 @@ def collect_paths(expr: object, out: list[Path]) -> None:
         collect_paths(expr.char, out)
 
 
-# -- entry points -----------------------------------------------------------------------------
+# -- entry points (the syntax is chosen by frontend.py) ---------------------------------------
 
 
-@lru_cache(maxsize=1024)
-def parse_query(text: str) -> Select:
-    """Parse a search query; the concise (old) syntax unless it starts with SELECT.
-
-    Raises ``IcatError`` (BAD_PARAMETER, or VALIDATION for a negative LIMIT) located at the
-    offending token. Results are cached: the tree is immutable.
-    """
-    try:
-        if text.strip().upper().startswith("SELECT"):
-            return JpqlParser(text, tokenize(text)).search()
-        from cairn.query.concise import parse_concise
-
-        return parse_concise(text)
-    except RecursionError:  # MAX_DEPTH should prevent it; never let it escape
-        raise semantic("Query is nested too deeply", -1) from None
+def parse_jpql(text: str) -> Select:
+    """A JPQL-style search query (``SELECT …``)."""
+    return JpqlParser(text, tokenize(text)).search()
 
 
-@lru_cache(maxsize=1024)
-def parse_get(text: str) -> Get:
-    """Parse the query of a get: ``Entity``, ``Entity [AS] v [INCLUDE …]`` or the old style
-    ``Entity INCLUDE 1`` / ``Entity INCLUDE Type, Type`` (chosen when word 2 is INCLUDE)."""
-    words = text.split()
-    if len(words) > 1 and words[1].upper() == "INCLUDE":
-        from cairn.query.concise import parse_old_get
-
-        return parse_old_get(text)
+def parse_jpql_get(text: str) -> Get:
+    """The query of a get: ``Entity`` or ``Entity [AS] v [INCLUDE …]``."""
     p = JpqlParser(text, tokenize(text))
     tok = p.expect("NAME")
     entity = SCHEMA.lookup_ci(str(tok.value))

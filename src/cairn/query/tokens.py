@@ -228,6 +228,13 @@ class TokenStream:
         """``what at token X in …`` at the current token, or at the token starting at ``pos``."""
         return error_at(self.toks, self.i if pos is None else self.index_of(pos), what)
 
+    def split(self, tok: Token) -> list[str]:
+        """The parts of a dotted NAME (``ds.investigation.name``); an empty part is an error."""
+        parts = str(tok.value).split(".")
+        if not all(parts):
+            raise self.fail(f"Invalid path {tok.value}", tok.pos)
+        return parts
+
     def index_of(self, pos: int) -> int:
         return max(0, bisect_right([t.pos for t in self.toks], pos) - 1)
 
