@@ -93,9 +93,9 @@ class Tables:
     session: Table
     passwd: Table
     ids_prepared: Table
-    ids_job: Table
     ids_failure: Table
     ids_lock: Table
+    job: Table
 
     def __getitem__(self, entity_name: str) -> Table:
         return self.entity[entity_name]
@@ -155,13 +155,13 @@ def build_tables(schema: Schema = SCHEMA, metadata: MetaData | None = None,
     passwd = Table(ident("PASSWD"), md,
                    Column(ident("USERNAME"), String(255), primary_key=True, key="userName"),
                    Column(ident("ENCODEDPASSWORD"), String(255), key="encodedPassword"))
-    ids_prepared, ids_job, ids_failure, ids_lock = _data_service_tables(md)
+    ids_prepared, ids_failure, ids_lock = _data_service_tables(md)
     return Tables(metadata=md, entity=entity, session=session, passwd=passwd,
-                  ids_prepared=ids_prepared, ids_job=ids_job, ids_failure=ids_failure,
-                  ids_lock=ids_lock)
+                  ids_prepared=ids_prepared, ids_failure=ids_failure, ids_lock=ids_lock,
+                  job=_job_table(md))
 
 
-def _data_service_tables(md: MetaData) -> tuple[Table, Table, Table, Table]:
+def _data_service_tables(md: MetaData) -> tuple[Table, Table, Table]:
     """The data service's state, kept in the catalogue database so it survives restarts and
     is shared by every Cairn process (ids.server keeps it in memory and in cache files)."""
     prepared = Table(
@@ -175,26 +175,6 @@ def _data_service_tables(md: MetaData) -> tuple[Table, Table, Table, Table]:
         # JSON snapshot of the selection at prepare time (datasets, datafiles, empty datasets).
         Column(ident("CONTENT"), LONG_TEXT, nullable=False, key="content"),
         Index(ident("IDX_CAIRN_IDS_PREPARED_CREATED"), "created"))
-    job = Table(
-        ident("CAIRN_IDS_JOB"), md,
-        Column(ident("ID"), ID_TYPE, Identity(start=1), primary_key=True, autoincrement=True,
-               key="id"),
-        Column(ident("UNIT"), String(8), nullable=False, key="unit"),  # DATASET | DATAFILE
-        Column(ident("UNIT_ID"), BigInteger(), nullable=False, key="unit_id"),
-        # Requested state: WRITE_REQUESTED, WRITE_THEN_ARCHIVE_REQUESTED, ARCHIVE_REQUESTED,
-        # RESTORE_REQUESTED, DELETE_REQUESTED (ids.server's state machine); NONE while the
-        # unit's running job has nothing queued behind it.
-        Column(ident("STATE"), String(32), nullable=False, key="state"),
-        Column(ident("NOT_BEFORE"), DateTime(), nullable=False, key="not_before"),
-        Column(ident("CLAIMED_BY"), String(64), key="claimed_by"),
-        Column(ident("CLAIMED_AT"), DateTime(), key="claimed_at"),
-        Column(ident("CREATED"), DateTime(), nullable=False, key="created"),
-        # Added by cairn_0003. The state the claimant is executing (ids.server's "changing"
-        # map), and the unit's storage key when queued, so work on a unit whose catalogue
-        # row is gone (a deleted datafile's archive copy) still knows where to look.
-        Column(ident("RUNNING"), String(32), key="running"),
-        Column(ident("LOCATION"), String(255), key="location"),
-        UniqueConstraint("unit", "unit_id", name=ident("UNQ_CAIRN_IDS_JOB_0")))
     failure = Table(
         ident("CAIRN_IDS_FAILURE"), md,
         Column(ident("UNIT"), String(8), primary_key=True, key="unit"),
@@ -211,7 +191,45 @@ def _data_service_tables(md: MetaData) -> tuple[Table, Table, Table, Table]:
         Column(ident("OWNER"), String(64), nullable=False, key="owner"),
         Column(ident("HEARTBEAT"), DateTime(), nullable=False, key="heartbeat"),
         Index(ident("IDX_CAIRN_IDS_LOCK_DATASET"), "dataset_id"))
-    return prepared, job, failure, lock
+    return prepared, failure, lock
+
+
+def _job_table(md: MetaData) -> Table:
+    """Durable jobs (cairn_0004): one row per request, see :mod:`cairn.jobs`. Times are naive
+    UTC in whole seconds, as MariaDB's DATETIME keeps them."""
+    return Table(
+        ident("CAIRN_JOB"), md,
+        Column(ident("ID"), ID_TYPE, Identity(start=1), primary_key=True, autoincrement=True,
+               key="id"),
+        Column(ident("KIND"), String(64), nullable=False, key="kind"),
+        # Requests of one kind with the same key are merged while they wait and never run
+        # at the same time (NULL: an independent job).
+        Column(ident("JOB_KEY"), String(255), key="key"),
+        # QUEUED, RUNNING, DONE, FAILED or CANCELLED.
+        Column(ident("STATE"), String(16), nullable=False, key="state"),
+        Column(ident("PAYLOAD"), LONG_TEXT, nullable=False, key="payload"),  # JSON
+        Column(ident("PRIORITY"), Integer(), nullable=False, key="priority"),  # lower first
+        Column(ident("NOT_BEFORE"), DateTime(), nullable=False, key="not_before"),
+        Column(ident("CREATED"), DateTime(), nullable=False, key="created"),
+        Column(ident("STARTED"), DateTime(), key="started"),
+        Column(ident("FINISHED"), DateTime(), key="finished"),
+        # Failed attempts so far, and how many are allowed (NULL: no limit).
+        Column(ident("ATTEMPTS"), Integer(), nullable=False, key="attempts"),
+        Column(ident("MAX_ATTEMPTS"), Integer(), key="max_attempts"),
+        # The process running it, that run's token, and the process's last sign of life.
+        Column(ident("CLAIMED_BY"), String(64), key="claimed_by"),
+        Column(ident("CLAIM"), String(36), key="claim"),
+        Column(ident("HEARTBEAT"), DateTime(), key="heartbeat"),
+        Column(ident("CANCEL"), Boolean(create_constraint=False), nullable=False,
+               key="cancel"),
+        Column(ident("PROGRESS"), BigInteger(), key="progress"),
+        Column(ident("PROGRESS_TOTAL"), BigInteger(), key="progress_total"),
+        Column(ident("ERROR"), Text(), key="error"),
+        # Bumped by every change: updates are compare-and-set on it.
+        Column(ident("VERSION"), Integer(), nullable=False, key="version"),
+        Index(ident("IDX_CAIRN_JOB_STATE"), "state", "not_before"),
+        Index(ident("IDX_CAIRN_JOB_KEY"), "kind", "key"),
+        Index(ident("IDX_CAIRN_JOB_FINISHED"), "finished"))
 
 
 TABLES = build_tables()

@@ -7,6 +7,7 @@ Revises: cairn_0001
 from alembic import op
 from sqlalchemy import inspect
 
+from cairn.db.legacy import IDS_JOB
 from cairn.db.tables import TABLES
 
 revision = "cairn_0002"
@@ -14,7 +15,7 @@ down_revision = "cairn_0001"
 branch_labels = None
 depends_on = None
 
-NEW = (TABLES.ids_prepared, TABLES.ids_job, TABLES.ids_failure)
+NEW = (TABLES.ids_prepared, IDS_JOB, TABLES.ids_failure)
 
 
 def upgrade() -> None:

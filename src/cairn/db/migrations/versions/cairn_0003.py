@@ -7,6 +7,7 @@ Revises: cairn_0002
 from alembic import op
 from sqlalchemy import Column, inspect
 
+from cairn.db.legacy import IDS_JOB
 from cairn.db.tables import TABLES
 
 revision = "cairn_0003"
@@ -14,7 +15,7 @@ down_revision = "cairn_0002"
 branch_labels = None
 depends_on = None
 
-JOB = TABLES.ids_job
+JOB = IDS_JOB
 NEW_COLUMNS = ("running", "location")
 
 
