@@ -95,6 +95,7 @@ def load(url: str, scale: float) -> None:
     from cairn.db import migrate
     from cairn.db.engine import Database
     from cairn.demo import load_demo
+    from cairn.startup import catalogue_of
 
     db = Database(url)
     migrate.upgrade(db)
@@ -108,7 +109,7 @@ def load(url: str, scale: float) -> None:
         db.dispose()
         return
     start = time.perf_counter()
-    counts = load_demo(db, scale=scale, user=f"simple/{ROOT}",
+    counts = load_demo(catalogue_of(db), scale=scale, user=f"simple/{ROOT}",
                        progress=lambda line: print("  " + line, flush=True))
     print(f"demo loaded in {time.perf_counter() - start:.0f} s: "
           f"{counts.get('Investigation', 0):,} investigations, "

@@ -26,6 +26,7 @@ from sqlalchemy import inspect
 
 from cairn.db.engine import Database
 from cairn.demo import load_demo
+from cairn.startup import catalogue_of
 
 CHUNK = 50_000
 BARE_TABLE = """CREATE TABLE DATAFILE (ID INTEGER PRIMARY KEY, CREATE_ID VARCHAR(255) NOT NULL,
@@ -42,7 +43,7 @@ def run_cairn(url: str, scale: float, seed: int, verbose: bool) -> tuple[int, in
         db.tables.metadata.create_all(db.engine)
     progress = (lambda line: print("  ", line, file=sys.stderr)) if verbose else None
     t0 = time.perf_counter()
-    counts = load_demo(db, scale=scale, seed=seed, progress=progress)
+    counts = load_demo(catalogue_of(db), scale=scale, seed=seed, progress=progress)
     seconds = time.perf_counter() - t0
     db.dispose()
     return sum(counts.values()), counts["Datafile"], seconds

@@ -57,7 +57,7 @@ from cairn.config import load_settings
 from cairn.db import migrate
 from cairn.db.engine import Database
 from cairn.demo import load_demo
-from cairn.startup import open_catalogue
+from cairn.startup import catalogue_of, open_catalogue
 from cairn.web.json_rows import JsonShape, results_bytes
 
 USER, PASSWORD = "root", "secret"
@@ -303,7 +303,7 @@ class InProcess:
         return cls(catalogue, sid)
 
     def run(self, text: str) -> bytes:
-        zone = self.catalogue.db.zone  # as the server answers REST
+        zone = self.catalogue.zone  # as the server answers REST
         return results_bytes(self.catalogue.search(self.sid, text, JsonShape(zone)), zone)
 
 
@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reusing the {loaded:,} datafiles already in the database")
     else:
         t0 = time.perf_counter()
-        counts = load_demo(db, scale=args.scale)
+        counts = load_demo(catalogue_of(db), scale=args.scale)
         print(f"demo scale {args.scale:g}: {sum(counts.values()):,} rows "
               f"({counts['Datafile']:,} datafiles) in {time.perf_counter() - t0:.1f} s")
         analyze(db)

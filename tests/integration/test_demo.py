@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import Connection, and_, func, insert, select
 
 from cairn.db.engine import Database
-from cairn.demo import DEMO_ENTITIES, CatalogueNotEmpty, load_demo
+from cairn.demo import DEMO_ENTITIES, CatalogueNotEmpty
+from cairn.demo import load_demo as load_into
 from cairn.demo.bulk import BulkWriter
 from cairn.schema import SCHEMA
+from cairn.startup import catalogue_of
 
 SCALE = 0.05  # one investigation, a few hundred datafiles: seconds on any backend
 PARAMETER_PARENTS = {"InvestigationParameter": ("investigation", "applicableToInvestigation"),
@@ -29,6 +31,10 @@ def db(database_url: str) -> Iterator[Database]:
         yield database
     finally:
         database.dispose()
+
+
+def load_demo(db: Database, **options: Any) -> dict[str, int]:
+    return load_into(catalogue_of(db), **options)
 
 
 def _count(conn: Connection, db: Database, entity: str) -> int:

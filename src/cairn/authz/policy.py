@@ -17,8 +17,8 @@ objects in batches, and checks single objects. An unrestricted rule (no WHERE) n
 predicate at all.
 
 Predicates are built once per exposed id column and set of rules and shared by every caller;
-``:user`` and the clock are read, when the statement runs, from the unit of work that asked
-for the predicate (a context variable), not copied into each statement.
+``:user`` and the clock stay parameters, which whoever runs a statement holding a predicate
+passes from its caller (``Caller.params``), not copied into each statement.
 
 Rules, public tables, public steps and group memberships are cached per process and reloaded
 at most ``refresh_seconds`` after they were read (and at once after this process changed
@@ -30,22 +30,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from contextvars import ContextVar
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, exists, false, literal_column, or_, select
-from sqlalchemy.sql import visitors
-from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.elements import ColumnElement
 
 from cairn.authz.access import Access
 from cairn.authz.rules import ROW, Anchored, RuleMeaning, anchor, compile_rule, interpret
 from cairn.db.engine import Database
 from cairn.db.fastread import rows_keyed
 from cairn.errors import IcatError, insufficient_privileges
-from cairn.query.compiler import USER, CompiledQuery, IdPath, now_values
+from cairn.query.compiler import CompiledQuery, IdPath
 from cairn.query.execute import queries_for
 from cairn.schema import SCHEMA
 
@@ -54,27 +52,17 @@ log = logging.getLogger(__name__)
 #: Entities whose change can change somebody's permissions.
 AUTHZ_ENTITIES = frozenset({"Rule", "Grouping", "UserGroup", "PublicStep", "User"})
 
-#: ``:user`` and the clock of the unit of work whose predicate was asked for last in this
-#: context: the runtime parameters of the shared predicates read them when the statement runs.
-_RUNTIME: ContextVar[dict[str, Any]] = ContextVar("cairn.authz.runtime")
-
-
-def _runtime(key: str) -> Callable[[], Any]:
-    def value() -> Any:
-        try:
-            return _RUNTIME.get()[key]
-        except LookupError:
-            raise RuntimeError("an authorization predicate was run outside the context that "
-                               "asked for it") from None
-    return value
-
-
 class Caller(Protocol):
-    """The part of a unit of work authorization needs: transaction, user and clock."""
+    """The part of a unit of work authorization needs: transaction, user and clock, and the
+    values of ``:user`` and the clock as statement parameters (``params``), which every
+    statement holding a predicate is run with."""
 
     conn: Connection
     user: str
     now: datetime
+
+    @property
+    def params(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -114,8 +102,9 @@ class Authorizer:
         # (what, flags) -> compiled rule, kept across reloads (rules rarely change)
         self._compiled: dict[tuple[str, str], tuple[RuleMeaning, CompiledQuery,
                                                     Anchored | None]] = {}
-        # (bean, id column, rules) -> predicate with :user and the clock unbound
-        self._predicates: dict[tuple[Any, ...], tuple[ColumnElement[bool], frozenset[str],
+        # (bean, id column, rules) -> predicate with :user and the clock unbound (the id
+        # column is kept with it: the key holds its id(), valid while the column lives)
+        self._predicates: dict[tuple[Any, ...], tuple[ColumnElement[bool],
                                                       ColumnElement[Any]]] = {}
 
     # -- cached state -----------------------------------------------------------------------
@@ -221,24 +210,21 @@ class Authorizer:
         if any(not r.meaning.restricted for r in rules):
             return None
         # Built once per id column and rule set, shared by every caller: binding the caller's
-        # values into a copy would cost more than running most portal queries. Instead the
-        # predicate's parameters read them, when the statement runs, from this context (a
-        # unit of work asks for its predicates and runs them in the same call).
+        # values into a copy would cost more than running most portal queries. Instead
+        # ``:user`` and the clock stay parameters, given when a statement runs
+        # (``caller.params``); a statement run without them fails, never leaks.
         key = (bean, id(id_column), *(id(r.query) for r in rules))
         hit = self._predicates.get(key)
         if hit is None:
-            hit = (*self._condition(bean, id_column, rules), id_column)
+            hit = (self._condition(bean, id_column, rules), id_column)
             with self._lock:
                 if len(self._predicates) > 10_000:
                     self._predicates.clear()
                 self._predicates[key] = hit
-        pred, params, _ = hit
-        if params:
-            _RUNTIME.set({USER: caller.user, **now_values(caller.now)})
-        return pred
+        return hit[0]
 
     def _condition(self, bean: str, id_column: ColumnElement[Any], rules: list[Rule]
-                   ) -> tuple[ColumnElement[bool], frozenset[str]]:
+                   ) -> ColumnElement[bool]:
         """Any of ``rules`` selects the ``bean`` whose id is ``id_column``.
 
         Each rule becomes a condition on that row (correlated through its foreign keys, no
@@ -250,11 +236,9 @@ class Authorizer:
         compiler = queries_for(self.db).compiler
         groups: dict[frozenset[str], list[Anchored]] = {}
         parts: list[ColumnElement[bool]] = []
-        params: set[str] = set()
         for r in rules:
             if r.anchored is None:
                 parts.append(r.condition(id_column))
-                params |= r.query.params
             else:
                 groups.setdefault(r.anchored.key, []).append(r.anchored)
         anchored = []
@@ -263,17 +247,8 @@ class Authorizer:
             rc = compiler.row_condition(SCHEMA.entities[bean], id_column, ROW,
                                         members[0].shared, alternatives)
             anchored.append(rc.sql)
-            params |= rc.params
         parts[:0] = anchored
-        pred = or_(*parts) if len(parts) > 1 else parts[0]
-
-        def runtime(bind: BindParameter[Any]) -> None:
-            if bind.key in params:
-                bind.callable, bind.value, bind.required = _runtime(bind.key), None, False
-
-        if params:
-            pred = visitors.cloned_traverse(pred, {}, {"bindparam": runtime})
-        return pred, frozenset(params)
+        return or_(*parts) if len(parts) > 1 else parts[0]
 
     def allowed_ids(self, caller: Caller, access: Access, bean: str, ids: Iterable[int],
                     batch: int = 500, attribute: str | None = None) -> set[int]:
@@ -290,7 +265,8 @@ class Authorizer:
             # otherwise walk the whole predicate on every check to find its cache key
             out.update(r[0] for r in rows_keyed(
                 caller.conn, ("allowed", bean), pred,
-                lambda match: select(table.c.id).where(match(table.c.id), pred), chunk))
+                lambda match: select(table.c.id).where(match(table.c.id), pred), chunk,
+                caller.params))
         return out
 
     def allowed(self, caller: Caller, access: Access, bean: str, id: int | None,

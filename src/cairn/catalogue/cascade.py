@@ -9,11 +9,19 @@ not a million.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import select
 
-from cairn.catalogue.work import Work
-from cairn.schema import SCHEMA
+from cairn.authz import Access
+from cairn.catalogue.changes import ChangeKind
+from cairn.errors import IcatError, no_such_object
+from cairn.schema import SCHEMA, Entity
+
+if TYPE_CHECKING:
+    from cairn.catalogue.work import Work
 
 Closure = dict[str, set[int]]
 
@@ -40,6 +48,23 @@ def closure(work: Work, entity: str, ids: set[int]) -> Closure:
     return {k: v for k, v in found.items() if v}
 
 
+def delete(work: Work, targets: Sequence[tuple[Entity, int]]) -> None:
+    """Delete each target with everything it owns; DELETE is needed on all of it. An error
+    carries the index of the target it concerns."""
+    for i, (entity, id) in enumerate(targets):
+        try:
+            if work.load_one(entity, id) is None:
+                raise no_such_object(f"{entity.name}[id:{id}] not found.")
+            found = closure(work, entity.name, {id})
+            # The object itself first, so the message names what was asked for.
+            work.check(Access.DELETE, entity.name, id)
+            for name, ids in found.items():
+                work.check_all(Access.DELETE, name, ids)
+            delete_closure(work, found)
+        except IcatError as e:
+            raise e.at(i) from None
+
+
 def delete_closure(work: Work, found: Closure) -> None:
     """Delete rows children-first, following the reverse of the dependency (export) order."""
     for name in reversed(SCHEMA.export_order):
@@ -47,5 +72,7 @@ def delete_closure(work: Work, found: Closure) -> None:
         if not ids:
             continue
         table = work.db.tables[name]
-        for chunk in work.chunks(sorted(ids)):
-            work.conn.execute(delete(table).where(table.c.id.in_(chunk)))
+        ordered = sorted(ids)
+        for chunk in work.chunks(ordered):
+            work.conn.execute(sql_delete(table).where(table.c.id.in_(chunk)))
+        work.changes.add(name, ChangeKind.DELETE, ordered)

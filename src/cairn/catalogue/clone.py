@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from cairn.authz import Access, Authorizer
+from cairn.authz import Access
 from cairn.catalogue.cascade import closure
+from cairn.catalogue.changes import ChangeKind
 from cairn.catalogue.validate import check_fields, check_unique
-from cairn.catalogue.work import Work
 from cairn.errors import bad_parameter, no_such_object
 from cairn.schema import SCHEMA, Entity
+
+if TYPE_CHECKING:
+    from cairn.catalogue.work import Work
 
 
 def _apply_keys(entity: Entity, row: dict[str, Any], keys: dict[str, Any]) -> None:
@@ -25,7 +28,7 @@ def _apply_keys(entity: Entity, row: dict[str, Any], keys: dict[str, Any]) -> No
         row[name] = value
 
 
-def clone(work: Work, authz: Authorizer, entity: Entity, id: int, keys: dict[str, Any]) -> int:
+def clone(work: Work, entity: Entity, id: int, keys: dict[str, Any]) -> int:
     """Copy ``entity[id]`` with ``keys`` applied, then every one-to-many child recursively.
 
     References between copied objects are redirected to the copies (a dataset's sample in a
@@ -36,9 +39,9 @@ def clone(work: Work, authz: Authorizer, entity: Entity, id: int, keys: dict[str
     found = closure(work, entity.name, {id})
     # As icat.server: READ on every original (the source first), then copy, then CREATE on
     # every copy once the whole tree exists.
-    authz.check(work, Access.READ, entity.name, id)
+    work.check(Access.READ, entity.name, id)
     for name in SCHEMA.export_order:
-        authz.check_all(work, Access.READ, name, found.get(name, ()), work.max_ids)
+        work.check_all(Access.READ, name, found.get(name, ()))
     mapping: dict[tuple[str, int], int] = {}
     created: dict[str, list[int]] = {}
     for name in SCHEMA.export_order:  # parents before children
@@ -78,6 +81,7 @@ def clone(work: Work, authz: Authorizer, entity: Entity, id: int, keys: dict[str
             for old, new in zip(originals, new_ids, strict=True):
                 mapping[(name, old)] = new
             created.setdefault(name, []).extend(new_ids)
+            work.changes.add(name, ChangeKind.CREATE, new_ids)
     for name in SCHEMA.export_order:
-        authz.check_all(work, Access.CREATE, name, created.get(name, ()), work.max_ids)
+        work.check_all(Access.CREATE, name, created.get(name, ()))
     return mapping[(entity.name, id)]

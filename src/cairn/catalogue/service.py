@@ -1,29 +1,45 @@
-"""The catalogue operations as plain Python calls: what REST and SOAP adapters call."""
+"""The catalogue: sessions, units of work, and the operations adapters call, one unit each.
+
+:meth:`Catalogue.as_user` and :meth:`Catalogue.as_system` open a unit of work
+(:class:`~cairn.catalogue.work.Work`, whose methods are the core API); every other method is
+one operation in a unit of its own, for REST and SOAP. When a unit ends, the change
+listeners hear what it changed (:mod:`cairn.catalogue.changes`); the first of them keeps
+the rule cache of authorization true to the database.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 
 from cairn.authn.registry import login_user
 from cairn.authz import AUTHZ_ENTITIES, Access, Authorizer
-from cairn.catalogue.cascade import closure, delete_closure
+from cairn.catalogue import trees
+from cairn.catalogue.changes import ChangeListener, Changes, Listeners
 from cairn.catalogue.clone import clone as clone_tree
-from cairn.catalogue.include import OBJECTS, Readable, Shape, fill
+from cairn.catalogue.include import Shape
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.sessions import Session, SessionStore
 from cairn.catalogue.work import Work
-from cairn.catalogue.write import Writer
 from cairn.config import Settings
 from cairn.db.engine import Database
-from cairn.errors import ErrorType, IcatError, bad_parameter, internal, no_such_object, validation
-from cairn.query.execute import queries_for, run
-from cairn.schema import SCHEMA, Entity, Field
+from cairn.errors import (
+    ErrorType,
+    IcatError,
+    bad_parameter,
+    insufficient_privileges,
+    internal,
+    no_such_object,
+    validation,
+)
+from cairn.jobs import Kind, Periodic, Scheduler
+from cairn.schema import SCHEMA, Entity
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +51,8 @@ _UNIQUE_CODES = {"23505", "1062"}  # PostgreSQL SQLSTATE, MariaDB error number
 def db_error(e: sa_exc.DBAPIError) -> IcatError:
     """Map a database failure to the ICAT error a client can act on; never leak SQL."""
     orig = e.orig
-    code = str(getattr(orig, "sqlstate", None) or (orig.args[0] if getattr(orig, "args", None)
-                                                   else ""))
+    args = getattr(orig, "args", None)
+    code = str(getattr(orig, "sqlstate", None) or (args[0] if args else ""))
     text = str(orig)
     if isinstance(e, sa_exc.IntegrityError) and (code in _UNIQUE_CODES or "UNIQUE" in text):
         return IcatError(ErrorType.OBJECT_ALREADY_EXISTS,
@@ -47,16 +63,34 @@ def db_error(e: sa_exc.DBAPIError) -> IcatError:
     return internal("Unexpected DB response; see the server log for details")
 
 
-class Catalogue:
-    """ICAT's catalogue: sessions, get/search, write, delete, clone over one database."""
+class RuleCache(ChangeListener):
+    """Authorization caches rules and memberships: a unit that changed any of them (committed
+    or not: it may have loaded them inside its transaction) has them read again."""
 
-    def __init__(self, settings: Settings, db: Database, authenticators: dict[str, Any]) -> None:
+    def __init__(self, authz: Authorizer) -> None:
+        self.authz = authz
+
+    def _changed(self, changes: Changes) -> None:
+        if not AUTHZ_ENTITIES.isdisjoint(changes.entities()):
+            self.authz.invalidate()
+
+    committed = rolled_back = _changed
+
+
+class Catalogue:
+    """ICAT's catalogue over one database: sessions, units of work, operations."""
+
+    def __init__(self, settings: Settings, db: Database, authenticators: dict[str, Any], *,
+                 jobs: Scheduler | None = None,
+                 listeners: Sequence[ChangeListener] = ()) -> None:
         self.settings = settings
         self.db = db
         self.authenticators = authenticators
         self.sessions = SessionStore(db, settings.catalogue.session_lifetime_minutes,
                                      settings.catalogue.session_reuse_seconds)
         self.authz = Authorizer(db, settings.catalogue.root_users)
+        self.jobs = jobs
+        self.listeners = Listeners([RuleCache(self.authz), *listeners])
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -76,6 +110,26 @@ class Catalogue:
     def is_logged_in(self, user: str) -> bool:
         return self.sessions.is_logged_in(user)
 
+    def purge_sessions(self) -> int:
+        n = self.sessions.purge_expired()
+        if n:
+            log.info("purged %d expired sessions", n)
+        return n
+
+    def job_kinds(self) -> list[Kind | Periodic]:
+        """The catalogue's own work on the scheduler: the purge of expired sessions."""
+        return [Periodic("sessions.purge",
+                         float(self.settings.server.session_purge_interval_seconds),
+                         self.purge_sessions)]
+
+    def is_root(self, user: str) -> bool:
+        return self.authz.is_root(user)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The zone of the catalogue's naive timestamps (how values are written and read)."""
+        return self.db.zone
+
     def properties(self) -> dict[str, Any]:
         authn = []
         for mnemonic, a in self.authenticators.items():
@@ -89,99 +143,139 @@ class Catalogue:
                 "lifetimeMinutes": self.settings.catalogue.session_lifetime_minutes,
                 "authenticators": authn, "containerType": "Glassfish"}
 
+    def root_properties(self, sid: str | None) -> dict[str, str]:
+        """The server's settings (icat.server's getProperties), for root users only."""
+        user = self.session(sid).user
+        if not self.is_root(user):
+            raise insufficient_privileges("user must be in rootUserNames")
+        c = self.settings.catalogue
+        return {"authn.list": " ".join(self.authenticators),
+                "lifetimeMinutes": str(c.session_lifetime_minutes),
+                "maxEntities": str(c.max_entities),
+                "maxIdsInQuery": str(c.max_ids_in_query),
+                "rootUserNames": " ".join(c.root_users)}
+
     # -- units of work ----------------------------------------------------------------------
 
     @contextmanager
-    def work(self, sid: str | None, read_only: bool = False) -> Iterator[Work]:
+    def as_user(self, sid: str | None, read_only: bool = False) -> Iterator[Work]:
         """A transaction for the session's user; any failure rolls all of it back.
         ``read_only`` work writes nothing and may skip the transaction (``Database.read``)."""
+        def who(conn: Connection) -> tuple[str, bool]:
+            user = self.sessions.get(sid, conn).user
+            return user, self.authz.is_root(user)
+
+        with self._unit(who, read_only) as work:
+            yield work
+
+    @contextmanager
+    def as_system(self, read_only: bool = False, user: str | None = None) -> Iterator[Work]:
+        """A transaction of Cairn itself: no session, nothing checked (ids.server's reader,
+        bulk loads, background jobs). Its writes carry ``user`` (default: the first root
+        user)."""
+        name = user if user is not None else next(iter(self.settings.catalogue.root_users), "")
+        with self._unit(lambda conn: (name, True), read_only) as work:
+            yield work
+
+    @contextmanager
+    def _unit(self, who: Callable[[Connection], tuple[str, bool]], read_only: bool
+              ) -> Iterator[Work]:
         work: Work | None = None
         try:
             with self.db.read() if read_only else self.db.begin() as conn:
-                user = self.sessions.get(sid, conn).user
+                user, root = who(conn)
+                c = self.settings.catalogue
                 work = Work(conn=conn, db=self.db, user=user, now=self.db.now(),
-                            max_ids=self.settings.catalogue.max_ids_in_query,
-                            root=self.authz.is_root(user))
+                            max_ids=c.max_ids_in_query, root=root, authz=self.authz,
+                            max_entities=c.max_entities, jobs=self.jobs, read_only=read_only)
                 yield work
+                if work.changes:
+                    self.listeners.in_transaction(work, work.changes)
         except sa_exc.DBAPIError as e:
+            self._ended(work, committed=False)
             raise db_error(e) from e
-        finally:
-            if work is not None and work.authz_changed:
-                self.authz.invalidate()  # committed or not: reload rules from the database
+        except BaseException:
+            self._ended(work, committed=False)
+            raise
+        self._ended(work, committed=True)
 
-    def _readable(self, work: Work) -> Readable | None:
-        """INCLUDE filter (§2.6): free steps pass, other objects need READ, silently."""
-        if work.root:
-            return None
+    def _ended(self, work: Work | None, committed: bool) -> None:
+        if work is None:
+            return
+        if committed:
+            if work.changes:
+                self.listeners.committed(work.changes)
+            if work.enqueued and self.jobs is not None:
+                self.jobs.wake()
+        elif work.changes:
+            self.listeners.rolled_back(work.changes)
 
-        def readable(f: Field) -> ColumnElement[bool] | None:
-            if self.authz.free_step(work.conn, f.entity, f.name, f.type):
-                return None
-            return self.authz.predicate(work, Access.READ, f.type,
-                                        self.db.tables[f.type].c.id)
+    # -- operations, one unit each -------------------------------------------------------------
 
-        return readable
-
-    # -- reading ----------------------------------------------------------------------------
-
-    def get(self, sid: str | None, query: str, id: int, shape: Shape[Any] = OBJECTS) -> Any:
+    def get(self, sid: str | None, query: str, id: int, shape: Shape[Any] | None = None
+            ) -> Any:
         """The object (:class:`Obj`, or what ``shape`` makes of its row) with its includes."""
-        with self.work(sid, read_only=True) as work:
-            q = queries_for(self.db).get(query)
-            found = work.rows_where(q.entity, "id", [id], readers=shape.readers(work, q.include))
-            if not found:
-                raise no_such_object(f"{q.entity.name}[id:{id}] not found.")
-            self.authz.check(work, Access.READ, q.entity.name, id)
-            fill(work, q.entity, found, q.include, self.settings.catalogue.max_entities,
-                 self._readable(work), shape)
-            return found[0]
+        with self.as_user(sid, read_only=True) as work:
+            return work.get(query, id, shape)
 
-    def search(self, sid: str | None, query: str, shape: Shape[Any] = OBJECTS) -> list[Any]:
+    def search(self, sid: str | None, query: str, shape: Shape[Any] | None = None
+               ) -> list[Any]:
         """Entities (:class:`Obj`, or what ``shape`` makes of rows), scalars, or one list per
         row when several items are selected (§1.4)."""
-        limit = self.settings.catalogue.max_entities
-        with self.work(sid, read_only=True) as work:
-            q = queries_for(self.db).search(query)
-            restrict = None
-            if not work.root:
-                restrict = self.authz.search_restriction(work)
-                for ip in q.id_paths:
-                    restrict(ip)
-                if restrict.denied:  # some selected entity is unreadable altogether
-                    return [0] if q.is_count else []
-            results = run(work, q, limit, restrict, shape.readers(work, q.include))
-            if q.entity is not None and q.include:
-                fill(work, q.entity, [o for o in results if o is not None], q.include, limit,
-                     self._readable(work), shape)
-            return results
-
-    # -- writing ----------------------------------------------------------------------------
+        with self.as_user(sid, read_only=True) as work:
+            return work.search(query, shape)
 
     def write(self, sid: str | None, objs: list[Obj]) -> list[int]:
-        with self.work(sid) as work:
-            return Writer(work, self.authz).write(objs)
+        with self.as_user(sid) as work:
+            return work.write(objs)
 
     def delete(self, sid: str | None, targets: list[tuple[Entity, int]]) -> None:
-        with self.work(sid) as work:
-            for i, (entity, id) in enumerate(targets):
-                try:
-                    if work.load_one(entity, id) is None:
-                        raise no_such_object(f"{entity.name}[id:{id}] not found.")
-                    found = closure(work, entity.name, {id})
-                    # The object itself first, so the message names what was asked for.
-                    self.authz.check(work, Access.DELETE, entity.name, id)
-                    for name, ids in found.items():
-                        self.authz.check_all(work, Access.DELETE, name, ids, work.max_ids)
-                        if name in AUTHZ_ENTITIES:
-                            work.authz_changed = True
-                    delete_closure(work, found)
-                except IcatError as e:
-                    raise e.at(i) from None
+        with self.as_user(sid) as work:
+            work.delete(targets)
 
     def clone(self, sid: str | None, name: str, id: int, keys: dict[str, Any]) -> int:
         entity = entity_named(name)
-        with self.work(sid) as work:
-            return clone_tree(work, self.authz, entity, id, keys)
+        with self.as_user(sid) as work:
+            return clone_tree(work, entity, id, keys)
+
+    def create_trees(self, sid: str | None, objs: list[Obj]) -> list[int]:
+        """Create object trees (icat.server's createMany): see :mod:`cairn.catalogue.trees`;
+        errors carry the index of their object."""
+        with self.as_user(sid) as work:
+            return trees.create_trees(work, objs)
+
+    def create_tree(self, sid: str | None, obj: Obj) -> int:
+        try:
+            return self.create_trees(sid, [obj])[0]
+        except IcatError as e:
+            e.offset = -1  # a single-object call has no offset (python-icat checks for None)
+            raise
+
+    def replace(self, sid: str | None, obj: Obj) -> None:
+        """Replace every field of an object (icat.server's update)."""
+        with self.as_user(sid) as work:
+            trees.replace(work, obj)
+
+    def delete_objects(self, sid: str | None, objs: list[Obj]) -> None:
+        """Delete objects given by type and id, with the cascade."""
+        targets = []
+        for i, obj in enumerate(objs):
+            if obj.id is None:
+                raise no_such_object(f"{obj.entity.name} has no id", i)
+            targets.append((obj.entity, obj.id))
+        self.delete(sid, targets)
+
+    def access_allowed(self, sid: str | None, obj: Obj, access: Access) -> bool:
+        """Whether ``access`` to ``obj`` would be authorized (icat.server's
+        isAccessAllowed). CREATE inserts the tree and rolls it back."""
+        if access == Access.CREATE:
+            try:
+                with self.as_user(sid) as work:
+                    trees.create_allowed(work, obj)
+            except trees.Rollback as r:
+                return r.allowed
+        with self.as_user(sid, read_only=True) as work:
+            return trees.allowed(work, obj, access)
 
 
 def entity_named(name: str) -> Entity:

@@ -1,20 +1,41 @@
-"""A unit of work: one transaction, one caller, one clock reading."""
+"""The unit of work: one transaction, one caller, one clock reading; and the narrow core API
+that services call on it.
+
+A :class:`Work` comes from :meth:`Catalogue.as_user` (a session's user, permissions checked)
+or :meth:`Catalogue.as_system` (Cairn itself, nothing checked). Adapters, the data service and
+every later room use the same methods: read (:meth:`Work.search`, :meth:`Work.get`), check
+readable ids (:meth:`Work.readable`, :meth:`Work.require_readable`, and
+:meth:`Work.readable_condition` for a service's own statements), write (:meth:`Work.write`,
+:meth:`Work.create`, :meth:`Work.update`, :meth:`Work.delete`) and request jobs
+(:meth:`Work.enqueue`), all in the one transaction. Writes record change events
+(:mod:`cairn.catalogue.changes`) for the listeners told at the end of the unit.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
-from typing import Any
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, Select, Table, false, select
 
+from cairn.authz import Access, Authorizer
 from cairn.cache import Anchored
+from cairn.catalogue.changes import ChangeKind, Changes
 from cairn.catalogue.objects import Obj
 from cairn.db.engine import Database
 from cairn.db.fastread import Match, Processors, Readers, fetch_in, fetch_keyed
+from cairn.db.tables import Tables
+from cairn.errors import insufficient_privileges
+from cairn.query.compiler import USER, now_values
 from cairn.schema import Entity
+
+if TYPE_CHECKING:
+    from cairn.catalogue.include import Shape
+    from cairn.jobs import Scheduler
 
 
 @dataclass
@@ -25,7 +46,23 @@ class Work:
     now: datetime  # naive, in the catalogue's zone, as stored
     max_ids: int  # largest IN list sent to the database in one statement
     root: bool = False
-    authz_changed: bool = False  # a Rule, Grouping, UserGroup, PublicStep or User was written
+    authz: Authorizer | None = None
+    max_entities: int = 10_000
+    jobs: Scheduler | None = None
+    read_only: bool = False
+    changes: Changes = field(default_factory=Changes)
+    #: Jobs were requested: the scheduler is woken after the commit.
+    enqueued: bool = False
+
+    @cached_property
+    def params(self) -> Mapping[str, Any]:
+        """``:user`` and the clock as statement parameters: every statement that holds a
+        query's or an authorization predicate's runtime parameters runs with them."""
+        return {USER: self.user, **now_values(self.now)}
+
+    @property
+    def tables(self) -> Tables:
+        return self.db.tables
 
     def chunks(self, ids: Iterable[int]) -> Iterator[list[int]]:
         batch: list[int] = []
@@ -37,7 +74,114 @@ class Work:
         if batch:
             yield batch
 
-    # -- rows <-> objects -------------------------------------------------------------------
+    # -- the core API: reading ----------------------------------------------------------------
+
+    def search(self, query: str, shape: Shape[Any] | None = None) -> list[Any]:
+        """An ICAT query's results, restricted to what the caller may read (§1.4)."""
+        from cairn.catalogue.read import search
+
+        return search(self, query, shape)
+
+    def get(self, query: str, id: int, shape: Shape[Any] | None = None) -> Any:
+        """One object by id with its includes; NO_SUCH_OBJECT_FOUND or
+        INSUFFICIENT_PRIVILEGES when it is absent or unreadable."""
+        from cairn.catalogue.read import get
+
+        return get(self, query, id, shape)
+
+    # -- the core API: permissions ------------------------------------------------------------
+
+    def allowed(self, access: Access, entity: str, id: int | None,
+                attribute: str | None = None) -> bool:
+        return self.root or self._authz.allowed(self, access, entity, id, attribute)
+
+    def check(self, access: Access, entity: str, id: int | None) -> None:
+        """INSUFFICIENT_PRIVILEGES unless ``access`` to the object is allowed."""
+        if not self.root:
+            self._authz.check(self, access, entity, id)
+
+    def check_all(self, access: Access, entity: str, ids: Iterable[int]) -> None:
+        if not self.root:
+            self._authz.check_all(self, access, entity, ids, self.max_ids)
+
+    def readable(self, entity: str, ids: Iterable[int]) -> set[int]:
+        """Those of ``ids`` the caller may read (a statement per ``max_ids`` ids)."""
+        if self.root:
+            return set(ids)
+        return self._authz.allowed_ids(self, Access.READ, entity, ids, self.max_ids)
+
+    def require_readable(self, entity: str, ids: Iterable[int]) -> None:
+        """INSUFFICIENT_PRIVILEGES naming the first of ``ids`` the caller may not read."""
+        wanted = sorted(set(ids))
+        allowed = self.readable(entity, wanted)
+        for i in wanted:
+            if i not in allowed:
+                raise insufficient_privileges(f"READ access to {entity}[id:{i}] is not "
+                                              "allowed.")
+
+    def readable_condition(self, entity: str, id_column: ColumnElement[Any]
+                           ) -> ColumnElement[bool] | None:
+        """A condition on ``id_column`` (ids of ``entity``) met by the rows the caller may
+        read, for a service's own statement (run it with :attr:`params`); None: all."""
+        if self.root:
+            return None
+        return self._authz.predicate(self, Access.READ, entity, id_column)
+
+    @property
+    def _authz(self) -> Authorizer:
+        assert self.authz is not None, "a unit of work without an authorizer checks nothing"
+        return self.authz
+
+    @contextmanager
+    def as_system(self) -> Iterator[Work]:
+        """Within this unit, act as Cairn itself: what the block does is not checked (the
+        service's own bookkeeping in a user's transaction). Writes keep the user's name."""
+        was = self.root
+        self.root = True
+        try:
+            yield self
+        finally:
+            self.root = was
+
+    # -- the core API: writing ----------------------------------------------------------------
+
+    def write(self, objs: list[Obj]) -> list[int]:
+        """Create objects without id and update those with one (REST's entityManager POST);
+        the ids of the created top-level objects."""
+        from cairn.catalogue.write import Writer
+
+        return Writer(self).write(objs)
+
+    def create(self, obj: Obj) -> int:
+        """Create an object tree (references by id, children created too)."""
+        from cairn.catalogue.write import Writer
+
+        return Writer(self).create(obj)
+
+    def update(self, obj: Obj) -> None:
+        """Update the fields ``obj`` carries."""
+        from cairn.catalogue.write import Writer
+
+        Writer(self).update(obj)
+
+    def delete(self, targets: Sequence[tuple[Entity, int]]) -> None:
+        """Delete objects and everything they own (the cascade), each checked."""
+        from cairn.catalogue.cascade import delete
+
+        delete(self, targets)
+
+    def record(self, entity: str, kind: ChangeKind, ids: Iterable[int]) -> None:
+        """Note a change made by the caller's own statements (bulk loads) for the listeners."""
+        self.changes.add(entity, kind, ids)
+
+    def enqueue(self, kind: str, payload: dict[str, Any], **options: Any) -> int:
+        """Request a job that exists only if this unit commits."""
+        if self.jobs is None:
+            raise RuntimeError("this catalogue has no job scheduler")
+        self.enqueued = True
+        return self.jobs.enqueue(self.conn, kind, payload, **options)
+
+    # -- rows <-> objects (internal) ----------------------------------------------------------
 
     def reader(self, entity: Entity, keys: tuple[str, ...], processors: Processors = ()
                ) -> Reader:
@@ -72,7 +216,7 @@ class Work:
         for batch in self.chunks(sorted(set(values))):
             rows, processors = fetch_in(self.conn, table, column, batch) if where is None \
                 else fetch_keyed(self.conn, ("rows", entity.name, column), where,
-                                 build, batch)
+                                 build, batch, self.params)
             out.extend(map(make(entity, keys, processors), rows))
         return out
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update as sql_update
 
-from cairn.authz import AUTHZ_ENTITIES, Access, Authorizer
+from cairn.authz import Access
+from cairn.catalogue.changes import ChangeKind
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.validate import check_entity_rules, check_fields, check_unique
-from cairn.catalogue.work import Work
 from cairn.errors import IcatError, bad_parameter, insufficient_privileges, no_such_object
 from cairn.schema import SCHEMA, Entity
+
+if TYPE_CHECKING:
+    from cairn.catalogue.work import Work
 
 #: Long fields whose Java default is 0, not null, so an omitted value is stored as 0.
 ZERO_DEFAULTS = {("Investigation", "fileSize"), ("Investigation", "fileCount"),
@@ -19,9 +22,13 @@ ZERO_DEFAULTS = {("Investigation", "fileSize"), ("Investigation", "fileCount"),
 
 
 class Writer:
-    def __init__(self, work: Work, authz: Authorizer) -> None:
+    """Writes of one unit of work. ``check_creates=False`` leaves the CREATE permission of
+    created objects to the caller (SOAP's create checks the top of a tree only, once it is
+    inserted)."""
+
+    def __init__(self, work: Work, check_creates: bool = True) -> None:
         self.work = work
-        self.authz = authz
+        self.check_creates = check_creates
 
     def write(self, objs: list[Obj]) -> list[int]:
         """Create objects without id, update those with one; ids of created top-level objects."""
@@ -88,14 +95,14 @@ class Writer:
             row["id"] = given
         result = work.conn.execute(table.insert().values(**row))
         new_id = given if given is not None else int(result.inserted_primary_key[0])
+        work.changes.add(entity.name, ChangeKind.CREATE, (new_id,))
         for mname, children in obj.manys.items():
             back = SCHEMA.inverse(entity.fields[mname]).name
             for child in children:
                 self.create(child, (back, new_id))
-        if entity.name in AUTHZ_ENTITIES:
-            work.authz_changed = True
-        # Checked after the insert, as icat.server does, so rules can see the new row.
-        self.authz.check(work, Access.CREATE, entity.name, new_id)
+        if self.check_creates:
+            # Checked after the insert, as icat.server does, so rules can see the new row.
+            work.check(Access.CREATE, entity.name, new_id)
         obj.id = new_id
         return new_id
 
@@ -127,10 +134,9 @@ class Writer:
                         if (f.hidden or f.name == "crudFlags") and f.name in row})
         table = work.db.tables[entity.name]
         work.conn.execute(sql_update(table).where(table.c.id == obj.id).values(**changes))
-        if entity.name in AUTHZ_ENTITIES:
-            work.authz_changed = True
-        if identity_change:
-            self.authz.check(work, Access.CREATE, entity.name, obj.id)
+        work.changes.add(entity.name, ChangeKind.UPDATE, (obj.id,))
+        if identity_change and self.check_creates:
+            work.check(Access.CREATE, entity.name, obj.id)
         for mname, children in obj.manys.items():
             back = SCHEMA.inverse(entity.fields[mname]).name
             for child in children:
@@ -146,15 +152,15 @@ class Writer:
         """
         work, entity, id = self.work, obj.entity, obj.id
         assert id is not None
-        if not self.authz.allowed(work, Access.UPDATE, entity.name, id):
+        if not work.allowed(Access.UPDATE, entity.name, id):
             fields = [*obj.values, *obj.ones]
             if obj.manys or not fields or not all(
-                    self.authz.allowed(work, Access.UPDATE, entity.name, id, attribute=f)
+                    work.allowed(Access.UPDATE, entity.name, id, attribute=f)
                     for f in fields):
                 raise insufficient_privileges(
                     f"UPDATE access to this {entity.name} is not allowed.")
         identity = any(k in obj.ones for k in entity.key if entity.fields[k].is_one)
-        if identity and not self.authz.allowed(work, Access.DELETE, entity.name, id):
+        if identity and not work.allowed(Access.DELETE, entity.name, id):
             raise insufficient_privileges(
                 f"DELETE access implied by UPDATE to this {entity.name} is not allowed.")
         return identity

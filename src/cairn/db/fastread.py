@@ -18,7 +18,7 @@ its own objects (the row readers) instead of copying every row first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -198,7 +198,7 @@ class Prepared:
             return None
         return p
 
-    def fetch(self, conn: Connection, params: dict[str, Any]) -> Fetched:
+    def fetch(self, conn: Connection, params: Mapping[str, Any]) -> Fetched:
         """The rows for these parameters, unconverted, and their converters."""
         values = self.compiled.construct_params(params) if params or self.binds else {}
         args = [(proc(values[name]) if proc else values[name]) for name, proc in self.binds]
@@ -225,7 +225,7 @@ KEYED_ARRAY_FROM = 128
 
 def rows_keyed(conn: Connection, key: tuple[Any, ...], anchor: object,
                build: Callable[[Match], Select[Any]], values: Sequence[Any],
-               params: dict[str, Any] | None = None) -> list[Sequence[Any]]:
+               params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
     """Rows of the SELECT ``build`` makes from a key condition, for ``values``
     (see :func:`fetch_keyed`)."""
     return _convert(*fetch_keyed(conn, key, anchor, build, values, params))
@@ -233,7 +233,7 @@ def rows_keyed(conn: Connection, key: tuple[Any, ...], anchor: object,
 
 def fetch_keyed(conn: Connection, key: tuple[Any, ...], anchor: object,
                 build: Callable[[Match], Select[Any]], values: Sequence[Any],
-                params: dict[str, Any] | None = None) -> Fetched:
+                params: Mapping[str, Any] | None = None) -> Fetched:
     """The rows of the SELECT ``build`` makes from a key condition (given the key column, the
     condition that it is one of ``values``), for ``values``, unconverted.
 

@@ -81,6 +81,7 @@ class Sink:
         self.entity = entity
         self.table = table
         self.columns = tuple(columns)
+        self.first_id = first_id
         self.next_id = first_id
         self.ids: list[int] = []
         self.rows: list[tuple[Any, ...]] = []
@@ -223,6 +224,16 @@ class BulkWriter:
 
     def counts(self) -> dict[str, int]:
         return {name: s.written for name, s in self.sinks.items()}
+
+    def created(self) -> dict[str, range]:
+        """The ids written per entity: one run each, as every id handed out is written."""
+        out = {}
+        for name, s in self.sinks.items():
+            if s.written != s.next_id - s.first_id:
+                raise RuntimeError(f"{name}: {s.next_id - s.first_id} ids handed out, "
+                                   f"{s.written} rows written")
+            out[name] = range(s.first_id, s.next_id)
+        return out
 
     def finish(self) -> None:
         """Write what is buffered and let later inserts without an id continue after ours."""

@@ -28,7 +28,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from cairn.db.engine import Database
+from cairn.catalogue.changes import ChangeKind
+from cairn.catalogue.service import Catalogue
 from cairn.db.tables import Tables
 from cairn.demo.bulk import BulkWriter, Sink
 from cairn.demo.vocab import (
@@ -87,22 +88,25 @@ class CatalogueNotEmpty(ValueError):
     """The demo only loads into an empty catalogue (it numbers rows itself)."""
 
 
-def load_demo(db: Database, scale: float = 1.0, seed: int = 1, user: str = "db/root",
-              progress: Callable[[str], None] | None = None) -> dict[str, int]:
+def load_demo(catalogue: Catalogue, scale: float = 1.0, seed: int = 1,
+              user: str = "db/root", progress: Callable[[str], None] | None = None
+              ) -> dict[str, int]:
     """Load the demo facility into an empty catalogue; return the rows inserted per entity.
 
-    Raises :class:`CatalogueNotEmpty` (a ``ValueError``) if any table the demo writes already
-    holds rows; nothing is written then.
+    One unit of work of the system, written as ``user``: its rows are change events like any
+    other write's. Raises :class:`CatalogueNotEmpty` (a ``ValueError``) if any table the demo
+    writes already holds rows; nothing is written then.
     """
     if not scale > 0:
         raise ValueError(f"scale must be positive, not {scale!r}")
-    now = db.now()
-    with db.begin() as conn:
-        _check_empty(conn, db.tables)
-        writer = BulkWriter(conn, db.tables, user, now)
+    with catalogue.as_system(user=user) as work:
+        _check_empty(work.conn, work.tables)
+        writer = BulkWriter(work.conn, work.tables, user, work.now)
         generator = _Generator(writer, random.Random(seed), scale, progress)
         generator.run()
         writer.finish()
+        for entity, ids in writer.created().items():
+            work.record(entity, ChangeKind.CREATE, ids)
     generator.report(final=True)
     return writer.counts()
 

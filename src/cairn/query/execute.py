@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,13 +24,11 @@ from cairn.db.fastread import Prepared, Processors, Readers
 from cairn.errors import IcatError, bad_parameter, validation
 from cairn.query import ast
 from cairn.query.compiler import (
-    USER,
     CompiledGet,
     CompiledQuery,
     Compiler,
     Item,
     Restrict,
-    now_values,
 )
 from cairn.query.frontend import parse_get, parse_query
 from cairn.schema import SCHEMA, Entity
@@ -51,6 +49,11 @@ class Unit(Protocol):
     user: str
     now: datetime
 
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """``:user`` and the clock, for the query's and the restriction's parameters."""
+        ...
+
     def reader(self, entity: Entity, keys: tuple[str, ...], processors: Processors = ()
                ) -> Callable[[Any], Obj]: ...
 
@@ -66,11 +69,7 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
             raise validation(f"LIMIT {offset}, {count} is not valid: neither number may be "
                              "negative")
     fetch = count if count is not None and count <= max_entities else max_entities + 1
-    params: dict[str, Any] = {}
-    if USER in q.params:
-        params[USER] = unit.user
-    if len(q.params) > (USER in q.params):
-        params.update({k: v for k, v in now_values(unit.now).items() if k in q.params})
+    params = unit.params if q.params or restrict is not None else {}
     try:
         prepared = _prepared(q, fetch, offset, unit.conn.dialect, restrict)
         rows: Sequence[Any]
@@ -78,7 +77,8 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
         if prepared is not None:
             rows, processors = prepared.fetch(unit.conn, params)
         else:
-            rows = unit.conn.execute(_paged(q.statement(restrict), fetch, offset), params).all()
+            rows = unit.conn.execute(_paged(q.statement(restrict), fetch, offset),
+                                     dict(params)).all()
     except exc.DBAPIError as e:
         refusal = _rejected(e)
         if refusal is None:

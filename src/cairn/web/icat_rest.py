@@ -120,7 +120,7 @@ async def entity_get(request: Request) -> Response:
     sid, query = q.get("sessionId"), q.get("query")
     if query is None:
         raise bad_parameter("query is not set")
-    zone = cat.db.zone
+    zone = cat.zone
     # Rendering and encoding run in the worker thread too: a page of thousands of objects
     # takes tens of milliseconds that the event loop spends serving other requests instead.
     shape = JsonShape(zone)
@@ -140,7 +140,7 @@ async def entity_get(request: Request) -> Response:
 async def entity_write(request: Request) -> Response:
     cat = _catalogue(request)
     form = await _form(request)
-    objs = parse_entities(form.get("entities"), cat.db.zone)
+    objs = parse_entities(form.get("entities"), cat.zone)
     ids = await run_in_threadpool(cat.write, form.get("sessionId"), objs)
     return JSONResponse(ids)
 

@@ -100,7 +100,7 @@ async def call(request: Request) -> Response:
         ip = request.client.host if request.client else None
         op, result = await run_in_threadpool(_execute, cat, body, ip)
         if isinstance(result, operations.Stream):
-            return StreamingResponse(stream_response(op, result.values, cat.db.zone),
+            return StreamingResponse(stream_response(op, result.values, cat.zone),
                                      media_type=XML)
         return Response(simple_response(op, result), media_type=XML)
     except ClientFault as e:

@@ -15,10 +15,9 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from cairn.authz import Access
-from cairn.catalogue import soap_semantics as soap
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.service import API_VERSION, Catalogue
-from cairn.errors import IcatError, bad_parameter, insufficient_privileges
+from cairn.errors import IcatError, bad_parameter
 from cairn.schema import SCHEMA
 from cairn.web.soap.entity_info import entity_info
 from cairn.web.soap.envelope import (
@@ -42,7 +41,7 @@ class Call:
 
     @property
     def zone(self) -> ZoneInfo:
-        return self.catalogue.db.zone
+        return self.catalogue.zone
 
     def el(self, name: str) -> etree._Element | None:
         found = self.args.get(name)
@@ -129,19 +128,8 @@ def get_remaining_minutes(call: Call) -> Result:
 
 
 def get_properties(call: Call) -> Result:
-    cat = call.catalogue
-    user = cat.session(call.sid).user
-    if not cat.authz.is_root(user):
-        raise insufficient_privileges("user must be in rootUserNames")
-    s = cat.settings
-    lines = [
-        f"authn.list {' '.join(cat.authenticators)}",
-        f"lifetimeMinutes {s.catalogue.session_lifetime_minutes}",
-        f"maxEntities {s.catalogue.max_entities}",
-        f"maxIdsInQuery {s.catalogue.max_ids_in_query}",
-        f"rootUserNames {' '.join(s.catalogue.root_users)}",
-    ]
-    return _texts(lines)
+    props = call.catalogue.root_properties(call.sid)
+    return _texts(f"{key} {value}" for key, value in props.items())
 
 
 # -- service information ------------------------------------------------------------------------
@@ -215,25 +203,25 @@ def get(call: Call) -> Result:
 
 
 def create(call: Call) -> Result:
-    return _texts([str(soap.create(call.catalogue, call.sid, call.bean()))])
+    return _texts([str(call.catalogue.create_tree(call.sid, call.bean()))])
 
 
 def create_many(call: Call) -> Result:
-    return _texts(str(i) for i in soap.create_many(call.catalogue, call.sid, call.beans()))
+    return _texts(str(i) for i in call.catalogue.create_trees(call.sid, call.beans()))
 
 
 def update(call: Call) -> Result:
-    soap.update(call.catalogue, call.sid, call.bean())
+    call.catalogue.replace(call.sid, call.bean())
     return []
 
 
 def delete(call: Call) -> Result:
-    soap.delete_many(call.catalogue, call.sid, [call.bean()])
+    call.catalogue.delete_objects(call.sid, [call.bean()])
     return []
 
 
 def delete_many(call: Call) -> Result:
-    soap.delete_many(call.catalogue, call.sid, call.beans())
+    call.catalogue.delete_objects(call.sid, call.beans())
     return []
 
 
@@ -243,7 +231,7 @@ def is_access_allowed(call: Call) -> Result:
         raise bad_parameter(f"accessType must be one of {', '.join(Access.__members__)}, "
                             f"not '{raw}'")
     call.catalogue.session(call.sid)  # a bad session is a SESSION fault, not a bad bean
-    allowed = soap.is_access_allowed(call.catalogue, call.sid, call.bean(), Access[raw])
+    allowed = call.catalogue.access_allowed(call.sid, call.bean(), Access[raw])
     return _texts(["true" if allowed else "false"])
 
 
