@@ -4,9 +4,10 @@
     python -m tests.integration.ids_twolevel_proc hold URL MAIN ARCHIVE CACHE DATASET STOP
 
 ``worker`` runs a TwoLevel (DATASET unit) on local storage whose archive reads are slow and
-logged to LOG (one line per restore), prints ``ready``, and when the file STOP appears prints
-the status of every dataset as JSON and exits. ``hold`` takes a SHARED lock on one dataset,
-as a download in progress does, prints ``locked``, and releases it when STOP appears.
+logged to LOG (one line per restore), with its jobs on a running scheduler, prints ``ready``,
+and when the file STOP appears prints the status of every dataset as JSON and exits.
+``hold`` takes a SHARED lock on one dataset, as a download in progress does, prints
+``locked``, and releases it when STOP appears.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import select
 from cairn.config import DataSettings
 from cairn.db.engine import Database
 from cairn.ids.storage_local import LocalStorage
-from cairn.ids.twolevel import TwoLevel
+from tests.unit.ids_twolevel_fixtures import two_level
 
 
 class LoggedArchive(LocalStorage):
@@ -54,8 +55,8 @@ def main(argv: list[str]) -> None:
                             write_delay_seconds=0, queue_interval_seconds=0.05)
     if mode == "worker":
         log, stop = argv[5:7]
-        tl = TwoLevel(db, LocalStorage(main_dir), LoggedArchive(archive_dir, log), settings)
-        tl.start()
+        tl = two_level(db, LocalStorage(main_dir), LoggedArchive(archive_dir, log), settings)
+        tl.scheduler.start()
         print("ready", flush=True)
         wait_for_file(stop)
         t = db.tables["Dataset"]
@@ -63,12 +64,12 @@ def main(argv: list[str]) -> None:
             ids = list(conn.execute(select(t.c.id).order_by(t.c.id)).scalars())
         found = tl.reader.datasets(ids)
         print(json.dumps({i: tl.status([found[i]], []) for i in ids}), flush=True)
-        tl.stop()
+        tl.scheduler.stop()
     elif mode == "hold":
         dataset, stop = int(argv[5]), argv[6]
         # Not started: a process that runs no jobs of its own, so the test decides when the
         # archive is tried (its lock outlives the test without heartbeats).
-        tl = TwoLevel(db, LocalStorage(main_dir), LocalStorage(archive_dir), settings)
+        tl = two_level(db, LocalStorage(main_dir), LocalStorage(archive_dir), settings)
         with tl.lock([dataset], shared=True):
             print("locked", flush=True)
             wait_for_file(stop)

@@ -1,6 +1,6 @@
-"""Two-level storage on every database backend: the job cycle with the background thread,
+"""Two-level storage on every database backend: the job cycle on the scheduler's thread,
 several Cairn processes on one database (threads and real subprocesses), claims and locks
-under contention, and the cairn_0003 migration."""
+under contention, and the migrations that moved its queue into the job table."""
 
 from __future__ import annotations
 
@@ -17,23 +17,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from cairn.db import migrate
 from cairn.db.engine import Database
-from cairn.ids.jobs import JobQueue, Op, Unit
+from cairn.db.legacy import IDS_JOB
 from cairn.ids.locations import dataset_folder
 from cairn.ids.locks import DataBusy, LockManager
 from cairn.ids.storage import Storage
 from cairn.ids.storage_local import LocalStorage
 from cairn.ids.storage_memory import MemoryStorage
-from cairn.ids.twolevel import TwoLevel
+from cairn.ids.twolevel_queue import KIND, Op, StorageUnit, UnitQueue
+from cairn.jobs import Kind, Scheduler, State
+from cairn.jobs.model import utcnow
 from tests.unit.ids_twolevel_fixtures import (
     database,
     none_on_main,
     on_main,
     populate,
     settings,
+    two_level,
     wait_for,
 )
 
@@ -82,8 +85,8 @@ class CountingArchive(Storage):
 def test_cycle_with_background_thread(db: Database, tmp_path: Path, unit: str) -> None:
     main, archive = MemoryStorage(), MemoryStorage()
     world = populate(db, main)
-    tl = TwoLevel(db, main, archive, settings(tmp_path, storage_unit=unit))
-    tl.start()
+    tl = two_level(db, main, archive, settings(tmp_path, storage_unit=unit))
+    tl.scheduler.start()
     try:
         ds = world.ds(0)
         files = world.files[ds.id]
@@ -97,7 +100,7 @@ def test_cycle_with_background_thread(db: Database, tmp_path: Path, unit: str) -
         wait_for(lambda: tl.status([ds], files) == "ONLINE", "restore")
         assert on_main(world, main, ds)  # byte-identical (CRC32 of each file)
     finally:
-        tl.stop()
+        tl.scheduler.stop()
 
 
 def test_two_instances_never_restore_twice(db: Database, tmp_path: Path) -> None:
@@ -105,15 +108,15 @@ def test_two_instances_never_restore_twice(db: Database, tmp_path: Path) -> None
     world = populate(db, main, datasets=6, files=2)
     counts: Counter[str] = Counter()
     conf = settings(tmp_path)
-    a = TwoLevel(db, main, CountingArchive(shared_archive, counts, 0.1), conf)
-    b = TwoLevel(db, main, CountingArchive(shared_archive, counts, 0.1), conf)
+    a = two_level(db, main, CountingArchive(shared_archive, counts, 0.1), conf)
+    b = two_level(db, main, CountingArchive(shared_archive, counts, 0.1), conf)
     a.request("WRITE", world.datasets, [])
     a.process_once()
     a.request("ARCHIVE", world.datasets, [])
     a.process_once()
     assert all(none_on_main(world, main, ds) for ds in world.datasets)
-    a.start()
-    b.start()
+    a.scheduler.start()
+    b.scheduler.start()
     try:
         # Both processes keep asking for the data while it is being restored.
         def asked() -> bool:
@@ -122,39 +125,48 @@ def test_two_instances_never_restore_twice(db: Database, tmp_path: Path) -> None
         wait_for(asked, "restores")
         assert b.status(world.datasets, []) == a.status(world.datasets, []) == "ONLINE"
     finally:
-        a.stop()
-        b.stop()
+        a.scheduler.stop()
+        b.scheduler.stop()
     keys = {dataset_folder(ds.investigation_id, ds.id) for ds in world.datasets}
     assert counts == Counter(dict.fromkeys(keys, 1))  # each restored exactly once
     assert all(on_main(world, main, ds) for ds in world.datasets)
 
 
+def unit_queue(db: Database, owner: str) -> UnitQueue:
+    """The two-level queue of one process, whose jobs are claimed by hand."""
+    jobs = Scheduler(db, owner=owner, poll_seconds=0.05, stale_seconds=120)
+    q = UnitQueue(jobs, StorageUnit.DATASET)
+    jobs.register(Kind(KIND, lambda ctx: None, merge=q.merge, max_attempts=None))
+    return q
+
+
 def test_claims_under_contention(db: Database) -> None:
-    queues = [JobQueue(db, Unit.DATASET, f"p{i}") for i in range(4)]
+    queues = [unit_queue(db, f"p{i}") for i in range(4)]
     queues[0].request(Op.RESTORE, {i: None for i in range(60)})
     claimed: list[int] = []
     guard = threading.Lock()
 
-    def work(q: JobQueue) -> None:
-        while jobs := q.claim(3):
+    def work(q: UnitQueue) -> None:
+        jobs = q.scheduler
+        while claims := jobs.queue.claim(jobs.owner, jobs.registry.kinds, 3):
             with guard:
-                claimed.extend(j.unit_id for j in jobs)
-            for j in jobs:
-                q.finish(j)
+                claimed.extend(j.payload["id"] for j in claims)
+            for j in claims:
+                jobs.queue.finish(j, State.DONE)
 
     threads = [threading.Thread(target=work, args=(q,)) for q in queues]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(claimed) == list(range(60))
+    assert sorted(claimed) == list(range(60))  # each exactly once
     assert queues[0].all() == []
 
 
-def test_concurrent_requests_keep_one_row_per_unit(db: Database) -> None:
-    queues = [JobQueue(db, Unit.DATASET, f"p{i}") for i in range(3)]
+def test_concurrent_requests_merge_into_one_line_per_unit(db: Database) -> None:
+    queues = [unit_queue(db, f"p{i}") for i in range(3)]
 
-    def work(q: JobQueue, op: Op) -> None:
+    def work(q: UnitQueue, op: Op) -> None:
         for _ in range(5):
             q.request(op, {i: None for i in range(20)})
 
@@ -164,10 +176,17 @@ def test_concurrent_requests_keep_one_row_per_unit(db: Database) -> None:
         t.start()
     for t in threads:
         t.join()
-    jobs = queues[0].all()
-    assert sorted(j.unit_id for j in jobs) == list(range(20))
+    lines = queues[0].all()
+    assert sorted(line.unit_id for line in lines) == list(range(20))
     # Whatever the interleaving, the pending write survives: WRITE_THEN_ARCHIVE.
-    assert {j.state.value for j in jobs if j.state} == {"WRITE_THEN_ARCHIVE_REQUESTED"}
+    assert {line.waiting for line in lines} == {"WRITE_THEN_ARCHIVE_REQUESTED"}
+    jobs = queues[1].scheduler
+    for t in (db.tables.job,):  # due now: claiming merges each unit's requests into one
+        with db.begin() as conn:
+            conn.execute(t.update().values(not_before=utcnow()))
+    claims = jobs.queue.claim(jobs.owner, jobs.registry.kinds, 100)
+    assert sorted(j.payload["id"] for j in claims) == list(range(20))
+    assert jobs.queue.counts() == {(KIND, State.RUNNING): 20}
 
 
 def test_lock_exclusion_under_contention(db: Database) -> None:
@@ -202,21 +221,44 @@ def test_lock_exclusion_under_contention(db: Database) -> None:
     assert state["acquired"] > 0
 
 
-def test_migration_0003_down_and_up(db: Database) -> None:
-    def shape() -> tuple[set[str], set[str]]:
-        insp = inspect(db.engine)
-        tables = {n.upper(): n for n in insp.get_table_names()}
-        cols = {c["name"].upper() for c in insp.get_columns(tables["CAIRN_IDS_JOB"])}
-        return set(tables), cols
+def test_migrations_move_the_queue_into_the_job_table_and_back(db: Database) -> None:
+    """cairn_0004 turns each CAIRN_IDS_JOB row into requests of the job table (what was
+    running first, then what was queued behind it), and its downgrade folds them back."""
 
-    tables, cols = shape()
-    assert "CAIRN_IDS_LOCK" in tables and {"RUNNING", "LOCATION"} <= cols
-    assert migrate.downgrade(db, "cairn_0002") == "cairn_0002"
-    tables, cols = shape()
-    assert "CAIRN_IDS_LOCK" not in tables and not {"RUNNING", "LOCATION"} & cols
+    def tables() -> set[str]:
+        return {n.upper() for n in inspect(db.engine).get_table_names()}
+
+    def columns(name: str) -> set[str]:
+        found = {n.upper(): n for n in inspect(db.engine).get_table_names()}
+        return {c["name"].upper() for c in inspect(db.engine).get_columns(found[name])}
+
+    assert "CAIRN_JOB" in tables() and "CAIRN_IDS_JOB" not in tables()
+    assert migrate.downgrade(db, "cairn_0003") == "cairn_0003"
+    assert "CAIRN_JOB" not in tables() and {"RUNNING", "LOCATION"} <= columns("CAIRN_IDS_JOB")
+    now = utcnow()
+    row = {"not_before": now, "claimed_by": None, "claimed_at": None, "created": now}
+    with db.begin() as conn:
+        conn.execute(IDS_JOB.insert(), [
+            {**row, "unit": "DATASET", "unit_id": 1, "state": "ARCHIVE_REQUESTED",
+             "running": "WRITE_REQUESTED", "location": "5/1", "claimed_by": "gone:1",
+             "claimed_at": now},
+            {**row, "unit": "DATASET", "unit_id": 2, "state": "RESTORE_REQUESTED",
+             "running": None, "location": None}])
     assert migrate.upgrade(db) == migrate.head()
-    tables, cols = shape()
-    assert "CAIRN_IDS_LOCK" in tables and {"RUNNING", "LOCATION"} <= cols
+    assert "CAIRN_IDS_JOB" not in tables()
+    q = unit_queue(db, "p")
+    assert {(line.unit_id, line.waiting, line.running) for line in q.all()} == {
+        (1, "WRITE_THEN_ARCHIVE_REQUESTED", None), (2, "RESTORE_REQUESTED", None)}
+    assert q.lines([1])[1].location == "5/1"
+    # Downgraded again, each unit is one row of the old queue with the merged request.
+    assert migrate.downgrade(db, "cairn_0002") == "cairn_0002"
+    assert "CAIRN_IDS_LOCK" not in tables()
+    assert not {"RUNNING", "LOCATION"} & columns("CAIRN_IDS_JOB")
+    assert migrate.upgrade(db, "cairn_0003") == "cairn_0003"
+    with db.connect() as conn:
+        rows = {r.unit_id: r.state for r in conn.execute(select(IDS_JOB))}
+    assert rows == {1: "WRITE_THEN_ARCHIVE_REQUESTED", 2: "RESTORE_REQUESTED"}
+    assert migrate.upgrade(db) == migrate.head()
 
 
 # --- real processes ---------------------------------------------------------------------------
@@ -263,7 +305,7 @@ def test_subprocesses_share_the_queue(db: Database, tmp_path: Path,
                                       stores: tuple[LocalStorage, LocalStorage]) -> None:
     main, archive = stores
     world = populate(db, main, datasets=6, files=2)
-    tl = TwoLevel(db, main, archive, settings(tmp_path))
+    tl = two_level(db, main, archive, settings(tmp_path))
     tl.request("WRITE", world.datasets, [])
     tl.process_once()
     tl.request("ARCHIVE", world.datasets, [])
@@ -301,7 +343,7 @@ def test_download_in_another_process_blocks_archive(
     main, archive = stores
     world = populate(db, main)
     ds = world.ds(0)
-    tl = TwoLevel(db, main, archive, settings(tmp_path))
+    tl = two_level(db, main, archive, settings(tmp_path))
     tl.request("WRITE", [ds], [])
     tl.process_once()
     stop = tmp_path / "stop"

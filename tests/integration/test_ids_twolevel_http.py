@@ -6,7 +6,6 @@ corrupt archive ("Restore failed", reset)."""
 from __future__ import annotations
 
 import os
-import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,10 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from cairn.db.engine import Database
-from cairn.ids.jobs import utcnow
+from cairn.ids.twolevel_queue import KIND
+from cairn.jobs import State
+from cairn.jobs.model import utcnow
 from tests.integration.ids_support import Fixture, Ids, assert_ids_error, build, start
 from tests.integration.server import Server
 from tests.unit.ids_twolevel_fixtures import wait_for
@@ -82,6 +83,20 @@ def second(site: Site, name: str = "b", write_delay: float = 0) -> Server:
     return srv
 
 
+def archive_attempts(site: Site) -> int:
+    """How often a process has taken up the queued archive so far: every claim and every
+    putting back changes the job's version."""
+    db = Database(site.a.db_url)
+    try:
+        t = db.tables.job
+        with db.connect() as conn:
+            versions = [r.version for r in conn.execute(select(t.c.version, t.c.payload).where(
+                t.c.kind == KIND, t.c.payload.contains('"ARCHIVE_REQUESTED"')))]
+    finally:
+        db.dispose()
+    return max(versions, default=0) // 2
+
+
 def put(site: Site, ids: Ids, name: str, data: bytes) -> int:
     return ids.ok_put(site.jdoe, site.fx.ds_a1, name, data, site.fx.fmt)
 
@@ -131,10 +146,10 @@ def test_download_in_one_process_holds_off_archive_from_the_other(site: Site) ->
             received = [next(chunks)]
             r = ids_b.post("archive", sessionId=site.jdoe, datasetIds=site.fx.ds_a1)
             assert r.status_code == 204
-            # Many queue ticks later the archive is still held off by the download's lock.
+            # Tried again and again, the archive is held off by the download's lock.
             wait_for(lambda: any(e["request"] == "ARCHIVE_REQUESTED"
                                  for e in site.queue(ids_b)), "the archive request")
-            time.sleep(1.0)
+            wait_for(lambda: archive_attempts(site) >= 3, "three tries of the archive")
             assert site.on_main()
             # (An archive attempt that is giving way may show for a moment.)
             wait_for(lambda: ids_b.get("getServiceStatus", sessionId=site.root).json()["locks"]
@@ -158,9 +173,10 @@ def test_restart_picks_up_queued_write(site: Site) -> None:
     assert not site.archived_copy().exists()
     db = Database(site.a.db_url)
     try:  # the delay is over by the time the next process starts
-        t = db.tables.ids_job
+        t = db.tables.job
         with db.begin() as conn:
-            conn.execute(update(t).values(not_before=utcnow() - timedelta(seconds=1)))
+            conn.execute(update(t).where(t.c.kind == KIND, t.c.state == State.QUEUED)
+                         .values(not_before=utcnow() - timedelta(seconds=1)))
     finally:
         db.dispose()
     b = second(site, "b", write_delay=3600)

@@ -111,7 +111,7 @@ def expected(tables: list[Table]) -> dict[str, dict[str, Any]]:
 
 def all_tables(tables: Tables) -> list[Table]:
     return [*migrate.catalogue_tables(tables), tables.passwd, tables.ids_prepared,
-            tables.ids_job, tables.ids_failure, tables.ids_lock]
+            tables.ids_failure, tables.ids_lock, tables.job]
 
 
 def assert_same(actual: dict[str, Any], wanted: dict[str, Any]) -> None:

@@ -21,6 +21,8 @@ from cairn.db.engine import Database
 from cairn.ids.locations import add_digest, dataset_folder
 from cairn.ids.mapper import DfInfo, DsInfo
 from cairn.ids.storage import Storage
+from cairn.ids.twolevel import TwoLevel
+from cairn.jobs import Scheduler
 
 NOW = datetime(2024, 5, 1, 12, 0, 0)
 STAMP = {"createId": "db/root", "createTime": NOW, "modId": "db/root", "modTime": NOW}
@@ -49,6 +51,18 @@ def settings(tmp_path: Path, **kw: Any) -> DataSettings:
                               "queue_interval_seconds": 0.05}
     values.update(kw)
     return DataSettings(**values)
+
+
+def two_level(db: Database, main: Storage, archive: Storage, conf: DataSettings, *,
+              stale_seconds: float | None = None, **kw: Any) -> TwoLevel:
+    """Two-level storage as one Cairn process runs it: on a scheduler of its own (not
+    started: tests run jobs with ``process_once`` or start ``tl.scheduler`` themselves).
+    ``stale_seconds`` (default: the settings') applies to job claims and locks alike."""
+    stale = stale_seconds if stale_seconds is not None else conf.stale_claim_timeout
+    jobs = Scheduler(db, poll_seconds=0.05, stale_seconds=stale)
+    tl = TwoLevel(db, main, archive, conf, jobs, stale_seconds=stale_seconds, **kw)
+    jobs.register(*tl.job_kinds())
+    return tl
 
 
 def database(url: str) -> Database:

@@ -1,23 +1,24 @@
-"""The two-level queue's `[data]` settings: eviction check interval and stale-claim timeout,
-from the file and the environment, validated, and used by the queue, locks and tidier."""
+"""The timing settings of jobs and two-level storage: eviction check interval, poll interval
+and stale-claim timeout, from the file and the environment (with their older [data] names),
+validated, and used by the scheduler, the locks and the eviction check."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
-from cairn.config import ConfigError, DataSettings, load_settings
-from cairn.ids import twolevel
-from cairn.ids.jobs import Op
+from cairn.config import ConfigError, DataSettings, Settings, load_settings
 from cairn.ids.storage_memory import MemoryStorage
 from cairn.ids.twolevel import TwoLevel
+from cairn.ids.twolevel_queue import KIND, Op
+from cairn.jobs import State
+from cairn.jobs.model import utcnow
 from tests.unit.ids_twolevel_fixtures import settings, sqlite_database
-from tests.unit.test_ids_twolevel_queue import backdate
+from tests.unit.ids_twolevel_fixtures import two_level as make_two_level
 
 
 def test_defaults() -> None:
@@ -28,6 +29,38 @@ def test_defaults() -> None:
     # Ten queue intervals when that is longer: heartbeats come once per interval.
     assert DataSettings(queue_interval_seconds=30).stale_claim_timeout == 300
     assert DataSettings(stale_claim_seconds=45).stale_claim_timeout == 45
+    s = Settings()
+    assert (s.job_poll_seconds, s.job_stale_seconds) == (1.0, 120.0)
+    assert (s.jobs.workers, s.jobs.keep_finished_hours, s.jobs.keep_failed_days) == (4, 24, 30)
+
+
+def test_older_data_names_still_count(tmp_path: Path) -> None:
+    cfg = tmp_path / "cairn.toml"
+    cfg.write_text("[data]\nqueue_interval_seconds = 30\n")
+    s = load_settings(cfg, environ={})
+    assert (s.job_poll_seconds, s.job_stale_seconds) == (30, 300)
+    cfg.write_text("[data]\nqueue_interval_seconds = 30\nstale_claim_seconds = 100\n"
+                   "[jobs]\npoll_interval_seconds = 2\n")
+    s = load_settings(cfg, environ={})
+    assert (s.job_poll_seconds, s.job_stale_seconds) == (2, 100)  # [jobs] wins
+    env = {"CAIRN_JOBS__STALE_CLAIM_SECONDS": "60", "CAIRN_JOBS__WORKERS": "8"}
+    s = load_settings(cfg, environ=env)
+    assert (s.job_stale_seconds, s.jobs.workers) == (60, 8)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[jobs]\npoll_interval_seconds = 50\nstale_claim_seconds = 100\n",
+     r"3 x poll_interval_seconds = 150"),
+    ("[jobs]\nstale_claim_seconds = 2\n", "at least three poll intervals"),
+    ("[jobs]\nworkers = 0\n", "workers"),
+    ("[jobs]\nkeep_finished_hours = 0\n", "keep_finished_hours"),
+    ("[jobs]\nspeed = 3\n", "speed"),
+])
+def test_bad_job_settings_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    cfg = tmp_path / "cairn.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(cfg, environ={})
 
 
 @pytest.mark.parametrize("values, message", [
@@ -57,17 +90,20 @@ def test_file_and_environment(tmp_path: Path) -> None:
     assert (data.eviction_check_interval_seconds, data.stale_claim_timeout) == (2.5, 300)
 
 
+def two_level(db: Any, conf: DataSettings, **kw: Any) -> TwoLevel:
+    return make_two_level(db, MemoryStorage(), MemoryStorage(), conf, **kw)
+
+
 def test_two_level_uses_the_settings(tmp_path: Path) -> None:
     db = sqlite_database(tmp_path)
     try:
         conf = settings(tmp_path, eviction_check_interval_seconds=900, stale_claim_seconds=45)
-        tl = TwoLevel(db, MemoryStorage(), MemoryStorage(), conf)
+        tl = two_level(db, conf)
         assert tl.tidy_interval == 900
-        assert tl.queue.stale == tl.locks.stale == timedelta(seconds=45)
+        assert tl.locks.stale == timedelta(seconds=45)
         # Keyword arguments still override (tests use them).
-        tl2 = TwoLevel(db, MemoryStorage(), MemoryStorage(), conf, stale_seconds=30,
-                       tidy_interval_seconds=5)
-        assert (tl2.tidy_interval, tl2.queue.stale) == (5, timedelta(seconds=30))
+        tl2 = two_level(db, conf, stale_seconds=30, tidy_interval_seconds=5)
+        assert (tl2.tidy_interval, tl2.locks.stale) == (5, timedelta(seconds=30))
     finally:
         db.dispose()
 
@@ -75,52 +111,56 @@ def test_two_level_uses_the_settings(tmp_path: Path) -> None:
 def test_stale_claims_are_recovered_after_the_configured_timeout(tmp_path: Path) -> None:
     db = sqlite_database(tmp_path)
     try:
-        dead = TwoLevel(db, MemoryStorage(), MemoryStorage(), settings(tmp_path))
+        dead = two_level(db, settings(tmp_path))
         dead.queue.request(Op.RESTORE, {7: None})
-        assert [j.unit_id for j in dead.queue.claim(1)] == [7]  # then the process dies
-        backdate(db, 7, claimed_at=timedelta(seconds=600))
-        patient = TwoLevel(db, MemoryStorage(), MemoryStorage(),
-                           settings(tmp_path, stale_claim_seconds=3600))
-        assert patient.queue.recover_stale() == 0  # ten minutes is not stale yet
-        prompt = TwoLevel(db, MemoryStorage(), MemoryStorage(),
-                          settings(tmp_path, stale_claim_seconds=300))
-        assert prompt.queue.recover_stale() == 1
-        assert [j.unit_id for j in prompt.queue.claim(1)] == [7]
+        jobs = dead.scheduler
+        [job] = jobs.queue.claim(jobs.owner, jobs.registry.kinds, 1)  # then it dies
+        t = db.tables.job
+        with db.begin() as conn:
+            conn.execute(update(t).where(t.c.id == job.id)
+                         .values(heartbeat=utcnow() - timedelta(seconds=600)))
+        patient = load_settings(_config(tmp_path, "[jobs]\nstale_claim_seconds = 3600\n"),
+                                environ={})
+        prompt = load_settings(_config(tmp_path, "[data]\nstale_claim_seconds = 300\n"),
+                               environ={})
+        assert jobs.queue.recover_stale(patient.job_stale_seconds) == 0  # not stale yet
+        assert jobs.queue.recover_stale(prompt.job_stale_seconds) == 1
+        assert [j.id for j in jobs.queue.find(kind=KIND, states=[State.QUEUED])] == [job.id]
     finally:
         db.dispose()
 
 
+def _config(tmp_path: Path, text: str) -> Path:
+    cfg = tmp_path / "timing.toml"
+    cfg.write_text(text)
+    return cfg
+
+
 def test_eviction_check_follows_its_interval(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first tick measures main storage at once, later ticks only once the configured
-    interval has passed (on a fake clock)."""
+    """The eviction check runs at once, then once per configured interval, in one process
+    at a time (a periodic job), and only where eviction is configured."""
     db = sqlite_database(tmp_path)
-    clock = [5.0]  # shortly after boot: below the interval
-    # Only the module's view of the clock: threads and the database keep the real one.
-    monkeypatch.setattr(twolevel, "time", SimpleNamespace(monotonic=lambda: clock[0],
-                                                          time=time.time))
     try:
-        tl = TwoLevel(db, MemoryStorage(), MemoryStorage(),
-                      settings(tmp_path, eviction_check_interval_seconds=600))
-        checks: list[float] = []
-
-        def tidy() -> int:
-            checks.append(clock[0])
-            return 0
-
-        monkeypatch.setattr(tl, "tidy", tidy)
-
-        def tick() -> None:
-            tl.tick()
-            if tl._tidier is not None:
-                tl._tidier.join()
-
-        tick()
-        clock[0] += 599
-        tick()
-        assert checks == [5.0]
-        clock[0] += 1
-        tick()
-        assert checks == [5.0, 605.0]
+        assert "ids.evict" not in two_level(db, settings(tmp_path)).scheduler.registry.kinds
+        conf = settings(tmp_path, eviction_check_interval_seconds=600,
+                        start_archiving_level_bytes=10 ** 9, stop_archiving_level_bytes=0)
+        checks: list[str] = []
+        monkeypatch.setattr(TwoLevel, "tidy", lambda self: checks.append(self.name))
+        tl, other = two_level(db, conf), two_level(db, conf)
+        tl.name, other.name = "tl", "other"  # type: ignore[attr-defined]
+        for t in (tl, other):  # both processes start
+            t.scheduler.queue.ensure_periodic("ids.evict", 600)
+        assert tl.scheduler.run_pending(["ids.evict"]) == 1
+        assert other.scheduler.run_pending(["ids.evict"]) == 0
+        assert checks == ["tl"]
+        (job,) = tl.scheduler.queue.find(kind="ids.evict")
+        assert job.not_before >= utcnow() + timedelta(seconds=590)
+        t = db.tables.job
+        with db.begin() as conn:  # ten minutes later
+            conn.execute(update(t).where(t.c.id == job.id)
+                         .values(not_before=utcnow() - timedelta(seconds=1)))
+        assert other.scheduler.run_pending(["ids.evict"]) == 1
+        assert checks == ["tl", "other"]
     finally:
         db.dispose()

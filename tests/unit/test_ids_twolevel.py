@@ -1,6 +1,7 @@
 """Two-level storage end to end on an SQLite catalogue and in-memory storage: archive,
 restore, write, delete, failures, locks, eviction, restart. Jobs run synchronously
-(``process_once``) unless a test is about the background thread."""
+(``process_once``) unless a test is about the scheduler's thread; each ``two_level()`` is a
+process of its own (its own scheduler)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from sqlalchemy import select, update
 
 from cairn.db.engine import Database
 from cairn.errors import ErrorType, IcatError
-from cairn.ids.jobs import State, utcnow
 from cairn.ids.locations import dataset_folder, strip_digest
 from cairn.ids.locks import DataBusy
 from cairn.ids.storage_memory import MemoryStorage
 from cairn.ids.twolevel import TwoLevel
+from cairn.ids.twolevel_queue import KIND, UnitState
+from cairn.jobs import Job, JobContext, State
+from cairn.jobs.model import utcnow
 from tests.unit.ids_twolevel_fixtures import (
     World,
     add_datafile,
@@ -31,6 +34,7 @@ from tests.unit.ids_twolevel_fixtures import (
     populate,
     settings,
     sqlite_database,
+    two_level,
     wait_for,
 )
 
@@ -47,14 +51,26 @@ class Env:
         self.instances: list[TwoLevel] = []
 
     def two_level(self, **kw: Any) -> TwoLevel:
-        tl = TwoLevel(self.db, self.main, self.archive, self.settings, **kw)
+        """Two-level storage of a process of its own: its own scheduler."""
+        tl = two_level(self.db, self.main, self.archive, self.settings, **kw)
         self.instances.append(tl)
         return tl
 
     def close(self) -> None:
         for tl in self.instances:
-            tl.stop()
+            tl.scheduler.stop()
         self.db.dispose()
+
+
+def claim(tl: TwoLevel, limit: int = 10) -> list[Job]:
+    """Claim due jobs as ``tl``'s process would, without running them."""
+    jobs = tl.scheduler
+    return jobs.queue.claim(jobs.owner, jobs.registry.kinds, limit)
+
+
+def run(tl: TwoLevel, job: Job) -> None:
+    """Run a claimed job as ``tl``'s process would."""
+    tl.scheduler.execute(JobContext(job))
 
 
 @pytest.fixture
@@ -71,16 +87,20 @@ def dfenv(tmp_path: Path) -> Iterator[Env]:
     e.close()
 
 
-def job_states(db: Database) -> dict[int, tuple[str, str | None]]:
-    t = db.tables.ids_job
-    with db.connect() as conn:
-        return {r.unit_id: (r.state, r.running) for r in conn.execute(select(t))}
+def job_states(tl: TwoLevel) -> dict[int, tuple[str | None, str | None]]:
+    """What is queued (merged) and running per unit."""
+    return {line.unit_id: (line.waiting, line.running) for line in tl.queue.all()}
 
 
 def expire_write_delays(db: Database) -> None:
-    t = db.tables.ids_job
+    t = db.tables.job
     with db.begin() as conn:
-        conn.execute(update(t).values(not_before=utcnow() - timedelta(seconds=1)))
+        conn.execute(update(t).where(t.c.state == State.QUEUED)
+                     .values(not_before=utcnow() - timedelta(seconds=1)))
+
+
+def finished(tl: TwoLevel, state: State) -> list[Job]:
+    return tl.scheduler.queue.find(kind=KIND, states=[state])
 
 
 def archive_zip_names(env: Env, i: int) -> list[str]:
@@ -116,7 +136,7 @@ def test_write_archive_restore_cycle_keeps_bytes(env: Env) -> None:
     tl.process_once()
     assert tl.status(ds, []) == "ONLINE"
     assert on_main(w, env.main, ds[0])  # CRC32 of every file as before
-    assert job_states(env.db) == {}
+    assert job_states(tl) == {}
 
 
 def test_status_never_queues_and_ensure_online_does(env: Env) -> None:
@@ -127,9 +147,9 @@ def test_status_never_queues_and_ensure_online_does(env: Env) -> None:
     tl.process_once()
     tl.process_once()
     assert tl.status(ds, []) == "ARCHIVED"
-    assert job_states(env.db) == {}
+    assert job_states(tl) == {}
     assert tl.ensure_online(ds, []) is False
-    assert job_states(env.db) == {ds[0].id: ("RESTORE_REQUESTED", None)}
+    assert job_states(tl) == {ds[0].id: ("RESTORE_REQUESTED", None)}
     assert tl.ensure_online(ds, []) is False  # already restoring: nothing more queued
     tl.process_once()
     assert tl.ensure_online(ds, []) is True
@@ -142,7 +162,7 @@ def test_archive_queued_means_not_online(env: Env) -> None:
     tl.request("ARCHIVE", ds, [])
     # Still on main storage, but about to go: restore requested instead (ids.server).
     assert tl.ensure_online(ds, []) is False
-    assert job_states(env.db) == {ds[0].id: ("RESTORE_REQUESTED", None)}
+    assert job_states(tl) == {ds[0].id: ("RESTORE_REQUESTED", None)}
     tl.process_once()
     assert tl.status(ds, []) == "ONLINE"
 
@@ -170,14 +190,14 @@ def test_pending_write_refuses_archive_until_written(env: Env) -> None:
     new = add_datafile(w, ds, "late.dat", b"late bytes", env.main)
     tl.after_put(ds, new)
     tl.request("ARCHIVE", [ds], [])
-    assert job_states(env.db) == {ds.id: ("WRITE_THEN_ARCHIVE_REQUESTED", None)}
+    assert job_states(tl) == {ds.id: ("WRITE_THEN_ARCHIVE_REQUESTED", None)}
     assert tl.status([ds], []) == "ARCHIVED"
     assert tl.process_once() == 0  # the write waits for its delay, and the archive for it
     assert on_main(w, env.main, ds)
     expire_write_delays(env.db)
     tl.process_once()  # write, then ARCHIVE is queued
     assert "late.dat" in archive_zip_names(env, 0)
-    assert job_states(env.db) == {ds.id: ("ARCHIVE_REQUESTED", None)}
+    assert job_states(tl) == {ds.id: ("ARCHIVE_REQUESTED", None)}
     tl.process_once()
     assert none_on_main(w, env.main, ds)
     tl.request("RESTORE", [ds], [])
@@ -193,12 +213,12 @@ def test_write_queued_while_archive_waits_for_its_lock_wins(env: Env) -> None:
     tl.request("WRITE", [ds], [])
     tl.process_once()
     tl.request("ARCHIVE", [ds], [])
-    [job] = tl.queue.claim(10)
+    [job] = claim(tl)
     new = add_datafile(w, ds, "racing.dat", b"racing", env.main)
     tl.after_put(ds, new)  # queued behind the running archive
-    tl.execute(job)
+    run(tl, job)
     assert on_main(w, env.main, ds)
-    assert job_states(env.db) == {ds.id: ("WRITE_THEN_ARCHIVE_REQUESTED", None)}
+    assert job_states(tl) == {ds.id: ("WRITE_THEN_ARCHIVE_REQUESTED", None)}
     tl.process_once()
     tl.process_once()
     assert none_on_main(w, env.main, ds)
@@ -214,7 +234,7 @@ def test_download_lock_blocks_archive(env: Env) -> None:
         tl.request("ARCHIVE", [ds], [])
         assert tl.process_once() == 1  # claimed, lock busy, back in the queue
         assert on_main(env.world, env.main, ds)
-        assert job_states(env.db) == {ds.id: ("ARCHIVE_REQUESTED", None)}
+        assert job_states(tl) == {ds.id: ("ARCHIVE_REQUESTED", None)}
         with tl.lock([ds.id], shared=True):  # other readers are welcome
             pass
         status = tl.service_status()
@@ -258,6 +278,9 @@ def test_corrupt_archive_sets_failure_flag_until_reset(env: Env) -> None:
     with pytest.raises(IcatError) as e:
         tl.status([ds], [])
     assert (e.value.type, e.value.message) == (ErrorType.INTERNAL, "Restore failed")
+    [failed] = finished(tl, State.FAILED)  # and the job says why, for `cairn jobs`
+    assert failed.payload["state"] == UnitState.RESTORE_REQUESTED
+    assert failed.error is not None and "intruder.dat" in failed.error
     with pytest.raises(IcatError, match="Restore failed"):
         tl.check_failures([], w.files[ds.id][:1])
     assert tl.status([w.ds(1)], []) == "ONLINE"  # other data unaffected
@@ -329,7 +352,7 @@ def test_delete_rewrites_the_dataset_zip(env: Env) -> None:
 def test_request_delete_in_dataset_mode_is_a_write(env: Env) -> None:
     tl = env.two_level()
     tl.request("delete", [env.world.ds(0)], [])
-    assert job_states(env.db) == {env.world.ds(0).id: ("WRITE_REQUESTED", None)}
+    assert job_states(tl) == {env.world.ds(0).id: ("WRITE_REQUESTED", None)}
     with pytest.raises(IcatError) as e:
         tl.request("SHRED", [env.world.ds(0)], [])
     assert e.value.type == ErrorType.BAD_PARAMETER
@@ -346,9 +369,10 @@ def test_partly_missing_dataset_is_not_written_over_its_archive(env: Env) -> Non
     tl.request("WRITE", [ds], [])
     tl.process_once()
     assert env.archive.read_all(dataset_folder(ds.investigation_id, ds.id)) == before
-    job = tl.queue.jobs([ds.id])[ds.id]
-    assert job.state == State.WRITE_REQUESTED  # retried later
+    [job] = tl.scheduler.queue.find(kind=KIND, states=[State.QUEUED])
+    assert job.payload["state"] == UnitState.WRITE_REQUESTED  # retried later
     assert job.not_before > utcnow() + timedelta(seconds=3000)
+    assert job.error is not None and "missing from main storage" in job.error
     assert tl.status([ds], []) == "ARCHIVED"  # not entirely on main storage
 
 
@@ -368,7 +392,7 @@ def test_eviction_by_watermarks_oldest_first(env: Env) -> None:
     assert tl.tidy() == 0  # below the high watermark
     env.settings.start_archiving_level_bytes = total
     assert tl.tidy() == 1
-    assert job_states(env.db) == {w.ds(1).id: ("ARCHIVE_REQUESTED", None)}
+    assert job_states(tl) == {w.ds(1).id: ("ARCHIVE_REQUESTED", None)}
     tl.process_once()
     assert none_on_main(w, env.main, w.ds(1))
     assert on_main(w, env.main, w.ds(0))
@@ -402,9 +426,9 @@ def test_restart_picks_up_queued_work(env: Env) -> None:
     first.process_once()  # written; ARCHIVE queued
     first.process_once()
     first.request("RESTORE", ds, [])
-    first.stop()  # never started: the restores are only in the database
+    first.scheduler.stop()  # never started: the restores are only in the database
     second = env.two_level()
-    second.start()
+    second.scheduler.start()
     wait_for(lambda: second.status(ds, []) == "ONLINE", "restores after restart")
     assert all(on_main(env.world, env.main, d) for d in ds)
 
@@ -417,19 +441,20 @@ def test_job_of_a_crashed_process_is_resumed(env: Env) -> None:
     dead.process_once()
     dead.process_once()
     dead.request("RESTORE", [ds], [])
-    [job] = dead.queue.claim(1)  # ... and the process dies before running it
-    t = env.db.tables.ids_job
+    [job] = claim(dead, 1)  # ... and the process dies before running it
+    t = env.db.tables.job
     with env.db.begin() as conn:
-        conn.execute(update(t).values(claimed_at=utcnow() - timedelta(seconds=60)))
+        conn.execute(update(t).where(t.c.id == job.id)
+                     .values(heartbeat=utcnow() - timedelta(seconds=60)))
     alive = env.two_level(stale_seconds=30)
-    alive.start()
+    alive.scheduler.start()
     wait_for(lambda: alive.status([ds], []) == "ONLINE", "the resumed restore")
-    assert job.running == State.RESTORE_REQUESTED
+    assert job.payload["state"] == UnitState.RESTORE_REQUESTED
 
 
 def test_background_thread_runs_jobs(env: Env) -> None:
     tl = env.two_level()
-    tl.start()
+    tl.scheduler.start()
     ds = [env.world.ds(0)]
     tl.request("WRITE", ds, [])
     tl.request("ARCHIVE", ds, [])
@@ -438,15 +463,15 @@ def test_background_thread_runs_jobs(env: Env) -> None:
     wait_for(lambda: tl.ensure_online(ds, []), "restore")
     assert on_main(env.world, env.main, ds[0])
     wait_for(lambda: tl.service_status()["opsQueue"] == [], "an empty queue")
-    tl.stop()
-    tl.stop()  # idempotent
+    tl.scheduler.stop()
+    tl.scheduler.stop()  # idempotent
 
 
 def test_service_status_shape(env: Env) -> None:
     tl = env.two_level()
     ds = env.world.ds(0)
     tl.request("ARCHIVE", [ds], [])
-    [job] = tl.queue.claim(1)
+    [job] = claim(tl, 1)
     tl.request("RESTORE", [ds], [])
     with tl.lock([env.world.ds(1).id], shared=True):
         status = tl.service_status()
@@ -458,7 +483,7 @@ def test_service_status_shape(env: Env) -> None:
         "failures": []}
     # Being archived (running) outranks the restore queued behind it.
     assert tl.status([ds], []) == "ARCHIVED"
-    tl.execute(job)
+    run(tl, job)
     assert tl.status([ds], []) == "RESTORING"
 
 
@@ -491,7 +516,7 @@ def test_datafile_archive_then_restore_cancels(dfenv: Env) -> None:
     f0 = dfenv.world.datafiles[0]
     tl.request("ARCHIVE", [], [f0])
     tl.request("RESTORE", [], [f0])
-    assert job_states(dfenv.db) == {}
+    assert job_states(tl) == {}
     assert tl.process_once() == 0
     assert tl.status([], [f0]) == "ONLINE"
 
@@ -504,7 +529,7 @@ def test_datafile_delete_removes_archive_copy(dfenv: Env) -> None:
     tl.process_once()
     delete_datafile(w, f0, dfenv.main)
     tl.after_delete([], [f0])
-    assert job_states(dfenv.db) == {f0.id: ("DELETE_REQUESTED", None)}
+    assert job_states(tl) == {f0.id: ("DELETE_REQUESTED", None)}
     tl.process_once()
     assert not dfenv.archive.exists(f0.location)
     assert dfenv.archive.exists(f1.location)
@@ -534,7 +559,7 @@ def test_datafile_eviction(dfenv: Env) -> None:
     dfenv.settings.stop_archiving_level_bytes = total - 1
     tl = dfenv.two_level()
     assert tl.tidy() == 1
-    assert job_states(dfenv.db) == {files[0].id: ("ARCHIVE_REQUESTED", None)}
+    assert job_states(tl) == {files[0].id: ("ARCHIVE_REQUESTED", None)}
     tl.process_once()
     assert not dfenv.main.exists(files[0].location)
     assert dfenv.archive.exists(files[0].location)
@@ -567,7 +592,7 @@ def test_bad_settings() -> None:
         storage_unit = "investigation"
 
     with pytest.raises(ValueError, match="storage_unit"):
-        TwoLevel(None, MemoryStorage(), MemoryStorage(), S())  # type: ignore[arg-type]
+        TwoLevel(None, MemoryStorage(), MemoryStorage(), S(), None)  # type: ignore[arg-type]
 
 
 def test_datafile_pending_write_then_archive(tmp_path: Path) -> None:
@@ -578,13 +603,13 @@ def test_datafile_pending_write_then_archive(tmp_path: Path) -> None:
         new = add_datafile(e.world, ds, "fresh.dat", b"fresh", e.main)
         tl.after_put(ds, new)
         tl.request("ARCHIVE", [], [new])
-        assert job_states(e.db) == {new.id: ("WRITE_THEN_ARCHIVE_REQUESTED", None)}
+        assert job_states(tl) == {new.id: ("WRITE_THEN_ARCHIVE_REQUESTED", None)}
         assert tl.process_once() == 0
         assert e.main.exists(new.location)
         expire_write_delays(e.db)
         tl.process_once()
         assert e.archive.read_all(new.location) == b"fresh"
-        assert job_states(e.db) == {new.id: ("ARCHIVE_REQUESTED", None)}
+        assert job_states(tl) == {new.id: ("ARCHIVE_REQUESTED", None)}
         tl.process_once()
         assert not e.main.exists(new.location)
         assert tl.status([], [new]) == "ARCHIVED"

@@ -1,4 +1,5 @@
-"""The persisted job queue, failure flags and dataset locks on an SQLite catalogue."""
+"""Two-level requests on the job system (merged by ids.server's transitions, write delays),
+failure flags and dataset locks, on an SQLite catalogue."""
 
 from __future__ import annotations
 
@@ -6,18 +7,22 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
 from cairn.db.engine import Database
 from cairn.ids.errors import ids_error
-from cairn.ids.jobs import Failures, JobQueue, Op, State, Unit, utcnow
 from cairn.ids.locks import DataBusy, LockManager
+from cairn.ids.twolevel_queue import KIND, Failures, Op, StorageUnit, UnitQueue, UnitState
+from cairn.jobs import Job, Kind, Scheduler, State
+from cairn.jobs.model import utcnow
 from tests.unit.ids_twolevel_fixtures import sqlite_database
 
-W, WA, A, R, D = (State.WRITE_REQUESTED, State.WRITE_THEN_ARCHIVE_REQUESTED,
-                  State.ARCHIVE_REQUESTED, State.RESTORE_REQUESTED, State.DELETE_REQUESTED)
+W, WA, A, R, D = (UnitState.WRITE_REQUESTED, UnitState.WRITE_THEN_ARCHIVE_REQUESTED,
+                  UnitState.ARCHIVE_REQUESTED, UnitState.RESTORE_REQUESTED,
+                  UnitState.DELETE_REQUESTED)
 
 
 @pytest.fixture
@@ -27,16 +32,37 @@ def db(tmp_path: Path) -> Iterator[Database]:
     database_.dispose()
 
 
-def queue(db: Database, owner: str = "p1", unit: Unit = Unit.DATASET,
-          **kw: float) -> JobQueue:
-    return JobQueue(db, unit, owner, **kw)
+def queue(db: Database, owner: str = "p1", unit: StorageUnit = StorageUnit.DATASET,
+          **kw: Any) -> UnitQueue:
+    """The unit queue of one process (its own scheduler); jobs are claimed by hand."""
+    jobs = Scheduler(db, owner=owner, poll_seconds=0.05,
+                     stale_seconds=kw.pop("stale_seconds", 120.0))
+    q = UnitQueue(jobs, unit, **kw)
+    jobs.register(Kind(KIND, lambda ctx: None, merge=q.merge, max_attempts=None))
+    return q
 
 
-def backdate(db: Database, unit_id: int, **columns: timedelta) -> None:
-    t = db.tables.ids_job
+def claim(q: UnitQueue, limit: int = 10) -> list[Job]:
+    jobs = q.scheduler
+    return jobs.queue.claim(jobs.owner, jobs.registry.kinds, limit)
+
+
+def lines(q: UnitQueue, *ids: int) -> dict[int, tuple[UnitState | None, UnitState | None]]:
+    return {u: (line.waiting, line.running) for u, line in q.lines(ids).items()}
+
+
+def waiting(q: UnitQueue, unit_id: int) -> Any:
+    """The merged request waiting for a unit (payload, not_before, created)."""
+    (line,) = q.scheduler.queue.lines(q.kind, [f"{q.unit}:{unit_id}"]).values()
+    assert line.waiting is not None
+    return line.waiting
+
+
+def backdate(db: Database, **columns: timedelta) -> None:
+    t = db.tables.job
     now = utcnow()
     with db.begin() as conn:
-        conn.execute(update(t).where(t.c.unit_id == unit_id)
+        conn.execute(update(t).where(t.c.kind == KIND)
                      .values(**{c: now - d for c, d in columns.items()}))
 
 
@@ -45,143 +71,122 @@ def test_requests_follow_the_state_machine_in_the_database(db: Database) -> None
     q.request(Op.ARCHIVE, {1: "1/1", 2: "1/2"})
     q.request(Op.WRITE, {1: None})
     q.request(Op.RESTORE, {2: None})
-    jobs = q.jobs([1, 2, 3])
-    assert (jobs[1].state, jobs[2].state) == (WA, R)
-    assert 3 not in jobs
-    assert jobs[1].location == "1/1"  # kept when a later request knows no key
+    assert lines(q, 1, 2, 3) == {1: (WA, None), 2: (R, None)}
+    assert q.lines([1])[1].location == "1/1"  # kept when a later request knows no key
     q.request(Op.RESTORE, {1: None})  # WRITE_THEN_ARCHIVE + RESTORE: the write stays
-    assert q.jobs([1])[1].state == W
+    assert lines(q, 1) == {1: (W, None)}
 
 
-def test_cancelled_request_removes_the_row(db: Database) -> None:
-    q = queue(db, unit=Unit.DATAFILE)
+def test_cancelled_requests_vanish(db: Database) -> None:
+    q = queue(db, unit=StorageUnit.DATAFILE)
     q.request(Op.ARCHIVE, {7: "x"})
     q.request(Op.RESTORE, {7: "x"})
     assert q.all() == []
+    assert claim(q) == []  # and the rows themselves go once looked at
+    assert q.scheduler.queue.find(kind=KIND) == []
 
 
 def test_write_delay_restarts_but_is_bounded(db: Database) -> None:
     q = queue(db, write_delay=100, write_delay_cap=3)
     q.request(Op.WRITE, {1: None})
-    first = q.jobs([1])[1]
+    first = waiting(q, 1)
     assert first.not_before >= first.created + timedelta(seconds=100)
-    assert q.claim(10) == []  # not yet
+    assert claim(q) == []  # not yet
     # The first request was 250 s ago: another WRITE may push it to 300 s after it, no more.
-    backdate(db, 1, created=timedelta(seconds=250), not_before=timedelta(seconds=150))
+    backdate(db, created=timedelta(seconds=250), not_before=timedelta(seconds=150))
     q.request(Op.WRITE, {1: None})
-    job = q.jobs([1])[1]
-    assert job.not_before == job.created + timedelta(seconds=300)
+    w = waiting(q, 1)
+    assert w.not_before == w.created + timedelta(seconds=300)
     # Once the cap has passed, new requests no longer postpone it.
-    backdate(db, 1, created=timedelta(seconds=400), not_before=timedelta(seconds=100))
+    backdate(db, created=timedelta(seconds=400), not_before=timedelta(seconds=100))
     q.request(Op.WRITE, {1: None})
-    assert q.jobs([1])[1].not_before <= utcnow()
-    assert [j.running for j in q.claim(10)] == [W]
+    assert waiting(q, 1).not_before <= utcnow()
+    assert [j.payload["state"] for j in claim(q)] == [W]
 
 
 def test_archive_on_a_pending_write_keeps_the_delay(db: Database) -> None:
     q = queue(db, write_delay=100)
     q.request(Op.WRITE, {1: None})
-    before = q.jobs([1])[1].not_before
+    before = waiting(q, 1).not_before
     q.request(Op.ARCHIVE, {1: None})
-    job = q.jobs([1])[1]
-    assert (job.state, job.not_before) == (WA, before)
-
-
-def test_a_job_is_claimed_once(db: Database) -> None:
-    q1, q2 = queue(db, "p1"), queue(db, "p2")
-    q1.request(Op.RESTORE, {i: None for i in range(20)})
-    results: dict[str, list[int]] = {}
-
-    def claim(q: JobQueue) -> None:
-        results[q.owner] = [j.unit_id for j in q.claim(100)]
-
-    threads = [threading.Thread(target=claim, args=(q,)) for q in (q1, q2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    claimed = results["p1"] + results["p2"]
-    assert sorted(claimed) == list(range(20))  # each exactly once
-    assert queue(db, "p3").claim(100) == []
+    w = waiting(q, 1)
+    assert (w.payload["state"], w.not_before) == (WA, before)
 
 
 def test_request_while_running_is_queued_behind_it(db: Database) -> None:
-    q = queue(db, unit=Unit.DATAFILE)
+    q = queue(db, unit=StorageUnit.DATAFILE)
     q.request(Op.ARCHIVE, {1: "a"})
-    [job] = q.claim(10)
-    assert (job.running, job.state) == (A, None)
+    [job] = claim(q)
+    assert lines(q, 1) == {1: (None, A)}
     # ARCHIVE + RESTORE cancels a *queued* archive; a running one must be followed by it.
     q.request(Op.RESTORE, {1: "a"})
-    row = q.jobs([1])[1]
-    assert (row.running, row.state, row.claimed_by) == (A, R, "p1")
-    assert queue(db, "p2", unit=Unit.DATAFILE).claim(10) == []  # still claimed
-    q.finish(job)
-    row = q.jobs([1])[1]
-    assert (row.running, row.state, row.claimed_by) == (None, R, None)
+    assert lines(q, 1) == {1: (R, A)}
+    assert claim(queue(db, "p2", unit=StorageUnit.DATAFILE)) == []  # one at a time
+    assert q.scheduler.queue.finish(job, State.DONE)
+    assert lines(q, 1) == {1: (R, None)}
 
 
-def test_finish_removes_the_row_or_requests_what_follows(db: Database) -> None:
+def test_a_write_then_archive_goes_on_as_an_archive(db: Database) -> None:
     q = queue(db)
     q.request(Op.ARCHIVE, {1: None})
     q.request(Op.WRITE, {1: None})
-    [job] = q.claim(10)
-    assert job.running == WA
-    q.finish(job, then=Op.ARCHIVE)
-    assert q.jobs([1])[1].state == A
-    [job] = q.claim(10)
-    q.finish(job)
-    assert q.all() == []
+    [job] = claim(q)
+    assert job.payload["state"] == WA
+    q.scheduler.queue.requeue(job, after=0, payload={**job.payload, "state": A})
+    assert lines(q, 1) == {1: (A, None)}
+    [job] = claim(q)
+    assert job.payload["state"] == A
 
 
-def test_release_puts_the_running_job_back_in_front(db: Database) -> None:
+def test_a_job_put_back_goes_in_front_of_what_came_meanwhile(db: Database) -> None:
     q = queue(db)
     q.request(Op.WRITE, {1: None})
-    [job] = q.claim(10)
+    [job] = claim(q)
     q.request(Op.ARCHIVE, {1: None})  # arrives while the write runs (or waits for its lock)
-    q.release(job, retry_after=60)
-    row = q.jobs([1])[1]
-    assert (row.state, row.running, row.claimed_by) == (WA, None, None)
-    assert row.not_before >= utcnow() + timedelta(seconds=50)  # retried later
-    assert q.claim(10) == []
+    q.scheduler.queue.requeue(job, after=60, failed="archive unreachable")
+    assert lines(q, 1) == {1: (WA, None)}
+    assert waiting(q, 1).not_before >= utcnow() + timedelta(seconds=50)  # retried later
+    assert claim(q) == []
 
 
 def test_stale_claims_of_dead_processes_return_to_the_queue(db: Database) -> None:
     dead = queue(db, "dead", stale_seconds=30)
     dead.request(Op.RESTORE, {1: None, 2: None})
-    claimed = dead.claim(1)
+    claimed = claim(dead, 1)
     assert len(claimed) == 1
     alive = queue(db, "alive", stale_seconds=30)
-    assert [j.unit_id for j in alive.claim(10)] == [2]  # the claimed one is taken
-    dead.request(Op.ARCHIVE, {claimed[0].unit_id: None})  # queued behind the running restore
-    backdate(db, claimed[0].unit_id, claimed_at=timedelta(seconds=60))
-    [job] = alive.claim(10)
-    assert job.unit_id == claimed[0].unit_id
+    assert [j.payload["id"] for j in claim(alive)] == [2]  # the claimed one is taken
+    unit_id = claimed[0].payload["id"]
+    dead.request(Op.ARCHIVE, {unit_id: None})  # queued behind the running restore
+    t = db.tables.job
+    with db.begin() as conn:
+        conn.execute(update(t).where(t.c.id == claimed[0].id)
+                     .values(heartbeat=utcnow() - timedelta(seconds=60)))
+    assert alive.scheduler.queue.recover_stale(30) == 1
+    [job] = claim(alive)
+    assert job.payload["id"] == unit_id
     # The dead process's RESTORE went back in front of the ARCHIVE queued meanwhile.
-    assert job.running == A  # DATASET: RESTORE then ARCHIVE -> ARCHIVE
-    dead.finish(claimed[0])  # a late finish from a claim that was lost changes nothing
-    assert alive.jobs([job.unit_id])[job.unit_id].claimed_by == "alive"
+    assert job.payload["state"] == A  # DATASET: RESTORE then ARCHIVE -> ARCHIVE
+    assert not dead.scheduler.queue.finish(claimed[0], State.DONE)  # too late
+    assert job.claimed_by == "alive"
 
 
-def test_heartbeat_keeps_claims_fresh(db: Database) -> None:
-    q = queue(db, "p1", stale_seconds=30)
-    q.request(Op.RESTORE, {1: None, 2: None})
-    running, leaked = q.claim(2)
-    backdate(db, 1, claimed_at=timedelta(seconds=60))
-    backdate(db, 2, claimed_at=timedelta(seconds=60))
-    q.heartbeat([running.id])
-    other = queue(db, "p2", stale_seconds=30)
-    assert other.recover_stale() == 1  # the claim nothing runs any more
-    assert [j.unit_id for j in other.claim(10)] == [leaked.unit_id]
+def test_every_unit_has_its_line(db: Database) -> None:
+    q = queue(db)
+    q.request(Op.RESTORE, {i: None for i in range(20)})
+    assert sorted(line.unit_id for line in q.all()) == list(range(20))
+    assert [line.unit_id for line in q.all()] == list(range(20))  # in request order
+    assert queue(db, unit=StorageUnit.DATAFILE).all() == []  # per unit type
 
 
 def test_failure_flags(db: Database) -> None:
-    f = Failures(db, Unit.DATASET)
+    f = Failures(db, StorageUnit.DATASET)
     f.set(1, "bad zip")
     f.set(1, "worse zip")  # replaced, not duplicated
     f.set(2, "x" * 5000)
     assert f.of([1, 3]) == {1: "worse zip"}
     assert f.all() == [1, 2]
-    assert Failures(db, Unit.DATAFILE).all() == []  # per unit type
+    assert Failures(db, StorageUnit.DATAFILE).all() == []  # per unit type
     f.clear([1, 2])
     assert f.all() == []
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from cairn.ids.jobs import Op, State, Unit, merge, transition
+from cairn.ids.twolevel_queue import Op, StorageUnit, UnitState, merge_states, transition
 
-W, WA, A, R, D = (State.WRITE_REQUESTED, State.WRITE_THEN_ARCHIVE_REQUESTED,
-                  State.ARCHIVE_REQUESTED, State.RESTORE_REQUESTED, State.DELETE_REQUESTED)
+W, WA, A, R, D = (UnitState.WRITE_REQUESTED, UnitState.WRITE_THEN_ARCHIVE_REQUESTED,
+                  UnitState.ARCHIVE_REQUESTED, UnitState.RESTORE_REQUESTED,
+                  UnitState.DELETE_REQUESTED)
 
 # current state -> (after WRITE, after ARCHIVE, after RESTORE): ids.server's table.
 DATASET = {
@@ -19,7 +20,7 @@ DATASET = {
 }
 
 # current state -> (WRITE, ARCHIVE, RESTORE, DELETE). ids.server's table, except the marked
-# cells, where ids.server loses work (see cairn.ids.jobs).
+# cells, where ids.server loses work (see cairn.ids.twolevel_queue).
 DATAFILE = {
     None: (W, A, R, D),
     A: (WA, A, None, D),  # WRITE: ids.server drops the write and evicts an unwritten file
@@ -32,36 +33,36 @@ DATAFILE = {
 
 @pytest.mark.parametrize(("state", "op"), [(s, op) for s in DATASET for op in
                                            (Op.WRITE, Op.ARCHIVE, Op.RESTORE)])
-def test_dataset_transitions(state: State | None, op: Op) -> None:
+def test_dataset_transitions(state: UnitState | None, op: Op) -> None:
     expected = DATASET[state][(Op.WRITE, Op.ARCHIVE, Op.RESTORE).index(op)]
-    assert transition(Unit.DATASET, state, op) == expected
+    assert transition(StorageUnit.DATASET, state, op) == expected
 
 
 @pytest.mark.parametrize(("state", "op"), [(s, op) for s in DATAFILE for op in Op])
-def test_datafile_transitions(state: State | None, op: Op) -> None:
+def test_datafile_transitions(state: UnitState | None, op: Op) -> None:
     expected = DATAFILE[state][(Op.WRITE, Op.ARCHIVE, Op.RESTORE, Op.DELETE).index(op)]
-    assert transition(Unit.DATAFILE, state, op) == expected
+    assert transition(StorageUnit.DATAFILE, state, op) == expected
 
 
 def test_dataset_units_have_no_delete() -> None:
     with pytest.raises(ValueError, match="DELETE"):
-        transition(Unit.DATASET, None, Op.DELETE)
+        transition(StorageUnit.DATASET, None, Op.DELETE)
 
 
 @pytest.mark.parametrize(("unit", "first", "then", "expected"), [
     # What was running goes back in front of what was queued meanwhile.
-    (Unit.DATASET, W, A, WA),  # a write interrupted, an archive requested: write first
-    (Unit.DATASET, A, W, WA),
-    (Unit.DATASET, R, A, A),
-    (Unit.DATASET, A, R, R),
-    (Unit.DATASET, WA, R, W),
-    (Unit.DATASET, W, None, W),
-    (Unit.DATASET, None, WA, WA),  # WRITE_THEN_ARCHIVE stands for a write, then an archive
-    (Unit.DATAFILE, A, R, None),  # an archive that never ran, then cancelled
-    (Unit.DATAFILE, W, D, D),
-    (Unit.DATAFILE, R, WA, WA),
-    (Unit.DATAFILE, None, None, None),
+    (StorageUnit.DATASET, W, A, WA),  # a write interrupted, an archive requested: write first
+    (StorageUnit.DATASET, A, W, WA),
+    (StorageUnit.DATASET, R, A, A),
+    (StorageUnit.DATASET, A, R, R),
+    (StorageUnit.DATASET, WA, R, W),
+    (StorageUnit.DATASET, W, None, W),
+    (StorageUnit.DATASET, None, WA, WA),  # WRITE_THEN_ARCHIVE stands for a write, then an archive
+    (StorageUnit.DATAFILE, A, R, None),  # an archive that never ran, then cancelled
+    (StorageUnit.DATAFILE, W, D, D),
+    (StorageUnit.DATAFILE, R, WA, WA),
+    (StorageUnit.DATAFILE, None, None, None),
 ])
-def test_merge(unit: Unit, first: State | None, then: State | None,
-               expected: State | None) -> None:
-    assert merge(unit, first, then) == expected
+def test_merge(unit: StorageUnit, first: UnitState | None, then: UnitState | None,
+               expected: UnitState | None) -> None:
+    assert merge_states(unit, first, then) == expected

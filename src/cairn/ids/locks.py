@@ -30,7 +30,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 
 from cairn.db.engine import Database
 from cairn.ids.errors import IdsError
-from cairn.ids.jobs import chunks, retrying, utcnow
+from cairn.jobs.model import chunks, retrying, utcnow
 
 log = logging.getLogger(__name__)
 

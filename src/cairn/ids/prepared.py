@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy import exc as sa_exc
 
 from cairn.db.engine import Database
@@ -99,13 +99,14 @@ class PreparedStore:
         self.lifetime = timedelta(seconds=lifetime_seconds)
         self.table = db.tables.ids_prepared
 
-    def save(self, user: str, zip: bool, compress: bool, resolved: Resolved) -> str:
+    def save(self, conn: Connection, user: str, zip: bool, compress: bool,
+             resolved: Resolved) -> str:
+        """Store a snapshot in the caller's transaction; its new preparedId."""
         pid = str(uuid.uuid4())
         try:
-            with self.db.begin() as conn:
-                conn.execute(self.table.insert().values(
-                    id=pid, user=user, created=self.db.now(), zip=zip, compress=compress,
-                    content=encode(resolved)))
+            conn.execute(self.table.insert().values(
+                id=pid, user=user, created=self.db.now(), zip=zip, compress=compress,
+                content=encode(resolved)))
         except sa_exc.DataError:
             # A database whose column is narrower than Cairn's (e.g. a 64 KB TEXT): say so
             # rather than "Internal error".

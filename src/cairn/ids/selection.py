@@ -27,11 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.sql.elements import ColumnElement
 
-from cairn.authz import Access, Authorizer
 from cairn.catalogue.work import Work
-from cairn.errors import bad_parameter, insufficient_privileges, no_such_object
+from cairn.errors import bad_parameter, no_such_object
 from cairn.ids.download import must_zip
 from cairn.ids.locations import strip_digest
 from cairn.ids.mapper import DfInfo, DsInfo
@@ -115,17 +113,15 @@ class _Roots:
 
 
 class Resolver:
-    """Resolves selections inside one unit of work.
-
-    ``authz=None`` resolves without permission checks: ids.server's reader account, used for
-    ``getStatus`` without a session.
+    """Resolves selections inside one unit of work, with its caller's permissions (a system
+    unit checks nothing: ids.server's reader account, used for ``getStatus`` without a
+    session).
     """
 
-    def __init__(self, work: Work, authz: Authorizer | None, key: str | None = None) -> None:
+    def __init__(self, work: Work, key: str | None = None) -> None:
         self.work = work
-        self.authz = authz if authz is not None and not work.root else None
         self.key = key
-        t = work.db.tables
+        t = work.tables
         self.df, self.ds = t["Datafile"], t["Dataset"]
         self.inv, self.fac = t["Investigation"], t["Facility"]
 
@@ -149,7 +145,7 @@ class Resolver:
         for batch in self.work.chunks(roots.whole):
             q = select(func.coalesce(func.sum(df.c.fileSize), 0)).where(
                 df.c.dataset.in_(batch), df.c.location.is_not(None))
-            total += int(self.work.conn.execute(self._readable_df(q)).scalar_one())
+            total += int(self._execute(self._readable_df(q)).scalar_one())
         return total
 
     def datafile_ids(self, sel: Selection) -> list[int]:
@@ -259,10 +255,10 @@ class Resolver:
         for batch in self.work.chunks(ids):
             q = self._ds_join(select(*self._ds_columns())) \
                 .where(self.ds.c.investigation.in_(batch))
-            pred = self._predicate("Dataset", self.ds.c.id)
+            pred = self.work.readable_condition("Dataset", self.ds.c.id)
             if pred is not None:
                 q = q.where(pred)
-            for r in self.work.conn.execute(q):
+            for r in self._execute(q):
                 datasets[r.ds_id] = self._dsinfo(r)
                 found.add(r.ds_id)
         return found
@@ -276,25 +272,17 @@ class Resolver:
         self._require_read("Facility", {r.fac_id for r in rows})
 
     def _require_read(self, entity: str, ids: Iterable[int]) -> None:
-        if self.authz is None:
-            return
-        wanted = sorted(set(ids))
-        allowed = self.authz.allowed_ids(self.work, Access.READ, entity, wanted,
-                                         self.work.max_ids)
-        for i in wanted:
-            if i not in allowed:
-                raise insufficient_privileges(
-                    f"READ access to {entity}[id:{i}] is not allowed.")
+        self.work.require_readable(entity, ids)
+
+    def _execute(self, q: Select[Any]) -> Any:
+        """Run a statement that may hold authorization conditions (which need the caller's
+        ``:user`` and clock)."""
+        return self.work.conn.execute(q, dict(self.work.params))
 
     # -- stage 2: contents of whole datasets -----------------------------------------------
 
-    def _predicate(self, entity: str, column: Any) -> ColumnElement[bool] | None:
-        if self.authz is None:
-            return None
-        return self.authz.predicate(self.work, Access.READ, entity, column)
-
     def _readable_df(self, q: Select[Any]) -> Select[Any]:
-        pred = self._predicate("Datafile", self.df.c.id)
+        pred = self.work.readable_condition("Datafile", self.df.c.id)
         return q if pred is None else q.where(pred)
 
     def _contents(self, dataset_ids: Sequence[int], columns: list[Any]) -> Iterator[Any]:
@@ -302,7 +290,7 @@ class Resolver:
         df = self.df
         for batch in self.work.chunks(dataset_ids):
             q = select(*columns).where(df.c.dataset.in_(batch), df.c.location.is_not(None))
-            yield from self.work.conn.execute(self._readable_df(q).order_by(df.c.id))
+            yield from self._execute(self._readable_df(q).order_by(df.c.id))
 
 
 def _require_all(entity: str, ids: list[int], found: dict[int, Any]) -> None:

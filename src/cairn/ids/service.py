@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -24,15 +23,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import func, or_, select
-from sqlalchemy import update as sql_update
 
-from cairn.authz import Access
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.service import Catalogue
 from cairn.catalogue.work import Work
-from cairn.catalogue.write import Writer
 from cairn.config import DataSettings
-from cairn.errors import bad_parameter, insufficient_privileges, no_such_object
+from cairn.db.engine import Database
+from cairn.errors import IcatError, bad_parameter, insufficient_privileges, no_such_object
 from cairn.ids.checksum import PutResult
 from cairn.ids.download import Body, download_body, download_name
 from cairn.ids.errors import data_not_online, not_implemented
@@ -42,6 +39,7 @@ from cairn.ids.prepared import PreparedStore, check_uuid
 from cairn.ids.selection import Resolved, Resolver, Selection
 from cairn.ids.storage import Storage
 from cairn.ids.upload import put_answer
+from cairn.jobs import Failed, JobContext, Kind, Periodic
 from cairn.schema import SCHEMA
 
 log = logging.getLogger(__name__)
@@ -56,6 +54,9 @@ ONLINE, RESTORING, ARCHIVED = "ONLINE", "RESTORING", "ARCHIVED"
 
 _SINGLE_LEVEL = "This operation is unavailable for single level storage"
 _CONFIGURED_OFF = "This operation has been configured to be unavailable"
+
+#: The job that restores what a prepared id needs (two-level storage).
+PREPARE = "ids.prepare"
 
 
 class TwoLevelStorage(Protocol):
@@ -72,13 +73,17 @@ class TwoLevelStorage(Protocol):
 
     def reset(self, datasets: list[DsInfo], datafiles: list[DfInfo]) -> None: ...
 
-    def after_put(self, dataset: DsInfo, datafile: DfInfo) -> None: ...
+    def after_put(self, dataset: DsInfo, datafile: DfInfo, via: Work | None = None
+                  ) -> None: ...
 
-    def after_delete(self, datasets: list[DsInfo], datafiles: list[DfInfo]) -> None: ...
+    def after_delete(self, datasets: list[DsInfo], datafiles: list[DfInfo],
+                     via: Work | None = None) -> None: ...
 
     def service_status(self) -> dict[str, Any]: ...
 
     def lock(self, dataset_ids: list[int], shared: bool) -> AbstractContextManager[Any]: ...
+
+    def job_kinds(self) -> list[Kind | Periodic]: ...
 
 
 @dataclass
@@ -161,14 +166,28 @@ def _epoch_ms(value: int | None) -> datetime | None:
 
 
 class DataService:
-    def __init__(self, catalogue: Catalogue, settings: DataSettings, main: Storage,
-                 twolevel: TwoLevelStorage | None, icat_url: str) -> None:
+    """The data service over the catalogue's core API (as the session's user, or as the
+    system where ids.server uses its reader account) and its own tables in ``db``."""
+
+    def __init__(self, catalogue: Catalogue, db: Database, settings: DataSettings,
+                 main: Storage, twolevel: TwoLevelStorage | None, icat_url: str) -> None:
         self.cat = catalogue
         self.settings = settings
         self.main = main
         self.twolevel = twolevel
         self.icat_url = icat_url
-        self.prepared = PreparedStore(catalogue.db, settings.prepared_lifetime_seconds)
+        self.prepared = PreparedStore(db, settings.prepared_lifetime_seconds)
+
+    def job_kinds(self) -> list[Kind | Periodic]:
+        """The data service's work on the scheduler: the purge of expired preparedIds, and
+        with two-level storage the restores for prepared data and the storage jobs."""
+        interval = min(3600.0, self.settings.prepared_lifetime_seconds / 4)
+        out: list[Kind | Periodic] = [Periodic("ids.prepared.purge", interval,
+                                               self.purge_prepared)]
+        if self.twolevel is not None:
+            out.append(Kind(PREPARE, self._restore_prepared, max_attempts=3))
+            out.extend(self.twolevel.job_kinds())
+        return out
 
     # -- service information ---------------------------------------------------------------
 
@@ -182,7 +201,7 @@ class DataService:
 
     def service_status(self, session_id: str | None) -> dict[str, Any]:
         user = self.cat.session(session_id).user
-        if not self.cat.authz.is_root(user):
+        if not self.cat.is_root(user):
             raise insufficient_privileges(f"{user} is not included in the ids rootUserNames "
                                           "set.")
         if self.twolevel is None:
@@ -194,20 +213,16 @@ class DataService:
     @contextmanager
     def _work(self, session_id: str | None) -> Iterator[Work]:
         check_uuid("sessionId", session_id)
-        with self.cat.work(session_id) as work:
+        with self.cat.as_user(session_id) as work:
             yield work
 
-    @contextmanager
-    def _reader(self) -> Iterator[Work]:
-        """A unit of work without a user: ids.server's reader account (no permission checks,
+    def _reader(self, read_only: bool = False) -> AbstractContextManager[Work]:
+        """A unit of work of the system: ids.server's reader account (no permission checks,
         used only where ids.server uses its reader)."""
-        db = self.cat.db
-        with db.begin() as conn:
-            yield Work(conn=conn, db=db, user="", now=db.now(),
-                       max_ids=self.cat.settings.catalogue.max_ids_in_query, root=True)
+        return self.cat.as_system(read_only=read_only)
 
-    def _resolver(self, work: Work, checked: bool = True) -> Resolver:
-        return Resolver(work, self.cat.authz if checked else None, self.settings.key)
+    def _resolver(self, work: Work) -> Resolver:
+        return Resolver(work, self.settings.key)
 
     def resolve(self, session_id: str | None, sel: Selection) -> Resolved:
         with self._work(session_id) as work:
@@ -219,22 +234,25 @@ class DataService:
                 compress: bool) -> str:
         with self._work(session_id) as work:
             resolved = self._resolver(work).resolve(sel)
-            user = work.user
-        pid = self.prepared.save(user, zip or sel.must_zip, compress, resolved)
-        if self.twolevel is not None:
-            datasets, datafiles = resolved.dataset_list, resolved.datafiles
-            self.twolevel.reset(datasets, datafiles)
-            # As ids.server: queue restores in the background, prepareData answers at once.
-            threading.Thread(target=self._restore_quietly, args=(datasets, datafiles),
-                             name=f"ids-prepare-{pid[:8]}", daemon=True).start()
+            if self.twolevel is not None:
+                self.twolevel.reset(resolved.dataset_list, resolved.datafiles)
+            pid = self.prepared.save(work.conn, work.user, zip or sel.must_zip, compress,
+                                     resolved)
+            if self.twolevel is not None:
+                # As ids.server: restores are queued in the background (by a job requested
+                # with the prepared id, so neither exists without the other) and
+                # prepareData answers at once.
+                work.enqueue(PREPARE, {"prepared_id": pid})
         return pid
 
-    def _restore_quietly(self, datasets: list[DsInfo], datafiles: list[DfInfo]) -> None:
+    def _restore_prepared(self, ctx: JobContext) -> None:
+        """Queue the restores a prepared id needs (the job requested by :meth:`prepare`)."""
         assert self.twolevel is not None
         try:
-            self.twolevel.ensure_online(datasets, datafiles)
-        except Exception:
-            log.exception("queueing restores for prepared data failed")
+            p = self.prepared.load(ctx.payload["prepared_id"])
+        except IcatError as e:  # expired or purged meanwhile: nothing to restore for
+            raise Failed(e.message) from e
+        self.twolevel.ensure_online(p.resolved.dataset_list, p.resolved.datafiles)
 
     def is_prepared(self, prepared_id: str | None) -> bool:
         p = self.prepared.load(prepared_id)
@@ -275,7 +293,7 @@ class DataService:
         # Without a session anybody may ask (ids.server uses its reader account).
         work_of = self._reader() if session_id is None else self._work(session_id)
         with work_of as work:
-            resolver = self._resolver(work, checked=session_id is not None)
+            resolver = self._resolver(work)
             if self.twolevel is None:
                 resolver.validate(sel)
                 return ONLINE
@@ -351,8 +369,8 @@ class DataService:
 
     def _check_still_catalogued(self, datafiles: Sequence[DfInfo]) -> None:
         """A prepared snapshot may name datafiles deleted since (ids.server's check)."""
-        df = self.cat.db.tables["Datafile"]
         with self._reader() as work:
+            df = work.tables["Datafile"]
             for batch in work.chunks([d.id for d in datafiles]):
                 n = work.conn.execute(select(func.count()).select_from(df)
                                       .where(df.c.id.in_(batch))).scalar_one()
@@ -441,49 +459,44 @@ class DataService:
             with self._work(session_id) as work:
                 trial = Obj(entity=obj.entity, values=dict(obj.values), ones=dict(obj.ones))
                 self._check_format(work, trial)
-                Writer(work, self.cat.authz).create(trial)
+                work.create(trial)
                 raise DataService._Rollback()
         except DataService._Rollback:
             pass
 
-    def _check_format(self, work: Work, obj: Obj) -> None:
+    @staticmethod
+    def _check_format(work: Work, obj: Obj) -> None:
+        """The format must exist and be readable (404, 403)."""
         fmt = obj.ones["datafileFormat"]
         assert fmt is not None and fmt.id is not None
-        if work.load_one(_FORMAT, fmt.id) is None:
-            raise no_such_object(f"DatafileFormat[id:{fmt.id}] not found.")
-        self.cat.authz.check(work, Access.READ, "DatafileFormat", fmt.id)
+        work.get("DatafileFormat", fmt.id)
 
     def put_commit(self, plan: PutPlan, location: str, result: PutResult) -> dict[str, Any]:
-        """Catalogue an uploaded file; if that fails, delete the file again."""
+        """Catalogue an uploaded file (and request its archive write, in the same
+        transaction); if that fails, delete the file again."""
         try:
             obj = plan.datafile
             obj.values.update(location=location, fileSize=result.size,
                               checksum=result.checksum)
             with self._work(plan.request.session_id) as work:
                 self._check_format(work, obj)
-                df_id = Writer(work, self.cat.authz).create(obj)
+                df_id = work.create(obj)
                 if self.settings.key is not None:
                     # The hash needs the id. ids.server updates with the user's session
                     # (needing UPDATE permission); this is the service's own bookkeeping.
-                    table = work.db.tables["Datafile"]
-                    work.conn.execute(sql_update(table).where(table.c.id == df_id).values(
-                        location=add_digest(df_id, location, self.settings.key)))
-                row = work.load_one(_DATAFILE, df_id)
-                assert row is not None
+                    with work.as_system():
+                        work.update(Obj(_DATAFILE, id=df_id, values={
+                            "location": add_digest(df_id, location, self.settings.key)}))
+                if self.twolevel is not None:
+                    self.twolevel.after_put(plan.dataset, DfInfo(
+                        id=df_id, name=obj.values["name"], location=location,
+                        dataset_id=plan.dataset.id, size=result.size,
+                        checksum=result.checksum, create_id=work.user, mod_id=work.user),
+                        work)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.main.delete(location)
             raise
-        if self.twolevel is not None:
-            info = DfInfo(id=df_id, name=obj.values["name"], location=location,
-                          dataset_id=plan.dataset.id, size=result.size,
-                          checksum=result.checksum,
-                          create_id=row.values.get("createId") or "",
-                          mod_id=row.values.get("modId") or "")
-            try:
-                self.twolevel.after_put(plan.dataset, info)
-            except Exception:  # the file is stored and catalogued; the write will be retried
-                log.exception("queueing the archive write of datafile %s failed", df_id)
         return put_answer(df_id, location, result)
 
     # -- delete -------------------------------------------------------------------------------
@@ -501,21 +514,21 @@ class DataService:
                     raise data_not_online(
                         "Before putting, getting or deleting a datafile, its dataset has to "
                         "be restored, restoration requested automatically")
-            if datafiles:
-                entity = _DATAFILE
-                self.cat.delete(session_id, [(entity, d.id) for d in datafiles])
+            with self._work(session_id) as work:
+                if datafiles:
+                    work.delete([(_DATAFILE, d.id) for d in datafiles])
+                if self.twolevel is not None:
+                    self.twolevel.after_delete(datasets, datafiles, work)
             for d in datafiles:
                 self._delete_file_if_unreferenced(d)
-            if self.twolevel is not None:
-                self.twolevel.after_delete(datasets, datafiles)
 
     def _delete_file_if_unreferenced(self, d: DfInfo) -> None:
         """Remove the file unless another Datafile still names it (exactly, or with a hash;
         ids.server's prefix LIKE also matched ``a/10`` for ``a/1``)."""
-        df = self.cat.db.tables["Datafile"]
         escaped = d.location.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        with self.cat.db.connect() as conn:
-            still = conn.execute(select(func.count()).select_from(df).where(or_(
+        with self._reader(read_only=True) as work:
+            df = work.tables["Datafile"]
+            still = work.conn.execute(select(func.count()).select_from(df).where(or_(
                 df.c.location == d.location,
                 df.c.location.like(escaped + " %", escape="\\")))).scalar_one()
         if still:

@@ -2,21 +2,17 @@
 them (ids.server's FiniteStateMachine, Tidier and LockManager, reference §2.4-§2.7).
 
 One :class:`TwoLevel` per process. Everything that must survive is in the catalogue
-database (DESIGN principle 4): the queue (:mod:`cairn.ids.jobs`), failure flags, and dataset
-locks (:mod:`cairn.ids.locks`). So a restart, or any other Cairn process on the same
-database, picks up queued work; a unit's job is claimed by one process at a time, so a
-restore is never started twice; and a download in one process blocks archiving of its
-datasets in every other.
+database (DESIGN principle 4): the requests are jobs of the process's scheduler
+(:mod:`cairn.ids.twolevel_queue`), failure flags and dataset locks (:mod:`cairn.ids.locks`)
+have tables of their own. So a restart, or any other Cairn process on the same database,
+picks up queued work; a unit's job is run by one process at a time, so a restore is never
+started twice; and a download in one process blocks archiving of its datasets in every other.
 
-A background thread polls the queue every ``queue_interval_seconds``: it refreshes this
-process's claims and locks (heartbeats), claims runnable jobs (write delay expired) up to the
-number of free workers, and runs them in a thread pool, each under its dataset lock (SHARED
-for writes, EXCLUSIVE for archive, restore and delete); a job whose lock is busy goes back
-to the queue for the next tick. A job claim or lock not refreshed for ``stale_claim_seconds``
-belongs to a dead process: the job goes back to the queue, the lock is dropped. Every
-``eviction_check_interval_seconds`` it measures main storage; above
-``start_archiving_level_bytes`` it queues ARCHIVE for the oldest units until the rest would
-fit under ``stop_archiving_level_bytes``. "Oldest" is the earliest modification time
+Each job runs under its dataset lock (SHARED for writes, EXCLUSIVE for archive, restore and
+delete); a job whose lock is busy waits for the next poll, in front of what was requested
+meanwhile. Every ``eviction_check_interval_seconds`` one process measures main storage;
+above ``start_archiving_level_bytes`` it queues ARCHIVE for the oldest units until the rest
+would fit under ``stop_archiving_level_bytes``. "Oldest" is the earliest modification time
 on main storage of any of the unit's files, that is when the unit arrived there (upload or
 restore); reads don't count, as with ids.storage_file.
 """
@@ -24,14 +20,9 @@ restore); reads don't count, as with ids.storage_file.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import tempfile
-import threading
 import time
-import uuid
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -40,171 +31,90 @@ from cairn.config import DataSettings
 from cairn.db.engine import Database
 from cairn.errors import IcatError, bad_parameter, internal
 from cairn.ids import archive as copies
-from cairn.ids.jobs import (
-    ARCHIVING_STATES,
-    WRITE_STATES,
-    Failures,
-    Job,
-    JobQueue,
-    Op,
-    State,
-    Unit,
-    chunks,
-)
 from cairn.ids.locations import dataset_folder
 from cairn.ids.locks import DataBusy, LockManager
 from cairn.ids.mapper import DfInfo, DsInfo, ZipMapper
 from cairn.ids.storage import Storage
-from cairn.ids.worker import CatalogueReader, UnitWork
+from cairn.ids.twolevel_queue import (
+    ARCHIVING_STATES,
+    KIND,
+    WRITE_STATES,
+    Enqueuer,
+    Failures,
+    Op,
+    StorageUnit,
+    UnitLine,
+    UnitQueue,
+    UnitState,
+)
+from cairn.ids.worker import CatalogueReader, UnitMoves
+from cairn.jobs import Again, Failed, JobContext, Kind, Periodic, Scheduler
+from cairn.jobs.model import chunks
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DataBusy", "TwoLevel"]
 
+#: Temporary restore zips older than this are left by a crash (another process on this
+#: machine may be using the same cache directory right now).
+STALE_RESTORE_SECONDS = 86400
+
 
 class TwoLevel:
     def __init__(self, db: Database, main: Storage, archive: Storage,
-                 settings: DataSettings, *, mapper: ZipMapper | None = None,
-                 workers: int = 4, stale_seconds: float | None = None,
+                 settings: DataSettings, scheduler: Scheduler, *,
+                 mapper: ZipMapper | None = None, stale_seconds: float | None = None,
                  tidy_interval_seconds: float | None = None, write_delay_cap: float = 10.0,
                  retry_seconds: float = 60.0) -> None:
         unit = str(settings.storage_unit).lower()
         if unit not in ("dataset", "datafile"):
             raise ValueError(f"storage_unit must be dataset or datafile, not {unit!r}")
-        self.unit = Unit.DATASET if unit == "dataset" else Unit.DATAFILE
+        self.unit = StorageUnit.DATASET if unit == "dataset" else StorageUnit.DATAFILE
         self.db = db
         self.main = main
         self.archive = archive
         self.settings = settings
-        self.interval = max(float(settings.queue_interval_seconds), 0.01)
+        self.scheduler = scheduler
         # Keyword arguments override the settings (tests).
         stale = float(stale_seconds if stale_seconds is not None
                       else settings.stale_claim_timeout)
-        host = socket.gethostname()[:30]
-        self.owner = f"{host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self.queue = JobQueue(db, self.unit, self.owner,
-                              write_delay=float(settings.write_delay_seconds),
-                              write_delay_cap=write_delay_cap, stale_seconds=stale)
+        self.queue = UnitQueue(scheduler, self.unit,
+                               write_delay=float(settings.write_delay_seconds),
+                               write_delay_cap=write_delay_cap)
         self.failures = Failures(db, self.unit)
-        self.locks = LockManager(db, self.owner, stale_seconds=stale)
+        self.locks = LockManager(db, scheduler.owner, stale_seconds=stale)
         self.reader = CatalogueReader(db, settings.key)
         cache = Path(settings.cache_dir) if settings.cache_dir else Path(tempfile.gettempdir())
-        self.work = UnitWork(main, archive, self.reader, cache / "dataset", mapper)
-        self.workers = max(1, workers)
+        self.moves = UnitMoves(main, archive, self.reader, cache / "dataset", mapper)
         self.tidy_interval = float(tidy_interval_seconds if tidy_interval_seconds is not None
                                    else settings.eviction_check_interval_seconds)
         self.stale_seconds = stale
         self.retry_seconds = retry_seconds
-        self._executor: ThreadPoolExecutor | None = None
-        self._thread: threading.Thread | None = None
-        self._tidier: threading.Thread | None = None
-        # None: the first tick checks at once (time.monotonic() may still be smaller than a
-        # long interval shortly after boot).
-        self._last_tidy: float | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._running: set[int] = set()
-        self._guard = threading.Lock()
 
-    # -- life cycle ---------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._clean_work_dir()
-        self._stop.clear()
-        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="cairn-ids-job")
-        self._thread = threading.Thread(target=self._poll, name="cairn-ids-queue", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop claiming and wait for running jobs (still heartbeating them); queued ones
-        stay in the database."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._tidier is not None:
-            self._tidier.join()
-            self._tidier = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-
-    def _poll(self) -> None:
-        while True:
-            stopping = self._stop.is_set()
-            with self._guard:
-                busy = bool(self._running)
-            if stopping and not busy:
-                break
-            try:
-                if stopping:  # no new work, but running jobs must not look abandoned
-                    self._heartbeat()
-                else:
-                    self.tick()
-            except Exception:
-                log.exception("Two-level storage queue tick failed")
-            self._wake.wait(self.interval)
-            self._wake.clear()
-
-    def _heartbeat(self) -> None:
-        with self._guard:
-            running = list(self._running)
-        self.queue.heartbeat(running)
-        self.locks.heartbeat()
-
-    def tick(self) -> None:
-        """One round of the poller: heartbeats, tidying when due, claiming and starting jobs."""
-        self._heartbeat()
-        now = time.monotonic()
-        if ((self._last_tidy is None or now - self._last_tidy >= self.tidy_interval)
-                and (self._tidier is None or not self._tidier.is_alive())):
-            self._last_tidy = now
-            # Its own thread: walking a big main storage must not delay heartbeats.
-            self._tidier = threading.Thread(target=self._tidy_logged, name="cairn-ids-tidy",
-                                            daemon=True)
-            self._tidier.start()
-        executor = self._executor
-        if executor is None:
-            return
-        with self._guard:
-            free = self.workers - len(self._running)
-        for job in self.queue.claim(free):
-            with self._guard:
-                self._running.add(job.id)
-            executor.submit(self._run, job)
+    def job_kinds(self) -> list[Kind | Periodic]:
+        """What two-level storage runs on the scheduler: its requests (every process),
+        the lock heartbeat and the sweep of crashed restores (each process for itself),
+        and the eviction check (one process at a time)."""
+        out: list[Kind | Periodic] = [
+            Kind(KIND, self.run, merge=self.queue.merge, max_attempts=None,
+                 retry_delay=lambda failures: self.retry_seconds),
+            Periodic("ids.locks.heartbeat", self.scheduler.poll_seconds,
+                     self.locks.heartbeat, local=True),
+            Periodic("ids.restore-leftovers", 3600.0, self._clean_work_dir, local=True)]
+        if self.settings.start_archiving_level_bytes:
+            out.append(Periodic("ids.evict", self.tidy_interval, self.tidy))
+        return out
 
     def process_once(self) -> int:
-        """Run every job that is runnable now in the calling thread; return how many ran
-        (tests and tools; the poller does this in the background)."""
-        jobs = self.queue.claim(1 << 16)
-        for job in jobs:
-            self.execute(job)
-        return len(jobs)
-
-    def _run(self, job: Job) -> None:
-        try:
-            self.execute(job)
-        except Exception:
-            log.exception("Job %s failed unexpectedly", job.id)
-            try:  # don't leave it claimed: retry later
-                self.queue.release(job, retry_after=self.retry_seconds)
-            except Exception:
-                log.exception("Job %s could not be released; it is retried once stale",
-                              job.id)
-        finally:
-            with self._guard:
-                self._running.discard(job.id)
-            self._wake.set()  # follow-up work (ARCHIVE after WRITE_THEN_ARCHIVE), free slot
+        """Run every two-level job that is due now in the calling thread; return how many
+        ran (tests and tools; the scheduler does this in the background)."""
+        return self.scheduler.run_pending([KIND])
 
     def _clean_work_dir(self) -> None:
-        """Temporary restore zips left by a crash (a day old: another process on this
-        machine may be using the same cache directory right now)."""
-        cutoff = time.time() - 86400
+        """Temporary restore zips left by a crash."""
+        cutoff = time.time() - STALE_RESTORE_SECONDS
         try:
-            for p in self.work.work_dir.glob(".cairn-restore-*"):
+            for p in self.moves.work_dir.glob(".cairn-restore-*"):
                 if p.stat().st_mtime < cutoff:
                     p.unlink(missing_ok=True)
         except OSError:
@@ -220,14 +130,14 @@ class TwoLevel:
         if not units:
             return "ONLINE"
         self.check_failures(datasets, datafiles)
-        jobs = self.queue.jobs(units)
+        lines = self.queue.lines(units)
         restoring = False
         unknown: list[int] = []
         for uid in units:
-            states = _states(jobs.get(uid))
+            states = _states(lines.get(uid))
             if states & ARCHIVING_STATES:
                 return "ARCHIVED"
-            if State.RESTORE_REQUESTED in states:
+            if UnitState.RESTORE_REQUESTED in states:
                 restoring = True
             else:
                 unknown.append(uid)
@@ -249,13 +159,13 @@ class TwoLevel:
         units = self._units(datasets, datafiles)
         if not units:
             return True
-        jobs = self.queue.jobs(units)
+        lines = self.queue.lines(units)
         offline: set[int] = set()
         restore: dict[int, str | None] = {}
         unknown: list[int] = []
         for uid, key in units.items():
-            states = _states(jobs.get(uid))
-            if State.RESTORE_REQUESTED in states:
+            states = _states(lines.get(uid))
+            if UnitState.RESTORE_REQUESTED in states:
                 offline.add(uid)
             elif states & ARCHIVING_STATES:
                 offline.add(uid)
@@ -267,49 +177,53 @@ class TwoLevel:
             restore[uid] = units[uid]
         if restore:
             self.queue.request(Op.RESTORE, restore)
-            self._wake.set()
         return not offline
 
-    def request(self, op: str, datasets: list[DsInfo], datafiles: list[DfInfo]) -> None:
-        """Queue ARCHIVE, RESTORE, WRITE or DELETE for the units of a selection. In DATASET
-        mode DELETE rewrites the datasets' archive zips (WRITE). Callers check beforehand
-        what the HTTP call requires (e.g. ``write`` refuses data that is not online)."""
+    def request(self, op: str, datasets: list[DsInfo], datafiles: list[DfInfo],
+                via: Enqueuer | None = None) -> None:
+        """Queue ARCHIVE, RESTORE, WRITE or DELETE for the units of a selection, in the
+        transaction of ``via`` (a unit of work) if given. In DATASET mode DELETE rewrites the
+        datasets' archive zips (WRITE). Callers check beforehand what the HTTP call requires
+        (e.g. ``write`` refuses data that is not online)."""
         try:
             wanted = Op(op.upper())
         except ValueError:
             raise bad_parameter(f"Unknown two-level operation {op!r}") from None
-        if wanted is Op.DELETE and self.unit is Unit.DATASET:
+        if wanted is Op.DELETE and self.unit is StorageUnit.DATASET:
             wanted = Op.WRITE
         units = self._units(datasets, datafiles)
         if units:
-            self.queue.request(wanted, units)
-            self._wake.set()
+            self.queue.request(wanted, units, via)
 
     def reset(self, datasets: list[DsInfo], datafiles: list[DfInfo]) -> None:
         """Clear the failure flags of the selection's units."""
         self.failures.clear(self._units(datasets, datafiles))
 
-    def after_put(self, dataset: DsInfo, datafile: DfInfo) -> None:
-        """A file was stored on main storage: queue the write of its unit to the archive."""
-        self.request("WRITE", [dataset], [] if self.unit is Unit.DATASET else [datafile])
+    def after_put(self, dataset: DsInfo, datafile: DfInfo, via: Enqueuer | None = None
+                  ) -> None:
+        """A file is being stored on main storage: queue the write of its unit to the
+        archive (in the transaction that catalogues it, ``via``)."""
+        self.request("WRITE", [dataset], [] if self.unit is StorageUnit.DATASET else [datafile],
+                     via)
 
-    def after_delete(self, datasets: list[DsInfo], datafiles: list[DfInfo]) -> None:
-        """Datafiles were deleted: rewrite their datasets' zips (DATASET), or delete their
-        archive copies (DATAFILE)."""
-        if self.unit is Unit.DATASET:
-            self.request("WRITE", datasets, datafiles)
+    def after_delete(self, datasets: list[DsInfo], datafiles: list[DfInfo],
+                     via: Enqueuer | None = None) -> None:
+        """Datafiles are being deleted: rewrite their datasets' zips (DATASET), or delete
+        their archive copies (DATAFILE); in the deleting transaction, ``via``."""
+        if self.unit is StorageUnit.DATASET:
+            self.request("WRITE", datasets, datafiles, via)
         else:
-            self.request("DELETE", [], datafiles)
+            self.request("DELETE", [], datafiles, via)
 
     def service_status(self) -> dict[str, Any]:
         """getServiceStatus: the queue (running jobs too), locks and failures."""
         ops = []
-        for job in self.queue.all():
-            data = job.location or f"{job.unit.lower()} {job.unit_id}"
-            if job.running is not None:
-                ops.append({"data": data, "request": job.running.value, "running": True})
-            if job.state is not None:
-                ops.append({"data": data, "request": job.state.value})
+        for line in self.queue.all():
+            data = line.location or f"{self.unit.lower()} {line.unit_id}"
+            if line.running is not None:
+                ops.append({"data": data, "request": line.running.value, "running": True})
+            if line.waiting is not None:
+                ops.append({"data": data, "request": line.waiting.value})
         locks = self.locks.summary()
         return {"opsQueue": ops, "lockCount": len(locks), "locks": locks,
                 "failures": self.failures.all()}
@@ -325,7 +239,7 @@ class TwoLevel:
                datafiles: Iterable[DfInfo]) -> dict[int, str | None]:
         """The selection's units -> their storage keys. DATASET: the datasets and those of
         the datafiles; DATAFILE: the datafiles (the caller expands datasets into them)."""
-        if self.unit is Unit.DATAFILE:
+        if self.unit is StorageUnit.DATAFILE:
             return {df.id: df.location for df in datafiles}
         out: dict[int, str | None] = {
             ds.id: dataset_folder(ds.investigation_id, ds.id) for ds in datasets}
@@ -347,10 +261,10 @@ class TwoLevel:
         out: list[int] = []
         if not unit_ids:
             return out
-        if self.unit is Unit.DATAFILE:
+        if self.unit is StorageUnit.DATAFILE:
             given = {df.id: df for df in datafiles}
             for uid in unit_ids:
-                if not self.work.datafile_online(given[uid]):
+                if not self.moves.datafile_online(given[uid]):
                     out.append(uid)
                     if stop_at_first:
                         break
@@ -367,80 +281,81 @@ class TwoLevel:
                 ds = known.get(uid)
                 if ds is None:
                     continue  # gone from the catalogue: nothing of it to be online
-                if not self.work.dataset_online(ds, files.get(uid, [])):
+                if not self.moves.dataset_online(ds, files.get(uid, [])):
                     out.append(uid)
                     if stop_at_first:
                         return out
         return out
 
-    # -- running jobs -------------------------------------------------------------------------
+    # -- running jobs -----------------------------------------------------------------------
 
-    def execute(self, job: Job) -> None:
-        """Run one claimed job under its dataset lock and record the outcome."""
-        state = job.running
-        assert state is not None
+    def run(self, ctx: JobContext) -> Again | None:
+        """The job of one unit, under its dataset lock. A busy lock, or an archive that a
+        newly queued write must precede, waits for the next poll in front of what was
+        requested meanwhile (WRITE_THEN_ARCHIVE ends as an ARCHIVE of its own)."""
+        p = ctx.payload
+        state, unit_id, location = UnitState(p["state"]), int(p["id"]), p.get("location")
         try:
-            holder = self.locks.acquire(self._lock_targets(job), state in WRITE_STATES)
+            holder = self.locks.acquire(self._lock_targets(unit_id), state in WRITE_STATES)
         except DataBusy:
-            self.queue.release(job)  # retried next tick
-            return
+            return Again()  # at the next poll
         try:
-            if state is State.ARCHIVE_REQUESTED:
-                current = self.queue.get(job.id)
-                if current is not None and current.state in WRITE_STATES:
+            if state is UnitState.ARCHIVE_REQUESTED:
+                line = self.queue.lines([unit_id]).get(unit_id)
+                if line is not None and line.waiting in WRITE_STATES:
                     # A put queued a write while we waited for the lock: evicting now would
-                    # lose it. Back in the queue this becomes WRITE_THEN_ARCHIVE.
-                    self.queue.release(job)
-                    return
+                    # lose it. Merged with it, this becomes WRITE_THEN_ARCHIVE.
+                    return Again()
             try:
-                self._do(state, job)
+                self._do(state, unit_id, location)
             except Exception as e:
-                self._failed(job, state, e)
-                return
-            if state is State.RESTORE_REQUESTED:
-                self.failures.clear([job.unit_id])
-            then = Op.ARCHIVE if state is State.WRITE_THEN_ARCHIVE_REQUESTED else None
-            self.queue.finish(job, then=then)
+                return self._failed(unit_id, state, e)
+            if state is UnitState.RESTORE_REQUESTED:
+                self.failures.clear([unit_id])
+            if state is UnitState.WRITE_THEN_ARCHIVE_REQUESTED:
+                return Again(payload={**p, "state": UnitState.ARCHIVE_REQUESTED.value})
+            return None
         finally:
             self.locks.release(holder)
 
-    def _failed(self, job: Job, state: State, e: Exception) -> None:
-        what = f"{state.value} of {job.unit.lower()} {job.unit_id}"
+    def _failed(self, unit_id: int, state: UnitState, e: Exception) -> Again:
+        """A failed restore flags its unit (until reset or a later success) and a failed
+        archive leaves the data on main storage: both are over (FAILED). Writes and deletes
+        must happen eventually (a pending write also keeps the unit from being archived):
+        they are retried."""
+        what = f"{state.value} of {self.unit.lower()} {unit_id}"
         message = e.message if isinstance(e, IcatError) else f"{type(e).__name__}: {e}"
         if isinstance(e, IcatError):
             log.error("%s failed: %s", what, message)
         else:
             log.exception("%s failed", what)
-        if state is State.RESTORE_REQUESTED:
-            self.failures.set(job.unit_id, message)  # until reset or a later success
-            self.queue.finish(job)
-        elif state is State.ARCHIVE_REQUESTED:
-            self.queue.finish(job)  # still (partly) on main storage: nothing is lost
-        else:
-            # Writes and deletes must happen eventually (a pending write also keeps the unit
-            # from being archived): retry later.
-            self.queue.release(job, retry_after=self.retry_seconds)
+        if state is UnitState.RESTORE_REQUESTED:
+            self.failures.set(unit_id, message)
+        if state in (UnitState.RESTORE_REQUESTED, UnitState.ARCHIVE_REQUESTED):
+            raise Failed(message) from e
+        return Again(after=self.retry_seconds, error=message)
 
-    def _lock_targets(self, job: Job) -> list[int]:
-        if job.unit is Unit.DATASET:
-            return [job.unit_id]
-        df = self.reader.datafiles([job.unit_id]).get(job.unit_id)
+    def _lock_targets(self, unit_id: int) -> list[int]:
+        if self.unit is StorageUnit.DATASET:
+            return [unit_id]
+        df = self.reader.datafiles([unit_id]).get(unit_id)
         return [df.dataset_id] if df is not None else []
 
-    def _do(self, state: State, job: Job) -> None:
-        w = self.work
-        if job.unit is Unit.DATASET:
-            actions = {State.WRITE_REQUESTED: w.write_dataset,
-                       State.WRITE_THEN_ARCHIVE_REQUESTED: w.write_dataset,
-                       State.ARCHIVE_REQUESTED: w.archive_dataset,
-                       State.RESTORE_REQUESTED: w.restore_dataset}
+    def _do(self, state: UnitState, unit_id: int, location: str | None) -> None:
+        m = self.moves
+        actions: dict[UnitState, Callable[[int, str | None], None]]
+        if self.unit is StorageUnit.DATASET:
+            actions = {UnitState.WRITE_REQUESTED: m.write_dataset,
+                       UnitState.WRITE_THEN_ARCHIVE_REQUESTED: m.write_dataset,
+                       UnitState.ARCHIVE_REQUESTED: m.archive_dataset,
+                       UnitState.RESTORE_REQUESTED: m.restore_dataset}
         else:
-            actions = {State.WRITE_REQUESTED: w.write_datafile,
-                       State.WRITE_THEN_ARCHIVE_REQUESTED: w.write_datafile,
-                       State.ARCHIVE_REQUESTED: w.archive_datafile,
-                       State.RESTORE_REQUESTED: w.restore_datafile,
-                       State.DELETE_REQUESTED: w.delete_datafile}
-        actions[state](job.unit_id, job.location)
+            actions = {UnitState.WRITE_REQUESTED: m.write_datafile,
+                       UnitState.WRITE_THEN_ARCHIVE_REQUESTED: m.write_datafile,
+                       UnitState.ARCHIVE_REQUESTED: m.archive_datafile,
+                       UnitState.RESTORE_REQUESTED: m.restore_datafile,
+                       UnitState.DELETE_REQUESTED: m.delete_datafile}
+        actions[state](unit_id, location)
 
     # -- eviction -----------------------------------------------------------------------------
 
@@ -454,7 +369,7 @@ class TwoLevel:
         low = low or 0
         objects = self.main.list()
         units: dict[int, str | None] = {}
-        if self.unit is Unit.DATASET:
+        if self.unit is StorageUnit.DATASET:
             pairs = copies.datasets_to_evict(objects, low, high)
             found = self.reader.datasets(ds for _, ds in pairs)
             for inv_id, ds_id in pairs:
@@ -467,18 +382,9 @@ class TwoLevel:
         if units:
             log.info("Main storage above %d bytes: archiving %d units", high, len(units))
             self.queue.request(Op.ARCHIVE, units)
-            self._wake.set()
         return len(units)
 
-    def _tidy_logged(self) -> None:
-        try:
-            self.tidy()
-        except Exception:
-            log.exception("Two-level storage tidy failed")
 
-
-def _states(job: Job | None) -> set[State]:
+def _states(line: UnitLine | None) -> set[UnitState]:
     """What is queued for and running on a unit."""
-    if job is None:
-        return set()
-    return {s for s in (job.state, job.running) if s is not None}
+    return set() if line is None else line.states

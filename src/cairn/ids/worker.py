@@ -30,11 +30,11 @@ from sqlalchemy import or_, select
 from cairn.db.engine import Database
 from cairn.errors import IcatError, internal
 from cairn.ids import archive as copies
-from cairn.ids.jobs import chunks
 from cairn.ids.locations import dataset_folder, strip_digest
 from cairn.ids.mapper import DefaultZipMapper, DfInfo, DsInfo, ZipMapper
 from cairn.ids.storage import Storage
 from cairn.ids.zipstream import ZipMember
+from cairn.jobs.model import chunks
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class CatalogueReader:
         return out
 
 
-class UnitWork:
+class UnitMoves:
     """Copies and deletions for one storage unit type."""
 
     def __init__(self, main: Storage, archive: Storage, reader: CatalogueReader,
