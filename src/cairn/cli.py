@@ -1,4 +1,4 @@
-"""`cairn serve | demo | user | migrate`: the command line."""
+"""`cairn serve | demo | user | migrate | jobs`: the command line."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from cairn.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from cairn.db.engine import Database
+    from cairn.catalogue.service import Catalogue
+    from cairn.jobs import Job
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -24,7 +25,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from cairn.startup import ROOT_PASSWORD_ENV, ensure_root_account, open_catalogue
+    from cairn.startup import ROOT_PASSWORD_ENV, assemble, ensure_root_account
     from cairn.web.app import create_app
 
     settings = _settings(args)
@@ -32,8 +33,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.server.port = args.port
     if args.host is not None:
         settings.server.host = args.host
-    catalogue = open_catalogue(settings)
-    created = ensure_root_account(settings, catalogue.db)
+    cairn = assemble(settings)
+    created = ensure_root_account(settings, cairn.db)
     if created:
         user, password = created
         if os.environ.get(ROOT_PASSWORD_ENV):
@@ -43,10 +44,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   "  (shown once; change it with: cairn user add "
                   f"{user} --password NEW)", flush=True)
     if args.demo:
-        _load_demo(catalogue.db, args.scale, user=settings.catalogue.root_users[0])
+        _load_demo(cairn.catalogue, args.scale, user=settings.catalogue.root_users[0])
     print(f"Cairn serves {settings.public_url}/icat (catalogue: "
-          f"{catalogue.db.engine.url.render_as_string(hide_password=True)})", flush=True)
-    app = create_app(catalogue)
+          f"{cairn.db.engine.url.render_as_string(hide_password=True)})", flush=True)
+    app = create_app(cairn)
     settle_heap()
     uvicorn.run(app, host=settings.server.host, port=settings.server.port,
                 log_level=args.log_level, proxy_headers=True)
@@ -73,19 +74,16 @@ def settle_heap() -> None:
     gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def _load_demo(db: Database, scale: float, user: str) -> None:
-    from sqlalchemy import func, select
-
+def _load_demo(catalogue: Catalogue, scale: float, user: str) -> None:
     from cairn.demo import load_demo
 
-    with db.connect() as conn:
-        facilities = conn.execute(select(func.count()).select_from(
-            db.tables["Facility"])).scalar_one()
+    with catalogue.as_system(read_only=True) as work:
+        facilities = work.search("SELECT COUNT(f) FROM Facility f")[0]
     if facilities:
         print("Catalogue already holds data; not loading the demo again.")
         return
     start = time.perf_counter()
-    counts = load_demo(db, scale=scale, user=user,
+    counts = load_demo(catalogue, scale=scale, user=user,
                        progress=lambda line: print("  " + line, flush=True))
     total = sum(counts.values())
     secs = time.perf_counter() - start
@@ -94,11 +92,10 @@ def _load_demo(db: Database, scale: float, user: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from cairn.startup import open_database
+    from cairn.startup import open_catalogue
 
     settings = _settings(args)
-    db = open_database(settings)
-    _load_demo(db, args.scale, user=settings.catalogue.root_users[0])
+    _load_demo(open_catalogue(settings), args.scale, user=settings.catalogue.root_users[0])
     return 0
 
 
@@ -143,6 +140,64 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from cairn.jobs import JobQueue, State
+    from cairn.startup import open_database
+
+    queue = JobQueue(open_database(_settings(args)))
+    if args.action == "list":
+        states = [State(s.upper()) for s in args.state] if args.state else []
+        jobs = queue.find(states=states, kind=args.kind, limit=args.limit)
+        counts = queue.counts()
+        for (kind, state), n in sorted(counts.items()):
+            print(f"# {kind}: {n} {state.lower()}")
+        print(f"{'ID':>8}  {'KIND':<22} {'STATE':<9} {'TRIES':>5}  {'NOT BEFORE (UTC)':<19}  "
+              "KEY / ERROR")
+        for job in jobs:
+            tries = f"{job.attempts}/{job.max_attempts}" if job.max_attempts else str(
+                job.attempts)
+            note = job.error if job.state is State.FAILED and job.error else job.key or ""
+            print(f"{job.id:>8}  {job.kind:<22} {job.state.lower():<9} {tries:>5}  "
+                  f"{job.not_before:%Y-%m-%d %H:%M:%S}  {note[:60]}")
+        return 0
+    try:
+        if args.action == "show":
+            found = queue.get(args.id)
+            if found is None:
+                raise LookupError(f"no job {args.id}")
+            job = found
+        elif args.action == "retry":
+            job = queue.retry(args.id)
+        else:
+            job = queue.cancel(args.id)
+    except (LookupError, ValueError) as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 1
+    _show_job(job)
+    if args.action == "cancel" and job.state is State.RUNNING:
+        print("(running: its process is asked to stop, and notices within a poll interval)")
+    return 0
+
+
+def _show_job(job: Job) -> None:
+    import json
+
+    progress = None if job.progress is None else \
+        f"{job.progress}" + (f" of {job.progress_total}" if job.progress_total else "")
+    for name, value in (("id", job.id), ("kind", job.kind), ("key", job.key),
+                        ("state", job.state.lower()), ("priority", job.priority),
+                        ("created", job.created), ("not before", job.not_before),
+                        ("started", job.started), ("finished", job.finished),
+                        ("attempts", job.attempts), ("max attempts", job.max_attempts),
+                        ("claimed by", job.claimed_by if job.claim else None),
+                        ("heartbeat", job.heartbeat if job.claim else None),
+                        ("cancel asked", job.cancel or None), ("progress", progress),
+                        ("error", job.error),
+                        ("payload", json.dumps(job.payload, sort_keys=True))):
+        if value is not None:
+            print(f"{name + ':':<14}{value}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cairn", description="The ICAT catalogue, in Python.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -171,6 +226,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = with_config(sub.add_parser("migrate", help="create or upgrade the database schema"))
     m.set_defaults(func=cmd_migrate)
+
+    j = with_config(sub.add_parser("jobs", help="list, show, retry or cancel background jobs"))
+    jsub = j.add_subparsers(dest="action", required=True)
+    jl = jsub.add_parser("list", help="jobs newest first, with counts per kind and state")
+    jl.add_argument("--state", action="append",
+                    choices=["queued", "running", "done", "failed", "cancelled"],
+                    help="only jobs in this state (repeatable)")
+    jl.add_argument("--kind", help="only jobs of this kind (e.g. ids.twolevel)")
+    jl.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    for action, text in (("show", "everything about one job"),
+                         ("retry", "queue a failed or cancelled job again"),
+                         ("cancel", "cancel a queued job; ask a running one to stop")):
+        ja = jsub.add_parser(action, help=text)
+        ja.add_argument("id", type=int, help="the job's id (from `cairn jobs list`)")
+    for ja in jsub.choices.values():
+        ja.add_argument("--config", metavar="FILE", help="TOML configuration file",
+                        default=argparse.SUPPRESS)
+    j.set_defaults(func=cmd_jobs)
     return p
 
 

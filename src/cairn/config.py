@@ -45,6 +45,14 @@ class ServerSettings(_Section):
     data_dir: Path = Path("cairn-data")
     #: Seconds between purges of expired sessions.
     session_purge_interval_seconds: int = Field(3600, gt=0)
+    #: Python modules imported at start-up, each defining ``setup(cairn)``: they add job
+    #: kinds, periodic tasks and change listeners (see docs/architecture.md).
+    plugins: list[str] = []
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return v.split() if isinstance(v, str) else v
 
 
 class CatalogueSettings(_Section):
@@ -121,14 +129,13 @@ class DataSettings(_Section):
     #: Quiet time after the last change to a unit before it is written to the archive
     #: (ids.server's delayDatasetWritesSeconds / delayDatafileOperationsSeconds).
     write_delay_seconds: float = Field(60.0, ge=0)
-    #: How often the two-level job queue is processed (processQueueIntervalSeconds).
+    #: The older name of [jobs] poll_interval_seconds (ids.server's
+    #: processQueueIntervalSeconds), used when that is not set.
     queue_interval_seconds: float = Field(5.0, gt=0)
     #: How often main storage is measured against the eviction watermarks
     #: (sizeCheckIntervalSeconds).
     eviction_check_interval_seconds: float = Field(60.0, gt=0)
-    #: A job or dataset lock whose claimant stopped refreshing it (a heartbeat every queue
-    #: interval) for this long belongs to a dead process: its work is queued again. None =
-    #: 120 s or ten queue intervals, whichever is longer.
+    #: The older name of [jobs] stale_claim_seconds, used when that is not set.
     stale_claim_seconds: float | None = Field(None, gt=0)
     #: Age after which a preparedId is refused as expired.
     prepared_lifetime_hours: float = Field(168.0, gt=0)
@@ -217,6 +224,25 @@ class DataSettings(_Section):
         return self.prepared_lifetime_hours * 3600
 
 
+class JobsSettings(_Section):
+    """Durable jobs and periodic tasks (``cairn.jobs``), run by every Cairn process."""
+
+    #: Threads running jobs in each process.
+    workers: int = Field(4, ge=1, le=256)
+    #: How often each process looks for due jobs and refreshes the claims of those it runs
+    #: (a process that queues work itself looks at once). None = 1 s, or [data]
+    #: queue_interval_seconds where only that (its older name) is set.
+    poll_interval_seconds: float | None = Field(None, gt=0)
+    #: A job claim (or dataset lock) whose process stopped refreshing it for this long
+    #: belongs to a dead process: the job is run again elsewhere. None = [data]
+    #: stale_claim_seconds if set, else 120 s or ten poll intervals, whichever is longer.
+    stale_claim_seconds: float | None = Field(None, gt=0)
+    #: Finished jobs are kept this long for ``cairn jobs``: done or cancelled ones (hours),
+    #: failed ones (days).
+    keep_finished_hours: float = Field(24.0, gt=0)
+    keep_failed_days: float = Field(30.0, gt=0)
+
+
 def _default_authn() -> dict[str, AuthnSettings]:
     return {"db": AuthnSettings(type="db")}
 
@@ -226,11 +252,39 @@ class Settings(_Section):
     catalogue: CatalogueSettings = CatalogueSettings()
     authn: dict[str, AuthnSettings] = Field(default_factory=_default_authn)
     data: DataSettings = DataSettings()
+    jobs: JobsSettings = JobsSettings()
 
     @model_validator(mode="after")
     def _data_paths(self) -> Settings:
         resolve_data_paths(self)
         return self
+
+    @model_validator(mode="after")
+    def _job_timing(self) -> Settings:
+        if self.job_stale_seconds < 3 * self.job_poll_seconds:
+            # A live but busy process must never look dead: its jobs would run twice.
+            raise ValueError(f"the stale claim timeout ({self.job_stale_seconds:g} s) must be "
+                             "at least three poll intervals (3 x poll_interval_seconds = "
+                             f"{3 * self.job_poll_seconds:g} s)")
+        return self
+
+    @property
+    def job_poll_seconds(self) -> float:
+        """[jobs] poll_interval_seconds, or its older name [data] queue_interval_seconds."""
+        if self.jobs.poll_interval_seconds is not None:
+            return self.jobs.poll_interval_seconds
+        if "queue_interval_seconds" in self.data.model_fields_set:
+            return self.data.queue_interval_seconds
+        return 1.0
+
+    @property
+    def job_stale_seconds(self) -> float:
+        """[jobs] stale_claim_seconds, or [data] stale_claim_seconds, or the default."""
+        if self.jobs.stale_claim_seconds is not None:
+            return self.jobs.stale_claim_seconds
+        if self.data.stale_claim_seconds is not None:
+            return self.data.stale_claim_seconds
+        return max(120.0, 10 * self.job_poll_seconds)
 
     @property
     def database_url(self) -> str:

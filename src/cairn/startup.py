@@ -1,10 +1,13 @@
-"""Open a catalogue from settings: database, schema migrations, authenticators, root account."""
+"""Assemble Cairn from settings: database, schema migrations, catalogue, data service, job
+scheduler and plugins. The one place that wires services together."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import secrets
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -16,6 +19,7 @@ from cairn.db import migrate
 from cairn.db.engine import Database
 from cairn.ids.service import DataService, TwoLevelStorage
 from cairn.ids.storage import Storage
+from cairn.jobs import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +38,62 @@ def open_database(settings: Settings) -> Database:
     return db
 
 
-def open_catalogue(settings: Settings, db: Database | None = None) -> Catalogue:
+def open_catalogue(settings: Settings, db: Database | None = None,
+                   jobs: Scheduler | None = None) -> Catalogue:
+    """The catalogue alone (tools, benchmarks); :func:`assemble` builds the whole server."""
     db = db or open_database(settings)
-    return Catalogue(settings, db, build_authenticators(settings, db))
+    return Catalogue(settings, db, build_authenticators(settings, db), jobs=jobs)
+
+
+def catalogue_of(db: Database, settings: Settings | None = None) -> Catalogue:
+    """The catalogue of a database for a script or tool that only needs units of work
+    (bulk loads, benchmarks): default settings, no authenticators, no jobs."""
+    return Catalogue(settings or Settings(), db, {})
+
+
+@dataclass
+class Cairn:
+    """The server as assembled: what the web application serves and plugins extend."""
+
+    settings: Settings
+    db: Database
+    catalogue: Catalogue
+    data: DataService
+    #: The process's job scheduler, started and stopped with the web application.
+    jobs: Scheduler
+
+
+def assemble(settings: Settings, db: Database | None = None) -> Cairn:
+    """Everything ``cairn serve`` runs: the catalogue and the data service on one database,
+    their jobs on one scheduler, and the configured plugins."""
+    db = db or open_database(settings)
+    j = settings.jobs
+    jobs = Scheduler(db, workers=j.workers, poll_seconds=settings.job_poll_seconds,
+                     stale_seconds=settings.job_stale_seconds,
+                     keep_finished_hours=j.keep_finished_hours,
+                     keep_failed_days=j.keep_failed_days)
+    catalogue = open_catalogue(settings, db, jobs)
+    data = open_data_service(catalogue, db, jobs)
+    jobs.register(*catalogue.job_kinds(), *data.job_kinds())
+    cairn = Cairn(settings, db, catalogue, data, jobs)
+    for name in settings.server.plugins:
+        load_plugin(name, cairn)
+    return cairn
+
+
+def load_plugin(name: str, cairn: Cairn) -> None:
+    """Import a plugin module and call its ``setup(cairn)``: it registers job kinds and
+    periodic tasks (``cairn.jobs.register``) and change listeners
+    (``cairn.catalogue.listeners.add``)."""
+    try:
+        module = importlib.import_module(name)
+    except ImportError as e:
+        raise ConfigError(f"plugin {name!r} cannot be imported: {e}") from e
+    setup = getattr(module, "setup", None)
+    if not callable(setup):
+        raise ConfigError(f"plugin {name!r} has no setup(cairn) function")
+    setup(cairn)
+    log.info("plugin %s loaded", name)
 
 
 def ensure_root_account(settings: Settings, db: Database) -> tuple[str, str] | None:
@@ -78,8 +135,9 @@ def open_storage(where: str, data: DataSettings) -> Storage:
     return LocalStorage(where)
 
 
-def open_data_service(catalogue: Catalogue) -> DataService:
-    """Main storage, and two-level storage when an archive is configured."""
+def open_data_service(catalogue: Catalogue, db: Database, jobs: Scheduler) -> DataService:
+    """Main storage, and two-level storage when an archive is configured (its jobs run on
+    ``jobs``)."""
     settings = catalogue.settings
     data = settings.data
     main = open_storage(data.main, data)
@@ -92,5 +150,6 @@ def open_data_service(catalogue: Catalogue) -> DataService:
         except ImportError as e:
             raise ConfigError("two-level storage ([data] archive) is not available in this "
                               f"build: {e}") from e
-        twolevel = TwoLevel(catalogue.db, main, open_storage(data.archive, data), data)
-    return DataService(catalogue, data, main, twolevel, settings.public_url)
+        twolevel = TwoLevel(db, main, open_storage(data.archive, data), data, jobs,
+                            stale_seconds=settings.job_stale_seconds)
+    return DataService(catalogue, db, data, main, twolevel, settings.public_url)

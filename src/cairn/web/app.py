@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -15,9 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cairn.catalogue.service import Catalogue
 from cairn.errors import ErrorType, IcatError
-from cairn.ids.service import DataService
+from cairn.startup import Cairn
 from cairn.web import cors, icat_rest, ids_rest, soap
 from cairn.web.jsonresponse import JSONResponse
 
@@ -112,36 +110,18 @@ class HeaderLimit:
         await self.app(scope, receive, send)
 
 
-async def _purge_sessions(catalogue: Catalogue, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            n = await run_in_threadpool(catalogue.sessions.purge_expired)
-            if n:
-                log.info("purged %d expired sessions", n)
-        except Exception:
-            log.exception("session purge failed; will retry")
-
-
-def create_app(catalogue: Catalogue, data: DataService | None = None) -> Starlette:
-    if data is None:
-        from cairn.startup import open_data_service
-
-        data = open_data_service(catalogue)
-    service = data
+def create_app(cairn: Cairn) -> Starlette:
+    """Every face of an assembled Cairn; its lifespan runs the job scheduler."""
+    catalogue, data, jobs = cairn.catalogue, cairn.data, cairn.jobs
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        interval = catalogue.settings.server.session_purge_interval_seconds
-        task = asyncio.create_task(_purge_sessions(catalogue, interval))
+        await run_in_threadpool(jobs.start)
         try:
-            async with ids_rest.running(service):
-                yield
+            yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            catalogue.db.dispose()
+            await run_in_threadpool(jobs.stop)  # running jobs finish; queued ones wait
+            cairn.db.dispose()
 
     app = Starlette(
         routes=icat_rest.routes() + soap.routes(),

@@ -10,11 +10,10 @@ passing through the catalogue's middleware; it adds ids.server's CORS headers in
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -410,38 +409,3 @@ class IdsDispatch:
             await self.ids(scope, receive, send)
         else:
             await self.app(scope, receive, send)
-
-
-# -- background work ----------------------------------------------------------------------------
-
-
-async def _purge_prepared(service: DataService, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            n = await run_in_threadpool(service.purge_prepared)
-            if n:
-                log.info("purged %d expired preparedIds", n)
-        except Exception:
-            log.exception("purging expired preparedIds failed; will retry")
-
-
-@contextlib.asynccontextmanager
-async def running(service: DataService) -> AsyncIterator[None]:
-    """The data service's background work for the app's lifetime: two-level jobs (if any)
-    and the purge of expired preparedIds."""
-    twolevel = service.twolevel
-    start = getattr(twolevel, "start", None)
-    if start is not None:
-        await run_in_threadpool(start)
-    interval = min(3600.0, service.settings.prepared_lifetime_seconds / 4)
-    task = asyncio.create_task(_purge_prepared(service, interval))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        stop = getattr(twolevel, "stop", None)
-        if stop is not None:
-            await run_in_threadpool(stop)
