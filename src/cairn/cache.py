@@ -48,7 +48,7 @@ class Lru(Generic[K, V]):
         return value
 
 
-class Anchored(Generic[V]):
+class IdentityCache(Generic[V]):
     """Values built from objects that have no equality by value (schema entities, compiled
     queries, authorization predicates, dialects), keyed by those objects' identities plus a
     hashable rest.

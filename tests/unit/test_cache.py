@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from cairn.cache import Anchored, Lru
+from cairn.cache import IdentityCache, Lru
 
 
 class Thing:
@@ -31,7 +31,7 @@ def test_lru_makes_once_and_drops_the_least_recently_used() -> None:
 
 
 def test_anchored_values_belong_to_the_very_objects() -> None:
-    cache: Anchored[int] = Anchored(10)
+    cache: IdentityCache[int] = IdentityCache(10)
     one, other = Thing(), Thing()
     calls = []
 
@@ -49,7 +49,7 @@ def test_anchored_values_belong_to_the_very_objects() -> None:
 
 def test_an_anchor_lives_as_long_as_its_entry() -> None:
     """While cached, no new object can take an anchor's address (and so its entry)."""
-    cache: Anchored[str] = Anchored(1)
+    cache: IdentityCache[str] = IdentityCache(1)
     thing = Thing()
     ref = weakref.ref(thing)
     cache.fetch((thing,), None, lambda: "value")

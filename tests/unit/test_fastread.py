@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, insert, select
 from cairn.catalogue.work import _reader
 from cairn.db import migrate
 from cairn.db.engine import Database
-from cairn.db.fastread import Prepared, _convert, fetch_in, padded, rows_in, rows_keyed
+from cairn.db.fastread import CompiledSelect, _convert, fetch_in, padded, rows_in, rows_keyed
 from cairn.schema import SCHEMA
 
 
@@ -80,7 +80,7 @@ def test_a_prepared_statement_takes_new_parameters_each_run(db: Database) -> Non
     ft = db.tables["Facility"]
     stmt = select(ft.c.id, ft.c.modTime).where(ft.c.name == bindparam("who"),
                                                ft.c.id > 1).limit(5)
-    p = Prepared.of(stmt, db.engine.dialect)
+    p = CompiledSelect.of(stmt, db.engine.dialect)
     assert p is not None
     with db.connect() as conn:
         assert [tuple(r) for r in _convert(*p.fetch(conn, {"who": "f3"}))] == \
@@ -88,7 +88,7 @@ def test_a_prepared_statement_takes_new_parameters_each_run(db: Database) -> Non
         assert [tuple(r) for r in _convert(*p.fetch(conn, {"who": "f6"}))] == \
             [(6, datetime(2024, 1, 6, 8, 30))]
         assert _convert(*p.fetch(conn, {"who": "f1"})) == []  # the literal 1 was bound too
-    assert Prepared.of(select(ft.c.id).where(ft.c.id.in_([1, 2])), db.engine.dialect) is None
+    assert CompiledSelect.of(select(ft.c.id).where(ft.c.id.in_([1, 2])), db.engine.dialect) is None
 
 
 def test_a_keyed_statement_is_built_once_per_anchor_and_length(db: Database) -> None:

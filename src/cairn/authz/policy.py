@@ -30,40 +30,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection, exists, false, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from cairn.authz.access import Access
-from cairn.authz.rules import ROW, Anchored, RuleMeaning, anchor, compile_rule, interpret
+from cairn.authz.rules import ROW, AnchoredRule, RuleMeaning, anchor, compile_rule, interpret
 from cairn.db.engine import Database
 from cairn.db.fastread import rows_keyed
 from cairn.errors import IcatError, insufficient_privileges
 from cairn.query.compiler import CompiledQuery, IdPath
-from cairn.query.execute import queries_for
+from cairn.query.execute import Caller, queries_for
 from cairn.schema import SCHEMA
 
 log = logging.getLogger(__name__)
 
 #: Entities whose change can change somebody's permissions.
 AUTHZ_ENTITIES = frozenset({"Rule", "Grouping", "UserGroup", "PublicStep", "User"})
-
-class Caller(Protocol):
-    """The part of a unit of work authorization needs: transaction, user and clock, and the
-    values of ``:user`` and the clock as statement parameters (``params``), which every
-    statement holding a predicate is run with."""
-
-    conn: Connection
-    user: str
-    now: datetime
-
-    @property
-    def params(self) -> Mapping[str, Any]: ...
-
 
 @dataclass(frozen=True)
 class Rule:
@@ -72,7 +58,7 @@ class Rule:
     grouping: int | None
     meaning: RuleMeaning
     query: CompiledQuery  # SELECT v.id FROM ... WHERE ..., :user and the clock unbound
-    anchored: Anchored | None  # the same as a condition on a row (None: use ``query``)
+    anchored: AnchoredRule | None  # the same as a condition on a row (None: use ``query``)
 
     def condition(self, id_column: ColumnElement[Any]) -> ColumnElement[bool]:
         """``EXISTS (SELECT 1 FROM <rule> WHERE v.id = <id_column> AND <rule's WHERE>)``, for
@@ -101,7 +87,7 @@ class Authorizer:
         self._lock = threading.Lock()
         # (what, flags) -> compiled rule, kept across reloads (rules rarely change)
         self._compiled: dict[tuple[str, str], tuple[RuleMeaning, CompiledQuery,
-                                                    Anchored | None]] = {}
+                                                    AnchoredRule | None]] = {}
         # (bean, id column, rules) -> predicate with :user and the clock unbound (the id
         # column is kept with it: the key holds its id(), valid while the column lives)
         self._predicates: dict[tuple[Any, ...], tuple[ColumnElement[bool],
@@ -150,7 +136,7 @@ class Authorizer:
                         loaded=time.monotonic())
 
     def _compile(self, what: str, flags: str
-                 ) -> tuple[RuleMeaning, CompiledQuery, Anchored | None]:
+                 ) -> tuple[RuleMeaning, CompiledQuery, AnchoredRule | None]:
         hit = self._compiled.get((what, flags))
         if hit is None:
             meaning = interpret(what, flags)
@@ -234,7 +220,7 @@ class Authorizer:
         conditions come first (SQLite tries OR terms in order).
         """
         compiler = queries_for(self.db).compiler
-        groups: dict[frozenset[str], list[Anchored]] = {}
+        groups: dict[frozenset[str], list[AnchoredRule]] = {}
         parts: list[ColumnElement[bool]] = []
         for r in rules:
             if r.anchored is None:

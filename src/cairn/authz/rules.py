@@ -90,7 +90,7 @@ ROW = "#"
 
 
 @dataclass(frozen=True)
-class Anchored:
+class AnchoredRule:
     """A rule as a condition on a row of its entity rather than a set of ids.
 
     ``shared`` are the inner joins along many-to-one fields from the row (each reaches at most
@@ -107,7 +107,7 @@ class Anchored:
         return frozenset(j.var for j in self.shared)
 
 
-def anchor(meaning: RuleMeaning) -> Anchored | None:
+def anchor(meaning: RuleMeaning) -> AnchoredRule | None:
     """The rule rewritten around its selected variable, or None when that variable is not a
     FROM entity of its own (``SELECT ds FROM Investigation i JOIN i.datasets ds``)."""
     sel, var = meaning.select, meaning.var
@@ -134,7 +134,7 @@ def anchor(meaning: RuleMeaning) -> Anchored | None:
                 shared[canonical] = ast.FromJoin(ast.Path(parent, item.path.fields), canonical)
                 continue
         rest.append(item)
-    return Anchored(tuple(shared.values()), Alternative(names, tuple(rest), sel.where))
+    return AnchoredRule(tuple(shared.values()), Alternative(names, tuple(rest), sel.where))
 
 
 def compile_rule(db: Database, meaning: RuleMeaning) -> CompiledQuery:
@@ -162,7 +162,7 @@ def derived_columns(meaning: RuleMeaning, crud_flags: str) -> dict[str, Any]:
         with_key(ast.Compare("=", vid, ast.Param("pkid"))),
         items=(ast.Func("COUNT", (vid,)),))
     include = with_key(ast.InList(vid, (ast.Param("pkids"),)))
-    out = {"bean": meaning.bean, "restricted": meaning.restricted,
+    out: dict[str, Any] = {"bean": meaning.bean, "restricted": meaning.restricted,
            "attribute": meaning.attribute,
            "crudJPQL": to_text(crud), "includeJPQL": to_text(include),
            "searchJPQL": to_text(search)}

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Connection, Select, Table, false, select
 
 from cairn.authz import Access, Authorizer
-from cairn.cache import Anchored
+from cairn.cache import IdentityCache
 from cairn.catalogue.changes import ChangeKind, Changes
 from cairn.catalogue.objects import Obj
 from cairn.db.engine import Database
@@ -192,7 +192,7 @@ class Work:
     def load(self, entity: Entity, ids: Iterable[int],
              where: ColumnElement[bool] | None = None) -> dict[int, Obj]:
         """Rows of one entity by id, batched; missing ids are simply absent."""
-        return {o.id: o for o in self.rows_where(entity, "id", ids, where)}  # type: ignore[misc]
+        return {o.id: o for o in self.rows_where(entity, "id", ids, where)}
 
     def load_one(self, entity: Entity, id: int) -> Obj | None:
         return self.load(entity, [id]).get(id)
@@ -211,7 +211,8 @@ class Work:
             return out
 
         def build(match: Match) -> Select[Any]:
-            return select(table).where(match(table.c[column]), where).order_by(table.c.id)
+            q = select(table).where(match(table.c[column]))
+            return (q if where is None else q.where(where)).order_by(table.c.id)
 
         for batch in self.chunks(sorted(set(values))):
             rows, processors = fetch_in(self.conn, table, column, batch) if where is None \
@@ -230,7 +231,7 @@ def _keys(table: Table) -> tuple[str, ...]:
 Reader = Callable[[Sequence[Any]], Obj]
 
 #: Readers by entity, column layout and converters.
-_READERS: Anchored[Reader] = Anchored(4096)
+_READERS: IdentityCache[Reader] = IdentityCache(4096)
 
 
 def _reader(entity: Entity, keys: tuple[str, ...], processors: Processors = ()) -> Reader:

@@ -6,7 +6,7 @@ SELECT to add its LIMIT costs as much again: most of a small page's time. Two sh
 every request, so they go to the cursor with SQL text SQLAlchemy rendered once:
 
 - :func:`rows_in`: whole rows by a list of keys (sessions, loads by id, INCLUDE steps);
-- :class:`Prepared`: a compiled query with its limit and offset (searches; rows unconverted);
+- :class:`CompiledSelect`: a compiled query with its limit and offset (searches; rows unconverted);
 - :func:`rows_keyed`: any statement around a list of keys, compiled once (authorization
   checks of INCLUDEd objects).
 
@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 
-from cairn.cache import Anchored
+from cairn.cache import IdentityCache
 
 Processor = Callable[[Any], Any]
 #: SQLAlchemy's converters of a statement's result columns: (column index, converter).
@@ -69,7 +69,7 @@ def _run(conn: Connection, sql: str, params: Any, describe: bool) -> tuple[list[
     cursor = conn.connection.cursor()
     try:
         cursor.execute(sql, params)
-        return cursor.fetchall(), cursor.description if describe else None
+        return list(cursor.fetchall()), cursor.description if describe else None
     except conn.dialect.loaded_dbapi.Error as e:
         raise sa_exc.DBAPIError.instance(sql, params, e, conn.dialect.loaded_dbapi.Error
                                          ) from e
@@ -171,7 +171,7 @@ def padded(values: Sequence[Any]) -> list[Any]:
     return [*values, *([values[-1]] * (size - n))]
 
 
-class Prepared:
+class CompiledSelect:
     """A SELECT compiled once for one dialect, executed through the cursor.
 
     Only for statements whose SQL text does not depend on parameter values (no expanding IN
@@ -190,7 +190,7 @@ class Prepared:
         self.processors: Processors | None = None
 
     @classmethod
-    def of(cls, stmt: Select[Any], dialect: Dialect) -> Prepared | None:
+    def of(cls, stmt: Select[Any], dialect: Dialect) -> CompiledSelect | None:
         if _MARKS.get(dialect.paramstyle) is None:
             return None
         p = cls(stmt, dialect)
@@ -211,7 +211,7 @@ class Prepared:
 
 
 #: (anchor, dialect; key, length) -> the statement built and compiled
-_KEYED: Anchored[tuple[Select[Any], Prepared | None]] = Anchored(10_000)
+_KEYED: IdentityCache[tuple[Select[Any], CompiledSelect | None]] = IdentityCache(10_000)
 
 
 #: A key condition on a column: ``column IN (:k0, :k1, ...)`` or ``column = ANY(:keys)``.
@@ -256,9 +256,9 @@ def fetch_keyed(conn: Connection, key: tuple[Any, ...], anchor: object,
         def match(column: ColumnElement[Any]) -> ColumnElement[bool]:
             return column.in_([bindparam(f"k{i}") for i in range(len(keys))])
 
-    def make() -> tuple[Select[Any], Prepared | None]:
+    def make() -> tuple[Select[Any], CompiledSelect | None]:
         stmt = build(match)
-        return stmt, Prepared.of(stmt, conn.dialect)
+        return stmt, CompiledSelect.of(stmt, conn.dialect)
 
     stmt, prepared = _KEYED.fetch((anchor, conn.dialect), (key, shape), make)
     if prepared is None:

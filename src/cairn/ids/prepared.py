@@ -33,7 +33,7 @@ from cairn.db.engine import Database
 from cairn.errors import bad_parameter, internal, no_such_object
 from cairn.ids.errors import gone
 from cairn.ids.mapper import DfInfo, DsInfo
-from cairn.ids.selection import Resolved
+from cairn.ids.selection import ResolvedSelection
 
 _UUID = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}")
 _FORMAT = 1
@@ -51,16 +51,16 @@ def check_uuid(thing: str, value: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class Prepared:
+class PreparedData:
     id: str
     user: str
     created: datetime
     zip: bool
     compress: bool
-    resolved: Resolved
+    resolved: ResolvedSelection
 
 
-def encode(resolved: Resolved) -> str:
+def encode(resolved: ResolvedSelection) -> str:
     """The snapshot as text (see the module doc)."""
     doc = {
         "format": _FORMAT,
@@ -78,7 +78,7 @@ def encode(resolved: Resolved) -> str:
     return _ZPREFIX + base64.b64encode(packed).decode("ascii")
 
 
-def decode(text: str) -> Resolved:
+def decode(text: str) -> ResolvedSelection:
     if text.startswith(_ZPREFIX):
         text = zlib.decompress(base64.b64decode(text[len(_ZPREFIX):])).decode("utf-8")
     doc: dict[str, Any] = json.loads(text)
@@ -90,7 +90,7 @@ def decode(text: str) -> Resolved:
     datafiles = [DfInfo(id=f[0], name=f[1], location=f[2], dataset_id=f[3], size=f[4],
                         checksum=f[5], mod_time=datetime.fromisoformat(f[6]) if f[6] else None,
                         version=f[7], create_id=f[8], mod_id=f[9]) for f in doc["df"]]
-    return Resolved(datasets, datafiles, set(doc["empty"]))
+    return ResolvedSelection(datasets, datafiles, set(doc["empty"]))
 
 
 class PreparedStore:
@@ -100,7 +100,7 @@ class PreparedStore:
         self.table = db.tables.ids_prepared
 
     def save(self, conn: Connection, user: str, zip: bool, compress: bool,
-             resolved: Resolved) -> str:
+             resolved: ResolvedSelection) -> str:
         """Store a snapshot in the caller's transaction; its new preparedId."""
         pid = str(uuid.uuid4())
         try:
@@ -116,7 +116,7 @@ class PreparedStore:
                 "with getData") from None
         return pid
 
-    def load(self, prepared_id: str | None) -> Prepared:
+    def load(self, prepared_id: str | None) -> PreparedData:
         pid = check_uuid("preparedId", prepared_id)
         with self.db.connect() as conn:
             row = conn.execute(select(self.table).where(self.table.c.id == pid)).first()
@@ -128,7 +128,7 @@ class PreparedStore:
             hours = self.lifetime.total_seconds() / 3600
             raise gone(f"The preparedId {pid} expired at {expires:%Y-%m-%d %H:%M:%S} "
                        f"(prepared data are kept for {hours:g} hours); prepare the data again")
-        return Prepared(id=pid, user=row.user, created=self.db.from_db(created),
+        return PreparedData(id=pid, user=row.user, created=self.db.from_db(created),
                         zip=bool(row.zip), compress=bool(row.compress),
                         resolved=decode(row.content))
 

@@ -87,7 +87,7 @@ class Selection:
 
 
 @dataclass
-class Resolved:
+class ResolvedSelection:
     """A resolved selection: datasets and located datafiles, in id order."""
 
     datasets: dict[int, DsInfo] = field(default_factory=dict)
@@ -127,7 +127,7 @@ class Resolver:
 
     # -- public ----------------------------------------------------------------------------
 
-    def resolve(self, sel: Selection) -> Resolved:
+    def resolve(self, sel: Selection) -> ResolvedSelection:
         roots = self._roots(sel)
         files: dict[int, DfInfo] = {d.id: d for d in roots.extra}
         seen: set[int] = set()
@@ -135,7 +135,7 @@ class Resolver:
             files[row.id] = self._dfinfo(row)
             seen.add(row.dataset)
         empty = set(roots.whole) - seen
-        return Resolved(roots.datasets, [files[i] for i in sorted(files)], empty)
+        return ResolvedSelection(roots.datasets, [files[i] for i in sorted(files)], empty)
 
     def size(self, sel: Selection) -> int:
         """Sum of ``Datafile.fileSize`` over the located datafiles (null counts as 0)."""
@@ -208,7 +208,7 @@ class Resolver:
     def _named_datafiles(self, ids: list[int], datasets: dict[int, DsInfo]) -> list[DfInfo]:
         if not ids:
             return []
-        rows = {}
+        rows: dict[int, Any] = {}
         for batch in self.work.chunks(ids):
             q = self._ds_join(select(*self._df_columns(), *self._ds_columns())
                               .join(self.ds, self.df.c.dataset == self.ds.c.id)) \
@@ -228,7 +228,7 @@ class Resolver:
     def _named_datasets(self, ids: list[int], datasets: dict[int, DsInfo]) -> set[int]:
         if not ids:
             return set()
-        rows = {}
+        rows: dict[int, Any] = {}
         for batch in self.work.chunks(ids):
             q = self._ds_join(select(*self._ds_columns())).where(self.ds.c.id.in_(batch))
             rows.update((r.ds_id, r) for r in self.work.conn.execute(q))
@@ -243,17 +243,17 @@ class Resolver:
         if not ids:
             return set()
         inv, fac = self.inv, self.fac
-        rows = {}
+        rows: dict[int, Any] = {}
         for batch in self.work.chunks(ids):
-            q = select(inv.c.id, fac.c.id.label("fac_id")) \
+            named = select(inv.c.id, fac.c.id.label("fac_id")) \
                 .join(fac, inv.c.facility == fac.c.id).where(inv.c.id.in_(batch))
-            rows.update((r.id, r) for r in self.work.conn.execute(q))
+            rows.update((r.id, r) for r in self.work.conn.execute(named))
         _require_all("Investigation", ids, rows)
         self._require_read("Investigation", ids)
         self._require_read("Facility", {r.fac_id for r in rows.values()})
         found: set[int] = set()
         for batch in self.work.chunks(ids):
-            q = self._ds_join(select(*self._ds_columns())) \
+            q: Select[Any] = self._ds_join(select(*self._ds_columns())) \
                 .where(self.ds.c.investigation.in_(batch))
             pred = self.work.readable_condition("Dataset", self.ds.c.id)
             if pred is not None:

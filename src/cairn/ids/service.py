@@ -36,7 +36,7 @@ from cairn.ids.errors import data_not_online, not_implemented
 from cairn.ids.locations import MAX_LOCATION_LENGTH, add_digest
 from cairn.ids.mapper import DfInfo, DsInfo
 from cairn.ids.prepared import PreparedStore, check_uuid
-from cairn.ids.selection import Resolved, Resolver, Selection
+from cairn.ids.selection import ResolvedSelection, Resolver, Selection
 from cairn.ids.storage import Storage
 from cairn.ids.upload import put_answer
 from cairn.jobs import Failed, JobContext, Kind, Periodic
@@ -224,7 +224,7 @@ class DataService:
     def _resolver(self, work: Work) -> Resolver:
         return Resolver(work, self.settings.key)
 
-    def resolve(self, session_id: str | None, sel: Selection) -> Resolved:
+    def resolve(self, session_id: str | None, sel: Selection) -> ResolvedSelection:
         with self._work(session_id) as work:
             return self._resolver(work).resolve(sel)
 

@@ -18,9 +18,9 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Dialect, Select, exc, literal_column
 
-from cairn.cache import Anchored, Lru
+from cairn.cache import IdentityCache, Lru
 from cairn.db.engine import Database
-from cairn.db.fastread import Prepared, Processors, Readers
+from cairn.db.fastread import CompiledSelect, Processors, Readers
 from cairn.errors import IcatError, bad_parameter, validation
 from cairn.query import ast
 from cairn.query.compiler import (
@@ -41,8 +41,10 @@ warnings.filterwarnings("ignore", message="SELECT statement has a cartesian prod
                         category=exc.SAWarning)
 
 
-class Unit(Protocol):
-    """What execution needs from the catalogue's unit of work (``catalogue.work.Work``)."""
+class Caller(Protocol):
+    """Who runs a query or a permission check: the catalogue's unit of work
+    (``catalogue.work.Work``) as the layers below the catalogue see it: its transaction, user
+    and clock, and the values of ``:user`` and the clock as statement parameters."""
 
     conn: Connection
     db: Database
@@ -58,7 +60,7 @@ class Unit(Protocol):
                ) -> Callable[[Any], Obj]: ...
 
 
-def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | None = None,
+def run(unit: Caller, q: CompiledQuery, max_entities: int, restrict: Restrict | None = None,
         readers: Readers | None = None) -> list[Any]:
     """Execute ``q`` for the unit's user; at most ``max_entities`` rows or VALIDATION.
     Entities are what ``readers`` make of their columns (by default the unit's objects)."""
@@ -99,16 +101,16 @@ def run(unit: Unit, q: CompiledQuery, max_entities: int, restrict: Restrict | No
 
 
 def _prepared(q: CompiledQuery, fetch: int, offset: int, dialect: Dialect,
-              restrict: Restrict | None) -> Prepared | None:
+              restrict: Restrict | None) -> CompiledSelect | None:
     """The query with this limit, offset and restriction, compiled once to SQL text.
 
     Authorization predicates are built once per rule set and shared (their ``:user`` and
     clock are read at execution), so the predicates' identities complete the key."""
     preds = () if restrict is None else tuple(restrict(ip) for ip in q.id_paths)
 
-    def make() -> Prepared | None:
+    def make() -> CompiledSelect | None:
         stmt = q.statement(None if restrict is None else _fixed(q, preds))
-        return Prepared.of(_paged(stmt, fetch, offset), dialect)
+        return CompiledSelect.of(_paged(stmt, fetch, offset), dialect)
 
     return _PREPARED.fetch((q, dialect, *preds), (fetch, offset), make)
 
@@ -162,7 +164,7 @@ def _spans(items: tuple[Item, ...]) -> list[tuple[int, int]]:
     return out
 
 
-def _converter(unit: Unit, item: Item, processors: Processors, readers: Readers
+def _converter(unit: Caller, item: Item, processors: Processors, readers: Readers
                ) -> Callable[[Any], Any]:
     """Reads one item's columns of a row (``processors`` indexed from its first column)."""
     if item.entity is not None:
@@ -239,7 +241,7 @@ class Queries:
 
 #: (query, dialect, predicates; limit, offset) -> the query compiled to SQL text, for every
 #: session
-_PREPARED: Anchored[Prepared | None] = Anchored(4096)
+_PREPARED: IdentityCache[CompiledSelect | None] = IdentityCache(4096)
 
 _QUERIES: WeakKeyDictionary[Database, Queries] = WeakKeyDictionary()
 _QUERIES_LOCK = threading.Lock()

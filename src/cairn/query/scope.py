@@ -34,7 +34,7 @@ class Node:
 
     @property
     def id(self) -> ColumnElement[Any]:
-        return self.alias.c.id  # type: ignore[no-any-return]
+        return self.alias.c.id
 
 
 @dataclass(eq=False)
@@ -48,11 +48,11 @@ class Tree:
         out = self.root
         for alias, on, outer in self.joins:
             out = out.join(alias, on, isouter=outer)
-        return out  # type: ignore[no-any-return]
+        return out
 
 
 @dataclass(frozen=True)
-class Resolved:
+class ResolvedPath:
     """What a path denotes.
 
     * an attribute: ``column`` and ``field`` are set, ``owner`` is the id of the entity
@@ -162,11 +162,11 @@ class Scope:
     @staticmethod
     def _on(node: Node, f: Field, alias: Any) -> ColumnElement[bool]:
         if f.is_one:
-            return alias.c.id == node.alias.c[f.name]  # type: ignore[no-any-return]
+            return alias.c.id == node.alias.c[f.name]
         back = SCHEMA.inverse(f)
-        return alias.c[back.name] == node.alias.c.id  # type: ignore[no-any-return]
+        return alias.c[back.name] == node.alias.c.id
 
-    def resolve(self, path: ast.Path, clause: str, many_joins: bool = False) -> Resolved:
+    def resolve(self, path: ast.Path, clause: str, many_joins: bool = False) -> ResolvedPath:
         """Resolve ``var.f1...fn``.
 
         A one-to-many field is only a value at the end of a SELECT path (``many_joins``: then
@@ -186,17 +186,17 @@ class Scope:
                 if not last:
                     raise error(f"{node.entity.name}.{name} is not a relationship and cannot be "
                                 f"followed by .{fields[i + 1]}", path.pos)
-                return Resolved(column=node.alias.c[name], field=f,
+                return ResolvedPath(column=node.alias.c[name], field=f,
                                 owner=(node.entity, node.id))
             if last and f.is_one:
                 target = SCHEMA.entities[f.type]
                 fk = node.alias.c[name]
-                return Resolved(entity=target, id=fk, owner=(target, fk))
+                return ResolvedPath(entity=target, id=fk, owner=(target, fk))
             if last and f.is_many and not many_joins:
                 raise error(f"{node.entity.name}.{name} is a collection; use IS EMPTY, MEMBER "
                             "OF, SIZE or a JOIN", path.pos)
             node = self._join(node, f)
-        return Resolved(entity=node.entity, id=node.id, owner=(node.entity, node.id))
+        return ResolvedPath(entity=node.entity, id=node.id, owner=(node.entity, node.id))
 
     def entity_field(self, path: ast.Path, clause: str = "SELECT") -> Field:
         """The last field of a non-empty path, checked against the schema without joining."""

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from cairn.cache import Anchored
+from cairn.cache import IdentityCache
 from cairn.catalogue.work import Work
 from cairn.db.fastread import Processor, Processors, Readers
 from cairn.query.includes import IncludeTree
@@ -36,7 +36,7 @@ JSON: Final = 0
 REFS: Final = 1
 NAME: Final = 2
 
-_READERS: Anchored[Callable[[Sequence[Any]], Node]] = Anchored(4096)
+_READERS: IdentityCache[Callable[[Sequence[Any]], Node]] = IdentityCache(4096)
 
 
 class JsonShape:
