@@ -23,9 +23,11 @@ demo: install
 serve: install
 	$(BIN)/cairn serve
 
-# All tests; PostgreSQL and MariaDB tests run when those servers are reachable, else skip.
+# Lint, types and all tests; PostgreSQL and MariaDB tests run when those servers are
+# reachable, else skip.
 test: install
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/pytest -n 2 -q $(PYTEST_ARGS)
 
 # python-icat 1.7.0's own test suite against fresh Cairns: the whole suite on single-level

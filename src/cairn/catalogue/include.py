@@ -26,7 +26,7 @@ from cairn.schema import SCHEMA, Entity, Field
 
 __all__ = ["OBJECTS", "IncludeTree", "Readable", "Shape", "fill"]
 
-N = TypeVar("N")
+N = TypeVar("N", contravariant=True)  # the protocol only takes nodes
 
 #: Authorization hook for included objects (§2.6): given the step followed, a condition on the
 #: target table's id column that the objects the caller may see meet; None: every object is

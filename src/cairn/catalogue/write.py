@@ -94,7 +94,7 @@ class Writer:
         if given is not None:
             row["id"] = given
         result = work.conn.execute(table.insert().values(**row))
-        new_id = given if given is not None else int(result.inserted_primary_key[0])
+        new_id = given if given is not None else int(result.inserted_primary_key[0])  # type: ignore[index]
         work.changes.add(entity.name, ChangeKind.CREATE, (new_id,))
         for mname, children in obj.manys.items():
             back = SCHEMA.inverse(entity.fields[mname]).name

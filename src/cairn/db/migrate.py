@@ -79,6 +79,13 @@ class WidenColumn:
     column: Column[Any]
     old_length: int
 
+    @property
+    def length(self) -> int:
+        """The new length (the column is a String)."""
+        length = getattr(self.column.type, "length", None)
+        assert isinstance(length, int)
+        return length
+
 
 Change = AddTable | AddColumn | WidenColumn
 
@@ -176,7 +183,7 @@ def _table_changes(old: Table, new: Table) -> list[Change]:
 def _live(conn: Connection) -> dict[str, dict[str, dict[str, Any]]]:
     """Reflected columns by upper-case table and column name (PostgreSQL stores lower case)."""
     found = inspect(conn).get_multi_columns()
-    return {table.upper(): {c["name"].upper(): c for c in cols}
+    return {table.upper(): {c["name"].upper(): dict(c) for c in cols}
             for (_schema, table), cols in found.items()}
 
 
@@ -214,7 +221,7 @@ def apply_changes(ops: Operations, changes: Sequence[Change]) -> None:
                 todo.setdefault(tname, []).append(c)
         elif info is None:
             raise MigrationError(f"column {c.table.name}.{c.column.name} is missing")
-        elif _short(info, c.column.type.length):  # the live column may be wider already
+        elif _short(info, c.length):  # the live column may be wider already
             todo.setdefault(tname, []).append(c)
     for items in todo.values():
         _alter_table(ops, items, live[items[0].table.name.upper()])
@@ -239,12 +246,18 @@ def _alter_table(ops: Operations, items: list[AddColumn | WidenColumn],
         for fk in table.foreign_key_constraints:
             cols = [c.name for c in fk.columns]
             if added.intersection(cols):
-                batch.create_foreign_key(fk.name, fk.referred_table.name, cols,
+                batch.create_foreign_key(_named(fk.name), fk.referred_table.name, cols,
                                          [e.column.name for e in fk.elements])
         for index in table.indexes:
             cols = [c.name for c in index.columns]
             if added.intersection(cols):
-                batch.create_index(index.name, cols, unique=bool(index.unique))
+                batch.create_index(_named(index.name), cols, unique=bool(index.unique))
+
+
+def _named(name: object) -> str:
+    """A constraint's or index's name: every one of Cairn's tables declares it."""
+    assert isinstance(name, str), f"unnamed constraint ({name!r})"
+    return name  # a quoted_name stays one: str() would quote it on PostgreSQL
 
 
 def revert_changes(ops: Operations, changes: Sequence[Change]) -> None:
@@ -265,7 +278,7 @@ def revert_changes(ops: Operations, changes: Sequence[Change]) -> None:
                     # Names stay quoted_name: str() would quote them on PostgreSQL.
                     for fk in table.foreign_key_constraints:
                         if col.name in {k.name for k in fk.columns} and fk.name:
-                            batch.drop_constraint(fk.name, type_="foreignkey")
+                            batch.drop_constraint(_named(fk.name), type_="foreignkey")
                     for index in table.indexes:
                         if col.name in {k.name for k in index.columns} and index.name:
                             batch.drop_index(index.name)

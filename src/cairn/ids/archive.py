@@ -20,6 +20,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from cairn.errors import internal
 from cairn.ids.checksum import PutResult
@@ -157,6 +158,6 @@ def _undo(main: Storage, written: list[str]) -> None:
             main.delete(location)
 
 
-def _file_chunks(f: zipfile.ZipExtFile) -> Iterator[bytes]:
+def _file_chunks(f: IO[bytes]) -> Iterator[bytes]:
     while chunk := f.read(CHUNK_SIZE):
         yield chunk

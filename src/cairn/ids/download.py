@@ -31,8 +31,10 @@ from cairn.ids.zipstream import DeflateZip, StoredZip, zip_members
 
 
 class Body(Protocol):
-    #: Exact size in bytes, or None for a stream of unknown length.
-    length: int | None
+    @property
+    def length(self) -> int | None:
+        """Exact size in bytes, or None for a stream of unknown length."""
+        ...
 
     @property
     def etag(self) -> str: ...

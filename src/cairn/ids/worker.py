@@ -25,7 +25,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 
 from cairn.db.engine import Database
 from cairn.errors import IcatError, internal
@@ -64,7 +64,7 @@ class CatalogueReader:
                                        location=r.location)
         return out
 
-    def _datafiles(self, where: object) -> list[DfInfo]:
+    def _datafiles(self, where: ColumnElement[bool]) -> list[DfInfo]:
         df = self.db.tables["Datafile"]
         q = select(df.c.id, df.c.name, df.c.location, df.c.dataset, df.c.fileSize,
                    df.c.checksum, df.c.createId, df.c.modId).where(
@@ -103,8 +103,9 @@ class CatalogueReader:
         ``<location> <hash>``, matched by prefix and then verified."""
         df = self.db.tables["Datafile"]
         wanted = set(locations)
-        out = []
+        out: list[DfInfo] = []
         for batch in chunks(sorted(wanted), 100):
+            cond: ColumnElement[bool]
             if self.key is None:
                 cond = df.c.location.in_(batch)
             else:

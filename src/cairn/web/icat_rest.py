@@ -25,7 +25,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _catalogue(request: Request) -> Catalogue:
-    return request.app.state.catalogue  # type: ignore[no-any-return]
+    catalogue: Catalogue = request.app.state.catalogue
+    return catalogue
 
 
 async def _form(request: Request) -> dict[str, Any]:

@@ -96,7 +96,8 @@ def endpoint(fn: Handler) -> Handler:
 
 
 def _service(request: Request) -> DataService:
-    return request.app.state.ids  # type: ignore[no-any-return]
+    service: DataService = request.app.state.ids
+    return service
 
 
 def _first(items: Any) -> dict[str, str]:

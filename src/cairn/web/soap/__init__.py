@@ -36,7 +36,8 @@ ALIASES = (ENDPOINT, "/icat/ICAT")
 
 
 def _catalogue(request: Request) -> Catalogue:
-    return request.app.state.catalogue  # type: ignore[no-any-return]
+    catalogue: Catalogue = request.app.state.catalogue
+    return catalogue
 
 
 def address(request: Request) -> str:

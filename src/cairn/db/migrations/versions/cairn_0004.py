@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 
 from alembic import op
-from sqlalchemy import inspect, select
+from sqlalchemy import Connection, inspect, select
 
 from cairn.db.legacy import IDS_JOB
 from cairn.db.tables import TABLES
@@ -23,8 +23,8 @@ JOB = TABLES.job
 KIND = "ids.twolevel"
 
 
-def _names(bind: object) -> set[str]:
-    return {name.upper() for name in inspect(bind).get_table_names()}  # type: ignore[arg-type]
+def _names(bind: Connection) -> set[str]:
+    return {name.upper() for name in inspect(bind).get_table_names()}
 
 
 def _now() -> datetime:
