@@ -4,14 +4,9 @@ the data service's preflight answer, over a fake ASGI connection."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
-import pytest
-
-from cairn.errors import ErrorType, IcatError
 from cairn.web import cors
-from cairn.web.app import IcatErrorsAsJson
 from cairn.web.cors import Cors, WithHeaders
 
 Message = dict[str, Any]
@@ -113,17 +108,3 @@ def test_other_connections_pass_untouched() -> None:
     app = App()
     assert call(Cors(app, cors.IDS, preflight_max_age=1), type="websocket")[0]["headers"] == [
         (b"content-type", b"text/plain"), (b"access-control-allow-origin", b"https://example.org")]
-
-
-def test_catalogue_errors_raised_around_the_routes_are_json_with_the_headers() -> None:
-    app = App(IcatError(ErrorType.SESSION, "gone"))
-    start, body = call(Cors(IcatErrorsAsJson(app), cors.ICAT))
-    assert start["status"] == 403
-    assert start["headers"][-2:] == list(cors.ICAT)
-    assert json.loads(body["body"]) == {"code": "SESSION", "message": "gone"}
-
-
-def test_catalogue_errors_after_the_answer_began_propagate() -> None:
-    app = App(IcatError(ErrorType.SESSION, "gone"), after_start=True)
-    with pytest.raises(IcatError, match="gone"):
-        call(Cors(IcatErrorsAsJson(app), cors.ICAT))

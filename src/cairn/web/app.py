@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cairn.errors import ErrorType, IcatError
 from cairn.startup import Cairn
@@ -49,37 +49,6 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(IcatError(ErrorType.INTERNAL,
                                     f"Internal error ({type(exc).__name__}); see the server log"))
-
-
-class IcatErrorsAsJson:
-    """A safety net: an IcatError that gets past the exception handlers (which render those
-    of the routes) answered as icat.server's error JSON, unless the answer has begun.
-
-    Plain ASGI, as :class:`cairn.web.cors.Cors`, which sits outside it and so puts the CORS
-    headers on this answer too.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def noting(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, noting)
-        except IcatError as e:
-            if started:
-                raise
-            await error_response(e)(scope, receive, send)
 
 
 class HeaderLimit:
@@ -128,7 +97,7 @@ def create_app(cairn: Cairn) -> Starlette:
         # /ids goes to the data service's own app (with its own CORS headers), ahead of the
         # catalogue's middleware.
         middleware=[Middleware(HeaderLimit), Middleware(ids_rest.IdsDispatch, service=data),
-                    Middleware(cors.Cors, headers=cors.ICAT), Middleware(IcatErrorsAsJson)],
+                    Middleware(cors.Cors, headers=cors.ICAT)],
         exception_handlers={IcatError: on_icat_error, HTTPException: on_http_error,
                             Exception: on_unexpected},
         lifespan=lifespan,
