@@ -3,8 +3,8 @@ datafiles, with the caller's READ permission decided in SQL.
 
 ids.server resolves a selection with a dozen ICAT searches per dataset (and bisects id ranges
 when a dataset holds more than ``maxEntities`` files). Here it is a handful of statements per
-``max_ids_in_query`` ids, each carrying the authorization predicate of
-:class:`~cairn.authz.Authorizer`:
+``max_ids_in_query`` ids, each carrying the caller's READ condition from the catalogue's
+core API (:meth:`~cairn.catalogue.work.Work.readable_condition`):
 
 - explicitly named objects must exist (404 NO_SUCH_OBJECT_FOUND) and be readable, together
   with their dataset, investigation and facility (403 INSUFFICIENT_PRIVILEGES), as ids.server's
