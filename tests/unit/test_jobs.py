@@ -388,15 +388,23 @@ def test_periodic_tasks_queue_themselves_again(db: Database) -> None:
 
 
 def test_a_failing_periodic_task_keeps_its_error_and_runs_again(db: Database) -> None:
-    def fail() -> None:
-        raise OSError("storage unreachable")
+    failing = [True]
 
-    s = scheduler(db, Periodic("t.tick", 600, fail))
+    def tick() -> None:
+        if failing[0]:
+            raise OSError("storage unreachable")
+
+    s = scheduler(db, Periodic("t.tick", 600, tick))
     s.queue.ensure_periodic("t.tick", 600)
     s.run_pending()
     (job,) = s.queue.find(kind="t.tick")
     assert job.state is State.QUEUED and job.error == "OSError: storage unreachable"
-    assert job.attempts == 0
+    assert job.attempts == 0 and job.not_before > utcnow() + timedelta(seconds=590)
+    failing[0] = False
+    backdate(db, job.id, not_before=timedelta(seconds=1))
+    s.run_pending()
+    (job,) = s.queue.find(kind="t.tick")
+    assert job.state is State.QUEUED and job.error is None  # a good run clears it
 
 
 def test_the_scheduler_runs_jobs_periodic_and_local_tasks(db: Database) -> None:
