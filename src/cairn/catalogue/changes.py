@@ -138,15 +138,15 @@ class Listeners:
             listener.in_transaction(work, changes)
 
     def committed(self, changes: Changes) -> None:
-        for listener in self._all:
-            try:
-                listener.committed(changes)
-            except Exception:
-                log.exception("change listener %r failed after a commit", listener)
+        self._after("committed", changes)
 
     def rolled_back(self, changes: Changes) -> None:
+        self._after("rolled_back", changes)
+
+    def _after(self, event: str, changes: Changes) -> None:
+        """Every listener hears it: one's failure is logged, never stops the others."""
         for listener in self._all:
             try:
-                listener.rolled_back(changes)
+                getattr(listener, event)(changes)
             except Exception:
-                log.exception("change listener %r failed after a rollback", listener)
+                log.exception("change listener %r failed (%s)", listener, event)
