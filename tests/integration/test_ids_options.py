@@ -23,7 +23,8 @@ from cairn.config import ConfigError, load_settings
 from cairn.ids.locations import location_digest
 from tests.conftest import BACKENDS
 from tests.integration.ids_support import Fixture, Ids, Rest, assert_ids_error, build, start, uniq
-from tests.integration.server import Server, free_port
+from tests.integration.server import STARTUP_SECONDS, Server, free_port
+from tests.waiting import wait_until
 
 KEY = "wombat"
 LIFETIME_HOURS = 0.002  # 7.2 seconds
@@ -48,8 +49,11 @@ def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
                          f'main = "{main}"\nkey = "{KEY}"\n'
                          f"prepared_lifetime_hours = {LIFETIME_HOURS}\n")
     try:
+        # Processes sharing a database share their settings but for read_only: the purge
+        # of expired preparedIds is one periodic job for all of them.
         reader, _ = start(tmp_r, str(request.param),
-                          f'main = "{main}"\nkey = "{KEY}"\nread_only = true\n',
+                          f'main = "{main}"\nkey = "{KEY}"\nread_only = true\n'
+                          f"prepared_lifetime_hours = {LIFETIME_HOURS}\n",
                           db_url=writer.db_url)
         try:
             yield Pair(writer, reader, build(writer), Rest(writer), writer.login("jdoe"))
@@ -117,18 +121,23 @@ def test_prepared_ids_expire(pair: Pair) -> None:
     df = ids.ok_put(pair.jdoe, fx.ds_a1, uniq("exp"), b"soon gone", fx.fmt)
     pid = ids.post("prepareData", sessionId=pair.jdoe, datafileIds=df).text
     assert ids.get("isPrepared", preparedId=pid).text == "true"
+
+    def status() -> int:
+        return ids.get("isPrepared", preparedId=pid).status_code
+
+    # The lifetime is 7.2 s; a minute is far beyond it and the purge that follows.
     deadline = time.monotonic() + 60
-    while ids.get("isPrepared", preparedId=pid).status_code == 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    wait_until(lambda: status() != 200, deadline - time.monotonic(),
+               f"preparedId {pid} to expire (lifetime {LIFETIME_HOURS * 3600:g} s)", step=0.5)
     for call in ("isPrepared", "getData", "getSize", "getStatus", "getDatafileIds"):
         # 410 with ids.server's NotFoundException code: gone for good, prepare again.
         assert_ids_error(ids.get(call, preparedId=pid), 410, "NotFoundException",
                          "expired")
     # Twice the lifetime later the row is purged: the id is simply unknown.
-    while ids.get("isPrepared", preparedId=pid).status_code == 410:
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    wait_until(lambda: status() != 410, deadline - time.monotonic(),
+               f"the expired preparedId {pid} to be purged", step=0.5,
+               detail=lambda: (f"writer's log:\n{pair.writer.log_text()[-2000:]}\n"
+                               f"reader's log:\n{pair.reader.log_text()[-2000:]}"))
     assert_ids_error(ids.get("isPrepared", preparedId=pid), 404, "NotFoundException",
                      "is not known")
 
@@ -187,16 +196,17 @@ def test_serve_without_configuration(tmp_path: Path) -> None:
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
+
+        def pings() -> bool:
+            assert proc.poll() is None, \
+                f"cairn serve exited: {(tmp_path / 'log').read_text(errors='replace')}"
             try:
-                if httpx.get(url + "/ids/ping").text == "IdsOK":
-                    break
+                return httpx.get(url + "/ids/ping").text == "IdsOK"
             except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, \
-                (tmp_path / "log").read_text()
-            time.sleep(0.2)
+                return False
+
+        wait_until(pings, STARTUP_SECONDS, f"cairn serve to answer {url}/ids/ping", step=0.2,
+                   detail=lambda: (tmp_path / "log").read_text(errors="replace")[-3000:])
         assert httpx.get(url + "/ids/isTwoLevel").text == "false"
         assert httpx.get(url + "/ids/isReadOnly").text == "false"
         assert (tmp_path / "cairn-data" / "main").is_dir()

@@ -415,6 +415,10 @@ class JobQueue:
                     return
                 for job in jobs:
                     if job.state is State.QUEUED and job.payload.get("every") != every:
+                        log.warning("periodic task %s: every %s s in the database, %g s here; "
+                                    "processes sharing a database should share their "
+                                    "settings (the last one started decides)", name,
+                                    job.payload.get("every"), every)
                         sooner = min(job.not_before, now + timedelta(seconds=every))
                         self._cas(conn, job, update(t).values(
                             payload=_dumps({"every": every}), not_before=sooner,
