@@ -42,7 +42,11 @@ def server_reachable(backend: str) -> str | None:
         engine.dispose()
         return None
     except Exception as e:
-        return f"{backend} not reachable: {type(e).__name__}"
+        where = make_url(SERVERS[backend]).render_as_string(hide_password=True)
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        return (f"{backend} server not reachable at {where} ({type(e).__name__}: {first}); "
+                f"set CAIRN_TEST_{backend.upper()} to its URL, or leave {backend} out of "
+                "CAIRN_TEST_BACKENDS")
 
 
 def _admin_engine(backend: str):  # type: ignore[no-untyped-def]

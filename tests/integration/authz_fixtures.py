@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from tests import waiting
 from tests.integration.server import Server
 
 ROOT = "root"
@@ -257,16 +258,13 @@ def assert_denied(r: httpx.Response, access: str, entity: str,
                  f"{access} access to this {entity} is not allowed.", offset)
 
 
-def wait_until(condition: Callable[[], bool], within: float, step: float = 0.05) -> float:
-    """Poll ``condition`` until true; return the seconds it took, or fail after ``within``."""
+def wait_until(condition: Callable[[], bool], within: float, what: str = "the condition",
+               step: float = 0.05) -> float:
+    """Poll ``condition`` until true; return the seconds it took, or fail after ``within``
+    naming ``what`` was awaited."""
     start = time.monotonic()
-    while True:
-        if condition():
-            return time.monotonic() - start
-        elapsed = time.monotonic() - start
-        if elapsed > within:
-            raise AssertionError(f"condition still false after {elapsed:.2f} s")
-        time.sleep(step)
+    waiting.wait_until(condition, within, what, step=step)
+    return time.monotonic() - start
 
 
 # -- the matrix catalogue ------------------------------------------------------------------

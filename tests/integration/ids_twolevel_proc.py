@@ -43,8 +43,11 @@ class LoggedArchive(LocalStorage):
 
 
 def wait_for_file(path: str) -> None:
+    """Until the test creates ``path`` (its signal to go on)."""
     deadline = time.monotonic() + 300
-    while not Path(path).exists() and time.monotonic() < deadline:
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the test never created {path}")
         time.sleep(0.02)
 
 

@@ -15,11 +15,14 @@ import httpx
 from sqlalchemy import create_engine, select, text
 
 from cairn.db.tables import TABLES
+from tests.waiting import wait_until
 
 USERS = {"root": "secret", "useroffice": "secret", "jdoe": "secret",
          # users of the authorization tests (test_authz_*.py)
          "acord": "secret", "ahau": "secret", "jbotu": "secret", "nbour": "secret",
          "rbeck": "secret"}
+#: How long a server process may take to answer its first request.
+STARTUP_SECONDS = 60
 
 
 def free_port() -> int:
@@ -71,32 +74,54 @@ class Server:
              "--log-level", "warning"],
             stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         self.http = httpx.Client(base_url=self.url, timeout=30)
-        self._wait()
+        try:
+            self._wait()
+        except BaseException:
+            # Nobody gets this object to stop it: do not leave the process running.
+            self.http.close()
+            self.proc.kill()
+            self.proc.wait(10)
+            self.log.close()
+            raise
         self.engine = create_engine(db_url)
 
     def _wait(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        def answers() -> bool:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"Cairn exited: {Path(self.log.name).read_text()}")
+                raise RuntimeError(f"Cairn exited with status {self.proc.returncode} before "
+                                   f"answering; its log:\n{self.log_text()}")
             try:
-                if self.http.get("/icat/version").status_code == 200:
-                    return
+                return self.http.get("/icat/version").status_code == 200
             except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("Cairn did not start within 60 s")
+                return False
+
+        wait_until(answers, STARTUP_SECONDS, f"Cairn to answer GET {self.url}/icat/version",
+                   step=0.1, detail=lambda: f"its log:\n{self.log_text()[-3000:]}")
+
+    def log_text(self) -> str:
+        """The server's log (stdout and stderr) so far."""
+        return Path(self.log.name).read_text(errors="replace")
 
     def log_lines(self, containing: str) -> int:
         """How many lines of the server's log so far contain ``containing``."""
-        self.log.flush()
-        return sum(containing in line for line in Path(self.log.name).read_text().splitlines())
+        return sum(containing in line for line in self.log_text().splitlines())
 
     def await_log_lines(self, containing: str, count: int, timeout: float = 30) -> int:
-        """Wait until ``count`` lines of the log contain ``containing``; return how many do."""
+        """Wait until ``count`` lines of the log contain ``containing``; return how many do
+        (fewer if ``timeout`` passed first: the caller compares)."""
         deadline = time.monotonic() + timeout
         while (seen := self.log_lines(containing)) < count and time.monotonic() < deadline:
             time.sleep(0.05)
         return seen
+
+    def expect_log_lines(self, containing: str, count: int, timeout: float = 30) -> int:
+        """Wait until at least ``count`` lines of the log contain ``containing`` and return
+        how many do; fail after ``timeout`` seconds, naming the line and showing the log."""
+        wait_until(lambda: self.log_lines(containing) >= count, timeout,
+                   f"{count} line(s) of the server log to contain {containing!r}",
+                   detail=lambda: (f"{self.log_lines(containing)} do; the log's tail:\n"
+                                   f"{self.log_text()[-3000:]}"))
+        return self.log_lines(containing)
 
     def login(self, user: str = "root", plugin: str = "simple") -> str:
         body = {"plugin": plugin, "credentials": [{"username": user},

@@ -31,6 +31,7 @@ from starlette.routing import Route
 from cairn.authn import RemoteAuthenticator, login_user
 from cairn.config import AuthnSettings
 from cairn.errors import ErrorType, IcatError
+from tests.waiting import wait_until
 
 USERS = {"jdoe": "secret", "root": "rootpw"}
 
@@ -103,11 +104,12 @@ def plugin() -> Iterator[Plugin]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test authenticator plugin did not start")
-        time.sleep(0.01)
+
+    def started() -> bool:
+        assert thread.is_alive(), "the test authenticator plugin's server thread ended"
+        return bool(server.started)
+
+    wait_until(started, 10, "the test authenticator plugin to start serving", step=0.01)
     try:
         yield Plugin(url=f"http://127.0.0.1:{port}", received=received)
     finally:

@@ -87,12 +87,14 @@ def cannot_read(rest: Rest, user: str, ds: int) -> bool:
 def baseline(pair: Pair, user: str) -> None:
     """Wait until neither process grants ``user`` the dataset: the previous test's clean-up
     (made through A) may take up to WITHIN seconds to reach B. Leaves B's cache warm."""
-    wait_until(lambda: cannot_read(pair.a, user, pair.ids["ds"]), WITHIN)
-    wait_until(lambda: cannot_read(pair.b, user, pair.ids["ds"]), WITHIN)
+    wait_until(lambda: cannot_read(pair.a, user, pair.ids["ds"]), WITHIN,
+               f"process A to refuse {user} the dataset (baseline)")
+    wait_until(lambda: cannot_read(pair.b, user, pair.ids["ds"]), WITHIN,
+               f"process B to refuse {user} the dataset (baseline)")
 
 
 def eventually(pair: Pair, what: str, condition: Callable[[], bool]) -> None:
-    secs = wait_until(condition, WITHIN)
+    secs = wait_until(condition, WITHIN, f"process B to reflect the change ({what})")
     pair.timings.append((what, secs))
 
 
@@ -244,11 +246,12 @@ def test_revoke_holds_in_a_and_b_alike(pair: Pair, cleanup: list[tuple[str, int]
     ds = pair.ids["ds"]
     baseline(pair, "jdoe")
     made = grouping(pair, cleanup, "rev-both", "jdoe")
-    wait_until(lambda: can_read(pair.a, "jdoe", ds), WITHIN)
-    wait_until(lambda: can_read(pair.b, "jdoe", ds), WITHIN)
+    wait_until(lambda: can_read(pair.a, "jdoe", ds), WITHIN, "process A to grant jdoe")
+    wait_until(lambda: can_read(pair.b, "jdoe", ds), WITHIN, "process B to grant jdoe")
     pair.b.remove("Rule", made["rule"])
     assert cannot_read(pair.b, "jdoe", ds)
-    wait_until(lambda: cannot_read(pair.a, "jdoe", ds), WITHIN)
+    wait_until(lambda: cannot_read(pair.a, "jdoe", ds), WITHIN,
+               "process A to see the revoke made through B")
     for _ in range(10):
         assert cannot_read(pair.a, "jdoe", ds)
         assert cannot_read(pair.b, "jdoe", ds)

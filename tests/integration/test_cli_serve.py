@@ -7,14 +7,14 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from tests.integration.server import free_port
+from tests.integration.server import STARTUP_SECONDS, free_port
+from tests.waiting import wait_until
 
 
 @contextmanager
@@ -28,15 +28,15 @@ def serve(cwd: Path, *args: str, env: dict[str, str] | None = None
                                 cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, log.read_text()
+            def answers() -> bool:
+                assert proc.poll() is None, f"cairn serve exited: {log.read_text()}"
                 try:
-                    client.get("/icat/version")
-                    break
+                    return client.get("/icat/version").status_code == 200
                 except httpx.TransportError:
-                    assert time.monotonic() < deadline, "server did not start"
-                    time.sleep(0.1)
+                    return False
+
+            wait_until(answers, STARTUP_SECONDS, f"cairn serve to answer on port {port}",
+                       step=0.1, detail=lambda: log.read_text()[-3000:])
             yield client, log
         finally:
             client.close()

@@ -7,54 +7,32 @@ from __future__ import annotations
 import io
 import os
 import socket
-import subprocess
-import sys
-import time
 import uuid
 import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
 from tests.conftest import BACKENDS
 from tests.integration.ids_support import GONE, Fixture, Ids, Rest, build, start, uniq
-from tests.integration.server import Server, free_port
+from tests.integration.moto_server import moto_server
+from tests.integration.server import Server
+from tests.waiting import wait_until
 
-boto3 = pytest.importorskip("boto3")
-pytest.importorskip("moto.server")
+boto3 = pytest.importorskip("boto3", reason="boto3 (in the test extra) is not installed")
+pytest.importorskip("moto.server", reason="moto[server] (in the test extra) is not installed")
 
 MB = 1 << 20
-CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                 "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **CREDS})
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip(f"moto server did not start: {log.read_text()[-300:]}")
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with moto_server(tmp_path_factory.mktemp("moto")) as url:
+        yield url
 
 
 @dataclass
@@ -74,6 +52,14 @@ class Env:
     def uploads(self) -> list[object]:
         out = self.client.list_multipart_uploads(Bucket=self.bucket)  # type: ignore[attr-defined]
         return list(out.get("Uploads", []))
+
+    def uploaded_parts(self) -> int:
+        """How many parts the unfinished multipart uploads hold."""
+        client: Any = self.client
+        uploads = client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
+        return sum(len(client.list_parts(Bucket=self.bucket, Key=u["Key"],
+                                         UploadId=u["UploadId"]).get("Parts", []))
+                   for u in uploads)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -130,14 +116,19 @@ def test_interrupted_upload_leaves_no_object(env: Env) -> None:
     target = "/ids/put?" + urlencode({"sessionId": env.jdoe, "name": uniq("cut"),
                                       "datasetId": env.fx.ds_a1,
                                       "datafileFormatId": env.fx.fmt})
+    assert env.uploads() == []
     with socket.create_connection((host, int(port))) as s:
         s.sendall(f"PUT {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {40 * MB}\r\n\r\n"
                   .encode())
         block = os.urandom(MB)
         for _ in range(18):  # past the first 8 MiB part
             s.sendall(block)
-        time.sleep(0.5)
+        # Cut only once the server has stored a part of a multipart upload: the abort then
+        # has something to clean up.
+        wait_until(env.uploaded_parts, 60,
+                   "the server to store the first part of a multipart upload in S3",
+                   detail=lambda: f"multipart uploads: {env.uploads()}")
     # The server logs the cut upload once storage has aborted it.
-    assert env.server.await_log_lines(GONE, gone + 1) == gone + 1
+    assert env.server.expect_log_lines(GONE, gone + 1) == gone + 1
     assert env.uploads() == []
     assert env.objects() == before

@@ -1,15 +1,12 @@
 """S3 storage against a real S3-protocol server: moto's server, in its own process on a free
-127.0.0.1 port (skipped cleanly if boto3 or moto is missing or it won't start)."""
+127.0.0.1 port (a reported skip if boto3 or moto is not installed; a failure if it is but the
+server won't start)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
 import tracemalloc
 import uuid
 import zipfile
@@ -19,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.moto_server import moto_server
 from tests.unit.test_ids_storage import Boom, StorageContract, failing
 
-boto3 = pytest.importorskip("boto3")
-pytest.importorskip("moto.server")
+boto3 = pytest.importorskip("boto3", reason="boto3 (in the test extra) is not installed")
+pytest.importorskip("moto.server", reason="moto[server] (in the test extra) is not installed")
 
 from cairn.ids.archive import restore_dataset, write_dataset  # noqa: E402
 from cairn.ids.storage_local import LocalStorage  # noqa: E402
@@ -33,39 +31,10 @@ MB = 1 << 20
 CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "server.log"
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                 "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip(f"moto server did not start: {log.read_text()[-500:]}")
-                time.sleep(0.1)
+    with moto_server(tmp_path_factory.mktemp("moto")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _client(endpoint: str):  # type: ignore[no-untyped-def]

@@ -31,8 +31,11 @@ from tests.integration.ids_support import (
     uniq,
 )
 from tests.integration.server import Server
+from tests.waiting import wait_until
 
 MB = 1 << 20
+#: How local storage names an unfinished upload's temporary file (beside its final place).
+TEMP_PREFIX = ".cairn-put-"
 
 
 @dataclass
@@ -48,6 +51,16 @@ class Env:
         if not self.main.exists():
             return set()
         return {str(p.relative_to(self.main)) for p in self.main.rglob("*")}
+
+    def temporaries(self) -> dict[str, int]:
+        """The temporary files of unfinished uploads (path -> bytes written so far)."""
+        out: dict[str, int] = {}
+        for p in self.main.rglob(f"{TEMP_PREFIX}*") if self.main.exists() else ():
+            try:
+                out[str(p.relative_to(self.main))] = p.stat().st_size
+            except FileNotFoundError:  # finished or cleaned up meanwhile
+                continue
+        return out
 
     def datafiles(self) -> list[tuple[object, ...]]:
         return [tuple(r) for r in self.server.sql("SELECT ID, LOCATION FROM DATAFILE").all()]
@@ -99,7 +112,7 @@ def _settled(env: Env, mark: Mark, cut: int = 0) -> None:
     """Wait until the server has finished ``cut`` uploads whose clients went away (it logs
     each only after storage has cleaned up), then nothing may be new. Watching the folder
     instead would race: a cut upload's temporary file may not even exist yet."""
-    assert env.server.await_log_lines(GONE, mark.gone + cut) == mark.gone + cut
+    assert env.server.expect_log_lines(GONE, mark.gone + cut) == mark.gone + cut
     assert env.stored() == mark.stored
     assert env.datafiles() == mark.rows
 
@@ -116,7 +129,11 @@ def test_interrupted_upload_leaves_nothing(env: Env, chunked: bool) -> None:
         block = os.urandom(256 * 1024)
         for _ in range(12):  # 3 MB of the promised 20
             s.sendall(f"{len(block):x}\r\n".encode() + block + b"\r\n" if chunked else block)
-        time.sleep(0.3)  # let the server write some of it
+        # Cut only once the server has written some of it to a temporary file.
+        wait_until(lambda: any(size > 0 for path, size in env.temporaries().items()
+                               if path not in mark.stored), 30,
+                   "the server to write part of the upload to a temporary file",
+                   detail=lambda: f"temporary files: {env.temporaries()}")
     _settled(env, mark, cut=1)
     # The server is fine afterwards.
     env.ids.ok_put(env.jdoe, env.fx.ds_a1, uniq("after"), b"ok", env.fx.fmt)
@@ -264,7 +281,11 @@ def test_many_stalled_uploads_do_not_stall_the_server(env: Env) -> None:
             s.sendall((f"PUT {_put_target(env, uniq(f'stall{i}'))} HTTP/1.1\r\nHost: x\r\n"
                        f"Content-Length: {10 * MB}\r\n\r\n").encode() + b"x" * 1000)
             socks.append(s)
-        time.sleep(1.0)
+        # Every upload has begun storing (its temporary file is open) and waits for the rest
+        # of its body: were they holding workers of the shared pool, the pool is full now.
+        wait_until(lambda: len(set(env.temporaries()) - mark.stored) >= 50, 60,
+                   "all 50 stalled uploads to open their temporary files",
+                   detail=lambda: f"{len(set(env.temporaries()) - mark.stored)} did")
         t = time.monotonic()
         with httpx.Client(base_url=env.server.url, timeout=20) as c:
             assert c.get("/icat/version").status_code == 200
@@ -273,7 +294,7 @@ def test_many_stalled_uploads_do_not_stall_the_server(env: Env) -> None:
         assert time.monotonic() - t < 10
         env.ids.ok_put(env.jdoe, env.fx.ds_a1, uniq("still"), b"served", env.fx.fmt)
         # What must remain: all but the stalled uploads' temporary files.
-        mark = Mark(mark.gone, {p for p in env.stored() if ".cairn-put-" not in p},
+        mark = Mark(mark.gone, {p for p in env.stored() if TEMP_PREFIX not in p},
                     env.datafiles())
     finally:
         for s in socks:
@@ -284,29 +305,53 @@ def test_many_stalled_uploads_do_not_stall_the_server(env: Env) -> None:
 def test_a_refused_upload_reads_the_body_before_answering(env: Env) -> None:
     """A client sends its whole body before it reads the answer, on a connection it asked to
     close (python-icat's put does): the error must reach it, instead of the connection being
-    closed under the body still being sent (a broken pipe on the client)."""
+    closed under the body still being sent (a broken pipe on the client).
+
+    The body goes out only once the server has refused the upload. The request says
+    ``Expect: 100-continue``, so the server's ``100 Continue`` is the observable sign that it
+    has decided and started reading the body, where a server answering at once would send
+    its 400 first. (Sending the body then, without waiting for the 400, is what a client
+    that ignores the interim answer, as python-icat's does, would do.)"""
     mark = _mark(env)
     block = b"x" * 8192
     with _raw(env.server) as s:
+        s.settimeout(30)
         s.sendall((f"PUT {_put_target(env, '../escape')} HTTP/1.1\r\nHost: x\r\n"
-                   "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n").encode())
-        time.sleep(0.3)  # the server has decided by now
+                   "Connection: close\r\nExpect: 100-continue\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n").encode())
+        try:
+            interim, rest = _read_head(s, b"")
+        except TimeoutError:
+            pytest.fail("no answer within 30 s to a refused upload's headers (expected "
+                        "100 Continue once the server reads the body)")
+        assert interim.startswith(b"HTTP/1.1 100"), \
+            f"the server answered before reading the refused upload's body: {interim[:100]!r}"
         for _ in range(25):
             s.sendall(f"{len(block):x}\r\n".encode() + block + b"\r\n")
         s.sendall(b"0\r\n\r\n")
-        reply = _read_response(s)
+        reply = _read_response(s, rest)
         assert reply.startswith(b"HTTP/1.1 400"), reply[:100]
         assert b"BadRequestException" in reply
     _settled(env, mark)
 
 
-def _read_response(s: socket.socket) -> bytes:
-    data = b""
+def _read_head(s: socket.socket, data: bytes) -> tuple[bytes, bytes]:
+    """An answer's status line and headers (``data`` is what was read already), and the
+    bytes read past them."""
     while b"\r\n\r\n" not in data:
-        data += s.recv(65536)
+        more = s.recv(65536)
+        assert more, f"connection closed before a whole answer head: {data[:200]!r}"
+        data += more
     head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def _read_response(s: socket.socket, data: bytes = b"") -> bytes:
+    head, rest = _read_head(s, data)
     length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
                   if line.lower().startswith(b"content-length"))
     while len(rest) < length:
-        rest += s.recv(65536)
+        more = s.recv(65536)
+        assert more, f"connection closed {length - len(rest)} bytes before the body's end"
+        rest += more
     return head + b"\r\n\r\n" + rest

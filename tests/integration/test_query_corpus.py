@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +14,7 @@ from tests.integration.query_corpus import fixture
 from tests.integration.query_corpus.cases import STATUS, Case, difference, materialize
 from tests.integration.query_corpus.corpus import CASES
 from tests.integration.server import Server
-
-DATAGATEWAY = (Path(__file__).parents[3] / "shared/reference/data/"
-               "datagateway-api-queries.jsonl")
+from tests.reference import reference_file
 
 
 def backend_of(server: Server) -> str:
@@ -95,9 +92,7 @@ def test_corpus_holds_every_datagateway_query() -> None:
     """Each of the 88 captured queries is in the corpus, changed only by its listed edits."""
     by_line = {c.dg: c for c in CASES if c.dg is not None}
     assert sorted(by_line) == list(range(1, 89))
-    if not DATAGATEWAY.exists():
-        pytest.skip(f"{DATAGATEWAY} not present")
-    lines = DATAGATEWAY.read_text().splitlines()
+    lines = reference_file("data/datagateway-api-queries.jsonl").read_text().splitlines()
     assert len(lines) == 88
     for n, line in enumerate(lines, 1):
         text = json.loads(line)["icat_query"]

@@ -467,8 +467,10 @@ def test_huge_requests_are_refused(server: Server, root: str) -> None:
     try:
         r = post(server, endless())
         assert r.status_code == 500 and b"too large" in r.content
-    except httpx.TransportError:
-        pass  # the server may close the connection while the client still sends
+    except (httpx.NetworkError, httpx.RemoteProtocolError):
+        # Also a refusal: the server closed the connection at the cap while the client still
+        # sent. (A timeout is not: it would mean the server kept reading.)
+        pass
     if rss:
         assert _rss_kb(server.proc.pid) - rss < 200 * 1024
     assert [e.text for e in call(server, "getApiVersion")] == ["6.2.0"]  # still serving
@@ -479,7 +481,7 @@ def test_huge_requests_are_refused(server: Server, root: str) -> None:
 
 @pytest.fixture(scope="module")
 def client(server: Server) -> Iterator[Any]:
-    icat = pytest.importorskip("icat")
+    icat = pytest.importorskip("icat", reason="python-icat (in the test extra) is not installed")
     c = icat.Client(server.url + ENDPOINT + "?wsdl", cache=None)
     c.autoLogout = False  # logged out below, while the server still runs
     c.login("simple", {"username": "root", "password": "secret"})
@@ -555,15 +557,7 @@ def test_python_icat_create_update_delete(client: Any, server: Server) -> None:
 # -- result shapes of the query language --------------------------------------------------------
 
 
-def _needs_query_language(server: Server, root: str) -> None:
-    r = post(server, envelope("search", f"<sessionId>{root}</sessionId>"
-                              "<query>SELECT COUNT(f) FROM Facility f</query>"))
-    if r.status_code != 200:
-        pytest.skip("the query language is not in this server yet")
-
-
 def test_search_result_shapes(server: Server, root: str) -> None:
-    _needs_query_language(server, root)
     base = unique("shape")
     a, b = base + "-a", base + "-b"  # in ORDER BY f.name order
     call(server, "createMany", f"<sessionId>{root}</sessionId>"
@@ -594,7 +588,6 @@ def test_search_result_shapes(server: Server, root: str) -> None:
 
 
 def test_python_icat_queries(client: Any, server: Server, root: str) -> None:
-    _needs_query_language(server, root)
     from icat.query import Query
 
     name = unique("pyq")

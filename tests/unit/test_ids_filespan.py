@@ -40,7 +40,8 @@ def drain(span: FileSpan, cached_only: bool = False) -> bytes:
     return bytes(out)
 
 
-@pytest.mark.skipif(filespan._NOWAIT is None, reason="no preadv2(RWF_NOWAIT) here")
+@pytest.mark.skipif(filespan._NOWAIT is None,
+                    reason="os.preadv with RWF_NOWAIT is not available on this platform")
 def test_a_cached_file_is_read_without_the_disk_thread(path: Path) -> None:
     path.read_bytes()  # in the page cache now
     span = FileSpan.open(path, 0, len(DATA), chunk_size=4096)
@@ -192,9 +193,9 @@ def test_cancelled_during_a_disk_read_closes_the_file_after_it(
     reading, finish = threading.Event(), threading.Event()
     real_read = span.read
 
-    def slow_read() -> bytes:
+    def slow_read() -> bytes:  # a disk read that takes until the test lets it finish
         reading.set()
-        finish.wait(10)
+        assert finish.wait(30), "the test never let the slow disk read finish"
         return real_read()
 
     monkeypatch.setattr(span, "read", slow_read)
@@ -203,15 +204,17 @@ def test_cancelled_during_a_disk_read_closes_the_file_after_it(
     async def main() -> None:
         resp = FileSpanResponse(200, {}, span)
         task = asyncio.ensure_future(resp(None, client.receive, client.send))  # type: ignore[arg-type]
-        await asyncio.get_running_loop().run_in_executor(None, reading.wait, 10)
+        started = await asyncio.get_running_loop().run_in_executor(None, reading.wait, 30)
+        assert started, "the response did not start a disk read within 30 s"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert span.fd is not None  # the thread is still reading
         finish.set()
-        for _ in range(500):
-            if span.fd is None:
-                break
+        deadline = asyncio.get_running_loop().time() + 30
+        while span.fd is not None:  # closed by the disk thread once its read returns
+            assert asyncio.get_running_loop().time() < deadline, \
+                "the file was not closed within 30 s of the disk read finishing"
             await asyncio.sleep(0.01)
 
     asyncio.run(main())

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path as FsPath
 
 import pytest
 
@@ -41,8 +40,7 @@ from cairn.query.ast import (
 )
 from cairn.query.tokens import tokenize
 from cairn.query.unparse import without_positions
-
-DATAGATEWAY = FsPath(__file__).parents[3] / "shared/reference/data/datagateway-api-queries.jsonl"
+from tests.reference import reference_file
 
 
 def same(a: object, b: object) -> bool:
@@ -345,13 +343,11 @@ def test_get_round_trip(query: str, text: str) -> None:
 
 
 def _datagateway() -> list[str]:
-    if not DATAGATEWAY.exists():
-        return []
-    return [json.loads(line)["icat_query"] for line in DATAGATEWAY.read_text().splitlines()
+    path = reference_file("data/datagateway-api-queries.jsonl")
+    return [json.loads(line)["icat_query"] for line in path.read_text().splitlines()
             if line.strip()]
 
 
-@pytest.mark.skipif(not DATAGATEWAY.exists(), reason="shared reference data not present")
 def test_datagateway_queries_parse() -> None:
     queries = _datagateway()
     assert len(queries) == 88

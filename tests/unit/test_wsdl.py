@@ -1,34 +1,29 @@
 """The generated WSDL/XSD agree structurally with the reference reconstruction.
 
 The reference pair (``reference/data/icat-6.2-reconstructed.{wsdl,xsd}``) was checked against
-python-icat 1.7.0 + suds; it is read at test time and the tests skip when it is absent.
+python-icat 1.7.0 + suds; it is read at test time (found by :mod:`tests.reference`) and the
+tests are a reported skip when it is absent.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
-import pytest
 from lxml import etree
 
 from cairn.schema import SCHEMA
 from cairn.web.soap.entity_info import entity_info
 from cairn.web.soap.wsdl import OPERATIONS, build_wsdl, build_xsd, wsdl_bytes, xsd_bytes
+from tests.reference import reference_file
 
-REF = Path(os.environ.get("CAIRN_REFERENCE_DIR", "/work/shared/reference/data"))
 XS = "{http://www.w3.org/2001/XMLSchema}"
 W = "{http://schemas.xmlsoap.org/wsdl/}"
 WS = "{http://schemas.xmlsoap.org/wsdl/soap/}"
 
 
 def _ref(name: str) -> etree._Element:
-    path = REF / name
-    if not path.is_file():
-        pytest.skip(f"reference file {path} not available")
-    return etree.parse(str(path)).getroot()
+    return etree.parse(str(reference_file(f"data/{name}"))).getroot()
 
 
 def _occurs(el: etree._Element) -> tuple[str | None, ...]:
@@ -111,9 +106,7 @@ def test_every_entity_has_a_type() -> None:
 
 
 def test_entity_info_matches_reference() -> None:
-    path = REF / "icat-6.2-entities.json"
-    if not path.is_file():
-        pytest.skip(f"reference file {path} not available")
+    path = reference_file("data/icat-6.2-entities.json")
     ref = json.loads(path.read_text())["entities"]
     assert set(ref) == {*SCHEMA.entities, "Parameter", "EntityBaseBean"}
     for name, r in ref.items():

@@ -188,9 +188,10 @@ def start_cairn(config: Path, url: str, logfile: Path) -> subprocess.Popen[bytes
             if httpx.get(url + "/icat/version", timeout=5).status_code == 200:
                 return proc
         except httpx.TransportError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)  # polling interval (not yet answering, or not yet 200)
     proc.kill()
-    sys.exit("Cairn did not start within 120 s")
+    sys.exit(f"Cairn did not answer {url}/icat/version within 120 s: {logfile.read_text()}")
 
 
 def has_data_service(url: str) -> bool:
