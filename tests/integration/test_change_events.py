@@ -158,6 +158,17 @@ def test_the_demo_load_is_heard_as_runs_of_ids(world: World) -> None:
             assert work.search(f"SELECT x.id FROM {entity} x ORDER BY x.id") == ids
 
 
+def test_a_read_only_unit_refuses_to_write(world: World) -> None:
+    """A read-only unit may run without a transaction: a write there is refused, not run."""
+    with world.catalogue.as_system(read_only=True) as work:
+        with pytest.raises(RuntimeError, match="read-only"):
+            work.create(Obj(SCHEMA.entities["Facility"], values={"name": "F"}))
+        with pytest.raises(RuntimeError, match="read-only"):
+            work.enqueue("t.follow", {})
+        assert work.search("SELECT COUNT(f) FROM Facility f") == [0]
+    assert world.recorder.events == []
+
+
 # -- every face of a real server ----------------------------------------------------------------
 
 
@@ -216,3 +227,4 @@ def test_rest_soap_and_the_data_service_are_heard(tmp_path: Any, backend: str) -
     finally:
         srv.stop()
         drop()
+

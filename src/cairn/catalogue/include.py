@@ -13,16 +13,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement
 
 from cairn.catalogue.objects import Obj
-from cairn.catalogue.work import Work
 from cairn.db.fastread import Readers
 from cairn.errors import validation
 from cairn.query.includes import IncludeTree
 from cairn.schema import SCHEMA, Entity, Field
+
+if TYPE_CHECKING:
+    from cairn.catalogue.work import Work
 
 __all__ = ["OBJECTS", "IncludeTree", "Readable", "Shape", "fill"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,7 @@ from sqlalchemy import exc as sa_exc
 
 from cairn.authn.registry import login_user
 from cairn.authz import AUTHZ_ENTITIES, Access, Authorizer
-from cairn.catalogue import trees
+from cairn.catalogue import read, trees
 from cairn.catalogue.changes import ChangeListener, Changes, Listeners
 from cairn.catalogue.clone import clone as clone_tree
 from cairn.catalogue.include import Shape
@@ -157,25 +157,23 @@ class Catalogue:
 
     # -- units of work ----------------------------------------------------------------------
 
-    @contextmanager
-    def as_user(self, sid: str | None, read_only: bool = False) -> Iterator[Work]:
+    def as_user(self, sid: str | None, read_only: bool = False
+                ) -> AbstractContextManager[Work]:
         """A transaction for the session's user; any failure rolls all of it back.
         ``read_only`` work writes nothing and may skip the transaction (``Database.read``)."""
         def who(conn: Connection) -> tuple[str, bool]:
             user = self.sessions.get(sid, conn).user
             return user, self.authz.is_root(user)
 
-        with self._unit(who, read_only) as work:
-            yield work
+        return self._unit(who, read_only)
 
-    @contextmanager
-    def as_system(self, read_only: bool = False, user: str | None = None) -> Iterator[Work]:
+    def as_system(self, read_only: bool = False, user: str | None = None
+                  ) -> AbstractContextManager[Work]:
         """A transaction of Cairn itself: no session, nothing checked (ids.server's reader,
         bulk loads, background jobs). Its writes carry ``user`` (default: the first root
         user)."""
         name = user if user is not None else next(iter(self.settings.catalogue.root_users), "")
-        with self._unit(lambda conn: (name, True), read_only) as work:
-            yield work
+        return self._unit(lambda conn: (name, True), read_only)
 
     @contextmanager
     def _unit(self, who: Callable[[Connection], tuple[str, bool]], read_only: bool
@@ -216,14 +214,14 @@ class Catalogue:
             ) -> Any:
         """The object (:class:`Obj`, or what ``shape`` makes of its row) with its includes."""
         with self.as_user(sid, read_only=True) as work:
-            return work.get(query, id, shape)
+            return read.get(work, query, id, shape)
 
     def search(self, sid: str | None, query: str, shape: Shape[Any] | None = None
                ) -> list[Any]:
         """Entities (:class:`Obj`, or what ``shape`` makes of rows), scalars, or one list per
         row when several items are selected (§1.4)."""
         with self.as_user(sid, read_only=True) as work:
-            return work.search(query, shape)
+            return read.search(work, query, shape)
 
     def write(self, sid: str | None, objs: list[Obj]) -> list[int]:
         with self.as_user(sid) as work:

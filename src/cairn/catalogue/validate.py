@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, select
 
 from cairn.authz.rules import compile_rule, derived_columns, interpret
-from cairn.catalogue.work import Work
 from cairn.errors import ErrorType, IcatError, bad_parameter, validation
 from cairn.schema import SCHEMA, Entity
+
+if TYPE_CHECKING:
+    from cairn.catalogue.work import Work
 
 PARAMETER_KINDS = {"InvestigationParameter": "Investigation", "DatasetParameter": "Dataset",
                    "DatafileParameter": "Datafile", "SampleParameter": "Sample",

@@ -24,8 +24,10 @@ from sqlalchemy import ColumnElement, Connection, Select, Table, false, select
 
 from cairn.authz import Access, Authorizer
 from cairn.cache import IdentityCache
+from cairn.catalogue import cascade, read
 from cairn.catalogue.changes import ChangeKind, Changes
 from cairn.catalogue.objects import Obj
+from cairn.catalogue.write import Writer
 from cairn.db.engine import Database
 from cairn.db.fastread import Match, Processors, Readers, fetch_in, fetch_keyed
 from cairn.db.tables import Tables
@@ -78,16 +80,12 @@ class Work:
 
     def search(self, query: str, shape: Shape[Any] | None = None) -> list[Any]:
         """An ICAT query's results, restricted to what the caller may read (§1.4)."""
-        from cairn.catalogue.read import search
-
-        return search(self, query, shape)
+        return read.search(self, query, shape)
 
     def get(self, query: str, id: int, shape: Shape[Any] | None = None) -> Any:
         """One object by id with its includes; NO_SUCH_OBJECT_FOUND or
         INSUFFICIENT_PRIVILEGES when it is absent or unreadable."""
-        from cairn.catalogue.read import get
-
-        return get(self, query, id, shape)
+        return read.get(self, query, id, shape)
 
     # -- the core API: permissions ------------------------------------------------------------
 
@@ -148,27 +146,19 @@ class Work:
     def write(self, objs: list[Obj]) -> list[int]:
         """Create objects without id and update those with one (REST's entityManager POST);
         the ids of the created top-level objects."""
-        from cairn.catalogue.write import Writer
-
-        return Writer(self).write(objs)
+        return Writer(self._writable()).write(objs)
 
     def create(self, obj: Obj) -> int:
         """Create an object tree (references by id, children created too)."""
-        from cairn.catalogue.write import Writer
-
-        return Writer(self).create(obj)
+        return Writer(self._writable()).create(obj)
 
     def update(self, obj: Obj) -> None:
         """Update the fields ``obj`` carries."""
-        from cairn.catalogue.write import Writer
-
-        Writer(self).update(obj)
+        Writer(self._writable()).update(obj)
 
     def delete(self, targets: Sequence[tuple[Entity, int]]) -> None:
         """Delete objects and everything they own (the cascade), each checked."""
-        from cairn.catalogue.cascade import delete
-
-        delete(self, targets)
+        cascade.delete(self._writable(), targets)
 
     def record(self, entity: str, kind: ChangeKind, ids: Iterable[int]) -> None:
         """Note a change made by the caller's own statements (bulk loads) for the listeners."""
@@ -179,7 +169,14 @@ class Work:
         if self.jobs is None:
             raise RuntimeError("this catalogue has no job scheduler")
         self.enqueued = True
-        return self.jobs.enqueue(self.conn, kind, payload, **options)
+        return self.jobs.enqueue(self._writable().conn, kind, payload, **options)
+
+    def _writable(self) -> Work:
+        # A read-only unit may run without a transaction (autocommit on PostgreSQL): a write
+        # there would not be undone by a later failure.
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work cannot write")
+        return self
 
     # -- rows <-> objects (internal) ----------------------------------------------------------
 
