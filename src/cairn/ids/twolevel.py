@@ -98,7 +98,9 @@ class TwoLevel:
         out: list[Kind | Periodic] = [
             Kind(KIND, self.run, merge=self.queue.merge, max_attempts=None,
                  retry_delay=lambda failures: self.retry_seconds),
-            Periodic("ids.locks.heartbeat", self.scheduler.poll_seconds,
+            # Ten heartbeats per stale timeout: a live process's locks never look dead.
+            Periodic("ids.locks.heartbeat", max(self.scheduler.poll_seconds,
+                                                self.stale_seconds / 10),
                      self.locks.heartbeat, local=True),
             Periodic("ids.restore-leftovers", 3600.0, self._clean_work_dir, local=True)]
         if self.settings.start_archiving_level_bytes:
