@@ -369,7 +369,7 @@ class DataService:
 
     def _check_still_catalogued(self, datafiles: Sequence[DfInfo]) -> None:
         """A prepared snapshot may name datafiles deleted since (ids.server's check)."""
-        with self._reader() as work:
+        with self._reader(read_only=True) as work:
             df = work.tables["Datafile"]
             for batch in work.chunks([d.id for d in datafiles]):
                 n = work.conn.execute(select(func.count()).select_from(df)

@@ -214,14 +214,10 @@ class UnitQueue:
 
     def all(self) -> list[UnitLine]:
         """Every unit with something queued or running, in the order of their requests."""
-        t = self.scheduler.queue.t
-        with self.scheduler.queue.db.connect() as conn:
-            keys = {k: int(k.partition(":")[2]) for k in conn.execute(
-                select(t.c.key).distinct().where(t.c.kind == KIND,
-                                                 t.c.key.startswith(f"{self.unit}:"),
-                                                 t.c.state.in_(["QUEUED", "RUNNING"])))
-                    .scalars()}
-        lines = self._lines(self.scheduler.queue.lines(self.kind, keys), keys)
+        prefix = unit_key(self.unit, 0).removesuffix("0")
+        found = {k: line for k, line in self.scheduler.queue.lines(self.kind, None).items()
+                 if k.startswith(prefix)}
+        lines = self._lines(found, {k: int(k.removeprefix(prefix)) for k in found})
         return sorted(lines.values(), key=lambda line: line.first_job)
 
     @staticmethod

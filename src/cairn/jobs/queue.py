@@ -122,20 +122,23 @@ class JobQueue:
                                 .group_by(t.c.kind, t.c.state)).all()
         return {(kind, State(state)): int(n) for kind, state, n in rows}
 
-    def active(self, kind: str, keys: Iterable[str]) -> dict[str, list[Job]]:
-        """Waiting and running jobs of these keys, oldest first (keys without any absent)."""
+    def active(self, kind: str, keys: Iterable[str] | None) -> dict[str, list[Job]]:
+        """Waiting and running jobs of these keys (None: of every key), oldest first; keys
+        without any are absent."""
         t = self.t
+        live = [t.c.kind == kind, t.c.state.in_([State.QUEUED, State.RUNNING])]
+        wheres = [t.c.key.is_not(None)] if keys is None else \
+            [t.c.key.in_(batch) for batch in chunks(sorted(set(keys)))]
         out: dict[str, list[Job]] = {}
         with self.db.connect() as conn:
-            for batch in chunks(sorted(set(keys))):
-                for row in conn.execute(select(t).where(
-                        t.c.kind == kind, t.c.key.in_(batch),
-                        t.c.state.in_([State.QUEUED, State.RUNNING])).order_by(t.c.id)):
+            for where in wheres:
+                for row in conn.execute(select(t).where(*live, where).order_by(t.c.id)):
                     out.setdefault(row.key, []).append(Job.from_row(row))
         return out
 
-    def lines(self, kind: Kind, keys: Iterable[str]) -> dict[str, Line]:
-        """What waits (merged as a claim would merge it) and runs, per key."""
+    def lines(self, kind: Kind, keys: Iterable[str] | None) -> dict[str, Line]:
+        """What waits (merged as a claim would merge it) and runs, per key (None: every
+        key of the kind)."""
         out = {}
         for key, jobs in self.active(kind.name, keys).items():
             running = next((j for j in jobs if j.state is State.RUNNING), None)
