@@ -243,6 +243,35 @@ class JobsSettings(_Section):
     keep_failed_days: float = Field(30.0, gt=0)
 
 
+#: What free-text search can index (cairn.search.index.INDEXED).
+SEARCHABLE = ("Investigation", "Dataset", "Datafile", "Sample", "SampleType", "Facility",
+              "InvestigationType", "DatasetType", "DatafileFormat", "User")
+
+
+class SearchSettings(_Section):
+    """Free-text search (``cairn.search``): an index inside the catalogue database."""
+
+    enabled: bool = True
+    #: The entities whose text is indexed (icat.server's search.entitiesToIndex). A target
+    #: (Investigation, Dataset, Datafile) left out can't be searched; a related entity left out
+    #: (Sample, DatafileFormat, ...) is no longer matched by the targets' default fields.
+    entities: list[str] = list(SEARCHABLE)
+    #: Labels returned per facet dimension, most frequent first.
+    facet_labels: int = Field(100, ge=1, le=10000)
+    #: Facility spellings of parameter units, as units the converter knows, e.g.
+    #: ``{ "counts" = "count", "C" = "degC" }``.
+    units: dict[str, str] = {}
+
+    @field_validator("entities")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = [e for e in v if e not in SEARCHABLE]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} can't be indexed; choose among "
+                             f"{', '.join(SEARCHABLE)}")
+        return list(dict.fromkeys(v))
+
+
 def _default_authn() -> dict[str, AuthnSettings]:
     return {"db": AuthnSettings(type="db")}
 
@@ -253,6 +282,7 @@ class Settings(_Section):
     authn: dict[str, AuthnSettings] = Field(default_factory=_default_authn)
     data: DataSettings = DataSettings()
     jobs: JobsSettings = JobsSettings()
+    search: SearchSettings = SearchSettings()
 
     @model_validator(mode="after")
     def _data_paths(self) -> Settings:

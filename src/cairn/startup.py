@@ -20,6 +20,7 @@ from cairn.db.engine import Database
 from cairn.ids.service import DataService, TwoLevelStorage
 from cairn.ids.storage import Storage
 from cairn.jobs import Scheduler
+from cairn.search.service import SearchService
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class Cairn:
     data: DataService
     #: The process's job scheduler, started and stopped with the web application.
     jobs: Scheduler
+    #: Free-text search; None when [search] enabled = false.
+    search: SearchService | None = None
 
 
 def assemble(settings: Settings, db: Database | None = None) -> Cairn:
@@ -74,11 +77,25 @@ def assemble(settings: Settings, db: Database | None = None) -> Cairn:
                      keep_failed_days=j.keep_failed_days)
     catalogue = open_catalogue(settings, db, jobs)
     data = open_data_service(catalogue, db, jobs)
-    jobs.register(*catalogue.job_kinds(), *data.job_kinds())
-    cairn = Cairn(settings, db, catalogue, data, jobs)
+    search = open_search(settings, catalogue, db, jobs)
+    jobs.register(*catalogue.job_kinds(), *data.job_kinds(),
+                  *(search.job_kinds() if search else ()))
+    cairn = Cairn(settings, db, catalogue, data, jobs, search)
     for name in settings.server.plugins:
         load_plugin(name, cairn)
     return cairn
+
+
+def open_search(settings: Settings, catalogue: Catalogue, db: Database,
+                jobs: Scheduler | None) -> SearchService | None:
+    """The search index of the configured entities, following the catalogue's changes."""
+    s = settings.search
+    if not s.enabled:
+        return None
+    search = SearchService(catalogue, db, s.entities, units=s.units,
+                           max_labels=s.facet_labels, jobs=jobs)
+    search.start()
+    return search
 
 
 def load_plugin(name: str, cairn: Cairn) -> None:

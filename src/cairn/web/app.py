@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cairn.errors import ErrorType, IcatError
 from cairn.startup import Cairn
-from cairn.web import cors, icat_rest, ids_rest, soap
+from cairn.web import cors, icat_rest, ids_rest, search_rest, soap
 from cairn.web.jsonresponse import JSONResponse
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def create_app(cairn: Cairn) -> Starlette:
             cairn.db.dispose()
 
     app = Starlette(
-        routes=icat_rest.routes() + soap.routes(),
+        routes=icat_rest.routes() + search_rest.routes() + soap.routes(),
         # /ids goes to the data service's own app (with its own CORS headers), ahead of the
         # catalogue's middleware.
         middleware=[Middleware(HeaderLimit), Middleware(ids_rest.IdsDispatch, service=data),
@@ -104,4 +104,5 @@ def create_app(cairn: Cairn) -> Starlette:
     )
     app.state.catalogue = catalogue
     app.state.data = data
+    app.state.search = cairn.search
     return app

@@ -1,0 +1,1 @@
+"""Free-text search: documents, the in-database index, and searches authorized in SQL."""

@@ -1,0 +1,757 @@
+"""Running a search: one SQL statement finds a page of authorized documents, and one per facet
+dimension counts the whole authorized result set.
+
+icat.server asks its engine for blocks of hits and filters each block through the read rules
+until a page is full (or a time limit passes), and counts facets over that page only. Here the
+text match, the filters, the caller's read rules, the order and the page are one statement,
+so every page is full, ``search_after`` is exact, and facet counts cover every document the
+caller may read and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Double,
+    FromClause,
+    Select,
+    Table,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    union,
+)
+
+from cairn.catalogue.work import Work
+from cairn.errors import ErrorType, IcatError, bad_parameter
+from cairn.schema import SCHEMA
+from cairn.search import lucene
+from cairn.search.index import INDEXED
+from cairn.search.indexer import SearchIndex
+from cairn.search.request import (
+    Dimension,
+    FacetRequest,
+    ParameterQuery,
+    SearchRequest,
+    parse_date,
+)
+from cairn.search.targets import DEFAULT_FIELDS, TEXT_FIELDS, TO_INVESTIGATION, reach, through
+from cairn.search.units import Units
+
+#: How each target reaches the entities a facet or filter may name (lower-cased names).
+LINKS: dict[str, dict[str, tuple[str, ...]]] = {
+    "Investigation": {
+        "investigationparameter": ("parameters",),
+        "sample": ("samples",),
+        "sampleparameter": ("samples", "parameters"),
+        "investigationinstrument": ("investigationInstruments",),
+        "investigationuser": ("investigationUsers",),
+        "investigationfacilitycycle": ("investigationFacilityCycles",),
+        "keyword": ("keywords",),
+    },
+    "Dataset": {
+        "datasetparameter": ("parameters",),
+        "sample": ("sample",),
+        "sampleparameter": ("sample", "parameters"),
+        "datasettechnique": ("datasetTechniques",),
+        "datasetinstrument": ("datasetInstruments",),
+        "investigation": ("investigation",),
+        "investigationparameter": ("investigation", "parameters"),
+        "investigationinstrument": ("investigation", "investigationInstruments"),
+        "investigationuser": ("investigation", "investigationUsers"),
+        "investigationfacilitycycle": ("investigation", "investigationFacilityCycles"),
+    },
+    "Datafile": {
+        "datafileparameter": ("parameters",),
+        "dataset": ("dataset",),
+        "sample": ("dataset", "sample"),
+        "sampleparameter": ("dataset", "sample", "parameters"),
+        "datasettechnique": ("dataset", "datasetTechniques"),
+        "datasetparameter": ("dataset", "parameters"),
+        "investigation": ("dataset", "investigation"),
+        "investigationparameter": ("dataset", "investigation", "parameters"),
+        "investigationinstrument": ("dataset", "investigation", "investigationInstruments"),
+        "investigationuser": ("dataset", "investigation", "investigationUsers"),
+        "investigationfacilitycycle": ("dataset", "investigation",
+                                       "investigationFacilityCycles"),
+    },
+}
+
+#: icat.lucene's document fields that are not the entity's own path.
+ALIASES: dict[str, dict[str, str]] = {
+    "Investigation": {},
+    "Dataset": {"visitId": "investigation.visitId"},
+    "Datafile": {"visitId": "dataset.investigation.visitId", "sample": "dataset.sample",
+                 "investigation": "dataset.investigation"},
+}
+
+#: Facets asked for without dimensions: icat.lucene's facet fields present on each document.
+SPARSE: dict[str, tuple[str, ...]] = {
+    "Investigation": ("type.name",),
+    "Dataset": ("type.name", "sample.type.name"),
+    "Datafile": ("datafileFormat.name", "sample.type.name"),
+    "investigationparameter": ("type.name", "stringValue"),
+    "datasetparameter": ("type.name", "stringValue"),
+    "datafileparameter": ("type.name", "stringValue"),
+    "sampleparameter": ("type.name", "stringValue"),
+    "investigationinstrument": ("instrument.name",),
+    "sample": ("type.name",),
+    "datasettechnique": ("technique.name",),
+}
+
+PARAMETER_ENTITY = {"Investigation": "InvestigationParameter", "Dataset": "DatasetParameter",
+                    "Datafile": "DatafileParameter"}
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int
+    score: float | None
+    keys: tuple[Any, ...]  # the sort values, for search_after
+
+
+class Search:
+    """One search's statements, built for a unit of work (the caller's rules, the clock)."""
+
+    def __init__(self, work: Work, index: SearchIndex, units: Units, req: SearchRequest,
+                 *, max_labels: int = 100) -> None:
+        self.work = work
+        self.index = index
+        self.units = units
+        self.req = req
+        self.max_labels = max_labels
+        self.target = req.target
+        self.tables = work.tables
+        self.t: Table = self.tables[self.target]
+        self.positive: list[lucene.Leaf] = []
+
+    # -- what matches -------------------------------------------------------------------------
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        r = self.req
+        out: list[ColumnElement[bool]] = []
+        if r.text:
+            out.append(self._text(self._parse(r.text)))
+        for s in r.samples:
+            leaf_node = self._parse(s)
+            out.append(self._node(leaf_node, fields=("sample.name", "sample.type.name")))
+        if r.user:
+            out.append(self._user(r.user))
+        if r.user_full_name:
+            out.append(self._full_name(r.user_full_name))
+        out.extend(self._dates())
+        out.extend(self._parameter(p) for p in r.parameters)
+        out.extend(self._filter(k, v) for k, v in r.filter.items())
+        readable = self.work.readable_condition(self.target, self.t.c.id)
+        if readable is not None:
+            out.append(readable)
+        return out
+
+    def matched(self) -> Select[tuple[int]]:
+        """The ids of every document the caller may read that matches (facets count these)."""
+        return select(self.t.c.id).where(*self.conditions())
+
+    @staticmethod
+    def _parse(text: str) -> lucene.Node:
+        try:
+            return lucene.parse(text)
+        except lucene.QuerySyntaxError as e:
+            raise bad_parameter("Search term could not be parsed due to syntax errors: "
+                                f"{e.message}", e.position) from None
+
+    def _text(self, node: lucene.Node) -> ColumnElement[bool]:
+        self._collect_positive(node, negated=False)
+        return self._node(node)
+
+    def _collect_positive(self, node: lucene.Node, negated: bool) -> None:
+        if isinstance(node, lucene.Leaf):
+            if not negated:
+                self.positive.append(node)
+        elif isinstance(node, lucene.Bool):
+            for n in (*node.must, *node.should):
+                self._collect_positive(n, negated)
+            for n in node.must_not:
+                self._collect_positive(n, not negated)
+
+    def _node(self, node: lucene.Node, fields: Sequence[str] | None = None
+              ) -> ColumnElement[bool]:
+        if isinstance(node, lucene.MatchAll):
+            return true()
+        if isinstance(node, lucene.Leaf):
+            return self._leaf(node, fields)
+        must = [self._node(n, fields) for n in node.must]
+        should = [self._node(n, fields) for n in node.should]
+        cond: ColumnElement[bool]
+        if must:
+            cond = and_(*must)
+        elif should:
+            cond = or_(*should)
+        else:  # only exclusions: everything else (Lucene would match nothing)
+            cond = true()
+        if node.must_not:
+            cond = and_(cond, not_(or_(*(self._node(n, fields) for n in node.must_not))))
+        return cond
+
+    def _leaf(self, leaf: lucene.Leaf, fields: Sequence[str] | None) -> ColumnElement[bool]:
+        known = TEXT_FIELDS[self.target]
+        if leaf.field is not None:
+            names: Sequence[str] = (leaf.field,)
+            if leaf.field not in known:
+                raise bad_parameter(f"{leaf.field} is not a text field of {self.target}; "
+                                    f"its text fields are {', '.join(sorted(known))}")
+        else:
+            names = fields or DEFAULT_FIELDS[self.target]
+        groups: dict[tuple[tuple[str, ...], str], list[str]] = {}
+        for name in names:
+            tf = known[name]
+            groups.setdefault((tf.path, tf.entity), []).append(tf.field)
+        branches = []
+        for (path, entity), own in groups.items():
+            doc = self.index.docs.get(entity)
+            if doc is None:
+                if leaf.field is not None:
+                    raise bad_parameter(f"{leaf.field} can't be searched: {entity} is not "
+                                        "indexed ([search] entities)")
+                continue
+            branches.append(reach(self.tables, self.target, path,
+                                  self.index.backend.match(doc, own, leaf)))
+        if not branches:
+            return false()
+        if len(branches) == 1:
+            return self.t.c.id.in_(branches[0])
+        return self.t.c.id.in_(union(*branches))
+
+    def _investigations(self, inv_ids: Select[Any] | CompoundSelect) -> ColumnElement[bool]:
+        return through(self.tables, self.target, self.t, TO_INVESTIGATION[self.target],
+                       inv_ids)
+
+    def _user(self, user: str) -> ColumnElement[bool]:
+        """On the investigation as one of its users or as a scientist of its instrument."""
+        tb = self.tables
+        iu, u, ii, sci = (tb["InvestigationUser"], tb["User"], tb["InvestigationInstrument"],
+                          tb["InstrumentScientist"])
+        users = select(u.c.id).where(u.c.name == user)
+        on_it = select(iu.c.investigation).where(iu.c.user.in_(users))
+        scientist = select(ii.c.investigation).where(ii.c.instrument.in_(
+            select(sci.c.instrument).where(sci.c.user.in_(users))))
+        return self._investigations(union(on_it, scientist))
+
+    def _full_name(self, text: str) -> ColumnElement[bool]:
+        doc = self.index.docs.get("User")
+        if doc is None:
+            raise bad_parameter("userFullName can't be searched: User is not indexed "
+                                "([search] entities)")
+        node = self._parse(text)
+        iu = self.tables["InvestigationUser"]
+
+        def users(n: lucene.Node) -> ColumnElement[bool]:
+            u = self.tables["User"]
+            if isinstance(n, lucene.MatchAll):
+                return true()
+            if isinstance(n, lucene.Leaf):
+                field = n.field or "fullName"
+                if field not in INDEXED["User"]:
+                    raise bad_parameter(f"{field} is not a text field of User")
+                return u.c.id.in_(self.index.backend.match(doc, (field,), n))
+            must = [users(c) for c in n.must]
+            should = [users(c) for c in n.should]
+            cond = and_(*must) if must else or_(*should) if should else true()
+            if n.must_not:
+                cond = and_(cond, not_(or_(*(users(c) for c in n.must_not))))
+            return cond
+
+        u = self.tables["User"]
+        return self._investigations(
+            select(iu.c.investigation).where(iu.c.user.in_(select(u.c.id).where(users(node)))))
+
+    def _dates(self) -> list[ColumnElement[bool]]:
+        r = self.req
+        if r.lower is None and r.upper is None:
+            return []
+        lower = self.work.db.to_db(r.lower) if r.lower else None
+        upper = self.work.db.to_db(r.upper) if r.upper else None
+
+        def within(col: ColumnElement[Any]) -> list[ColumnElement[bool]]:
+            out = []
+            if lower is not None:
+                out.append(col >= lower)
+            if upper is not None:
+                out.append(col <= upper)
+            return out
+
+        if self.target == "Datafile":
+            return within(self.date_expr())
+        t = self.t
+        return [*within(func.coalesce(t.c.startDate, t.c.createTime)),
+                *within(func.coalesce(t.c.endDate, t.c.modTime))]
+
+    def date_expr(self) -> ColumnElement[Any]:
+        t = self.t
+        if self.target == "Datafile":
+            return func.coalesce(t.c.datafileModTime, t.c.datafileCreateTime, t.c.modTime)
+        return func.coalesce(t.c.startDate, t.c.createTime)
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    def _types(self, name: str, units: str | None) -> list[tuple[int, str | None]]:
+        """The parameter types named ``name`` (ICAT wildcards), with their units."""
+        pt = self.tables["ParameterType"]
+        q = select(pt.c.id, pt.c.units).where(_like(pt.c.name, name))
+        if units is not None:
+            q = q.where(_like(pt.c.units, units))
+        return [(r.id, r.units) for r in self.work.conn.execute(q)]
+
+    def _numeric(self, p: Table, name_pattern: str | None, units: str | None,
+                 low: float | None, high: float | None, *, exact: bool = False
+                 ) -> ColumnElement[bool]:
+        """A numeric value (or a value range containing ``low`` when ``exact``) between the
+        bounds, compared in each parameter type's own units when ``units`` is convertible
+        (a range in K matches values stored in degC), else in raw values of types whose
+        units are ``units``."""
+        types = self._types(name_pattern or "*", None)
+        if units is not None and self.units.known(units):
+            alts = []
+            for tid, tunits in types:
+                lo = None if low is None else self.units.convert(low, units, tunits)
+                hi = None if high is None else self.units.convert(high, units, tunits)
+                if (low is not None and lo is None) or (high is not None and hi is None):
+                    continue
+                alts.append(and_(p.c.type == tid, _between(p, lo, hi, exact)))
+            return or_(*alts) if alts else false()
+        ids = [tid for tid, tunits in types
+               if units is None or _like_match(tunits, units)]
+        if not ids:
+            return false()
+        return and_(p.c.type.in_(ids), _between(p, low, high, exact))
+
+    def _parameter(self, q: ParameterQuery) -> ColumnElement[bool]:
+        entity = PARAMETER_ENTITY[self.target]
+        p = self.tables[entity]
+        if q.lower_number is not None or q.upper_number is not None:
+            cond = self._numeric(p, q.name, q.units, q.lower_number, q.upper_number)
+        else:
+            types = [tid for tid, _ in self._types(q.name, q.units)]
+            cond = p.c.type.in_(types) if types else false()
+            if q.string_value is not None:
+                cond = and_(cond, _like(p.c.stringValue, q.string_value))
+            else:
+                if q.lower_date is not None:
+                    cond = and_(cond, p.c.dateTimeValue >= self.work.db.to_db(q.lower_date))
+                if q.upper_date is not None:
+                    cond = and_(cond, p.c.dateTimeValue <= self.work.db.to_db(q.upper_date))
+        back = SCHEMA.entities[entity].fields[self.target.lower()]
+        return self.t.c.id.in_(select(p.c[back.name]).where(cond))
+
+    # -- filters ------------------------------------------------------------------------------
+
+    def _filter(self, key: str, value: Any) -> ColumnElement[bool]:
+        head, _, rest = key.partition(".")
+        owner = head.lower()
+        if not rest:  # {"investigationparameter": [{"filter": [...]}, ...]}: all must hold
+            items = value if isinstance(value, list) else [value]
+            return and_(true(), *(self._filter_value(owner, "", v, key) for v in items))
+        if isinstance(value, list):
+            if not value:
+                return false()
+            return or_(*(self._filter_value(owner, rest, v, key) for v in value))
+        return self._filter_value(owner, rest, value, key)
+
+    def _filter_value(self, owner: str, field: str, value: Any, key: str
+                      ) -> ColumnElement[bool]:
+        if owner == self.target.lower():
+            if isinstance(value, dict) and "filter" in value:
+                raise bad_parameter(f"filter {key}: a nested filter needs a related entity")
+            return self._value_condition(self.target, self.t, field, value, key)
+        link = LINKS[self.target].get(owner)
+        if link is None:
+            raise bad_parameter(
+                f"filter {key}: {owner} is not related to {self.target}; filters may name "
+                f"{', '.join([self.target.lower(), *LINKS[self.target]])}")
+        entity = _entity_at(self.target, link)
+        c = self.tables[entity]
+        if isinstance(value, dict) and "filter" in value:
+            items = value["filter"]
+            if not isinstance(items, list):
+                raise bad_parameter(f"filter {key}: 'filter' must be a list")
+            conds = [self._nested(entity, c, item, key) for item in items]
+            inner = select(c.c.id).where(*conds)
+        else:
+            inner = select(c.c.id).where(self._value_condition(entity, c, field, value, key))
+        return self.t.c.id.in_(reach(self.tables, self.target, link, inner))
+
+    def _value_condition(self, entity: str, t: Table, field: str, value: Any, key: str
+                         ) -> ColumnElement[bool]:
+        expr = self.field_expr(entity, t, field, key)
+        if isinstance(value, str) or _is_number(value):
+            return expr == value
+        if isinstance(value, dict):
+            low, high = value.get("from"), value.get("to")
+            if not _is_number(low) and not _is_number(high):
+                raise bad_parameter(f"filter {key}: a range needs numeric from and/or to")
+            conds = []
+            if _is_number(low):
+                conds.append(expr >= low)
+            if _is_number(high):
+                conds.append(expr <= high)
+            return and_(*conds)
+        raise bad_parameter(f"filter {key}: values must be strings, lists or objects, "
+                            f"not {type(value).__name__}")
+
+    def _nested(self, entity: str, c: Table, item: Any, key: str) -> ColumnElement[bool]:
+        if not isinstance(item, dict) or not isinstance(item.get("field"), str):
+            raise bad_parameter(f"filter {key}: each nested filter needs a 'field'")
+        field = item["field"]
+        units = item.get("units")
+        if units is not None and not isinstance(units, str):
+            raise bad_parameter(f"filter {key}: units must be a string")
+        if "value" in item:
+            if not isinstance(item["value"], str):
+                raise bad_parameter(f"filter {key}: value of {field} must be a string")
+            return self.field_expr(entity, c, field, key) == item["value"]
+        numeric = field in ("numericValue", "numericValueSI")
+        if "exact" in item:
+            x = item["exact"]
+            if not _is_number(x):
+                raise bad_parameter(f"filter {key}: exact must be a number")
+            if numeric and "Parameter" in entity:
+                return self._numeric(c, None, units, x, x, exact=True)
+            return self.field_expr(entity, c, field, key) == x
+        if "from" in item or "to" in item:
+            low, high = item.get("from"), item.get("to")
+            for b in (low, high):
+                if b is not None and not _is_number(b):
+                    raise bad_parameter(f"filter {key}: from and to must be numbers")
+            if numeric and "Parameter" in entity:
+                return self._numeric(c, None, units, low, high)
+            expr = self.field_expr(entity, c, field, key)
+            if field == "dateTimeValue" or field.endswith("date") or field.endswith("Date"):
+                conds = []
+                if low is not None:
+                    conds.append(expr >= self._ms(low, key))
+                if high is not None:
+                    conds.append(expr <= self._ms(high, key))
+                return and_(true(), *conds)
+            return and_(true(), *([expr >= low] if low is not None else []),
+                        *([expr <= high] if high is not None else []))
+        raise bad_parameter(f"filter {key}: a nested filter needs value, exact or from/to")
+
+    def _ms(self, value: Any, key: str) -> datetime:
+        d = parse_date(value, f"filter {key}")
+        assert d is not None
+        return self.work.db.to_db(d)
+
+    def field_expr(self, entity: str, t: Table | FromClause, field: str, key: str
+                   ) -> ColumnElement[Any]:
+        """A field of ``entity`` (row ``t``) by a path of many-to-one steps, as a scalar
+        subquery for each step (facets join instead: :meth:`_dimension`)."""
+        path = _resolve(entity, field, key)
+        if len(path) > 1 and path[-1] == "id":  # a related row's id is the foreign key
+            path = path[:-1]
+        expr: ColumnElement[Any] = t.c[path[0]]
+        cur = entity
+        for step in path[1:]:
+            rel = SCHEMA.entities[cur].fields[path[path.index(step) - 1]]
+            nxt = self.tables[rel.type]
+            expr = select(nxt.c[step]).where(nxt.c.id == expr).scalar_subquery()
+            cur = rel.type
+        return expr
+
+    # -- the page -------------------------------------------------------------------------------
+
+    def sort_exprs(self, sort: list[tuple[str, bool]]) -> list[tuple[str, ColumnElement[Any],
+                                                                      bool]]:
+        out = []
+        for field, desc in sort:
+            out.append((field, self._sort_expr(field), desc))
+        return out
+
+    def _sort_expr(self, field: str) -> ColumnElement[Any]:
+        t = self.t
+        if field == "id":
+            return t.c.id
+        if field == "date":
+            return self.date_expr()
+        if field == "fileCount" and self.target == "Datafile":
+            return literal(1)
+        if field in ("startDate", "endDate") and self.target != "Datafile":
+            fallback = t.c.createTime if field == "startDate" else t.c.modTime
+            return func.coalesce(t.c[field], fallback)
+        f = SCHEMA.entities[self.target].field(field)
+        if f is None or not f.is_attribute:
+            raise bad_parameter(f"can't sort {self.target} results by {field}: sort by id, "
+                                "date, name, fileSize, fileCount or another field of "
+                                f"{self.target}")
+        col = t.c[field]
+        if f.type in ("Long", "Integer", "Double"):
+            return func.coalesce(col, 0)
+        if f.type == "String":
+            return func.coalesce(col, "")
+        return col
+
+    def page(self, sort: list[tuple[str, bool]], after: dict[str, Any] | None, limit: int
+             ) -> list[Hit]:
+        t = self.t
+        conds = self.conditions()
+        keys = self.sort_exprs(sort)
+        score: ColumnElement[float] | None = None
+        frm: FromClause = t
+        if not keys:
+            ranked = None
+            doc = self.index.docs.get(self.target)
+            if doc is not None and self.positive:
+                ranked = self.index.backend.ranked(doc, self.positive)
+            if ranked is not None:
+                sc = ranked.subquery("sc")
+                frm = t.outerjoin(sc, sc.c.id == t.c.id)
+                score = cast(func.coalesce(sc.c.score, 0.0), Double())
+            else:
+                score = cast(literal(1.0), Double())
+            keys = [("_score", score, True)]
+        keys = [*keys, ("id", t.c.id, False)]
+        if after is not None:
+            conds.append(self._after(keys, after))
+        order = [k[1].desc() if k[2] else k[1].asc() for k in keys]
+        q = select(*(k[1] for k in keys)).select_from(frm).where(*conds).order_by(*order)
+        q = q.limit(limit)
+        self.index.backend.prepare(self.work.conn)
+        rows = self.work.conn.execute(q, self.work.params).all()
+        hits = []
+        for r in rows:
+            values = tuple(_json_value(v) for v in r)
+            hits.append(Hit(id=r[-1], score=float(r[0]) if score is not None else None,
+                            keys=values))
+        return hits
+
+    def _after(self, keys: list[tuple[str, ColumnElement[Any], bool]], after: dict[str, Any]
+               ) -> ColumnElement[bool]:
+        fields = after.get("fields")
+        if not isinstance(fields, list) or len(fields) != len(keys):
+            raise bad_parameter(f"search_after: fields should have the same length as sort "
+                                f"(plus the id), but they were {_len(fields)} and {len(keys)}")
+        values = []
+        for (name, expr, _), v in zip(keys, fields, strict=True):
+            if isinstance(v, bool) or not isinstance(v, int | float | str):
+                raise bad_parameter("search_after: fields should be an array of STRING and "
+                                    f"NUMBER, but had {v!r}")
+            values.append(self._from_json(name, expr, v))
+        # (k1, k2, ...) after (v1, v2, ...) in the sort's directions
+        out: ColumnElement[bool] = false()
+        for i in reversed(range(len(keys))):
+            _, expr, desc = keys[i]
+            beyond = expr < values[i] if desc else expr > values[i]
+            out = or_(beyond, and_(expr == values[i], out)) if i < len(keys) - 1 else beyond
+        return out
+
+    def _from_json(self, name: str, expr: ColumnElement[Any], v: Any) -> Any:
+        if name in ("date", "startDate", "endDate") or name.endswith("Time"):
+            if not _is_number(v):
+                raise bad_parameter(f"search_after: {name} must be epoch milliseconds")
+            d = parse_date(v, "search_after")
+            assert d is not None
+            return self.work.db.to_db(d)
+        return v
+
+    # -- facets -----------------------------------------------------------------------------------
+
+    def facets(self, requests: Sequence[FacetRequest], matched: Select[tuple[int]] | None = None
+               ) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        if matched is None:
+            matched = self.matched()
+        for f in requests:
+            owner = f.target.lower()
+            if owner == self.target.lower():
+                path: tuple[str, ...] = ()
+                entity = self.target
+            else:
+                link = LINKS[self.target].get(owner)
+                if link is None:
+                    raise bad_parameter(
+                        f"facet {f.target}: not related to {self.target}; facets may name "
+                        f"{', '.join(sorted({self.target, *LINKS[self.target]}))}")
+                path, entity = link, _entity_at(self.target, link)
+            dims = f.dimensions or tuple(Dimension(d) for d in SPARSE.get(
+                entity if not path else owner, ()))
+            for d in dims:
+                counts = self._dimension(matched, path, entity, d, f.target)
+                if counts:
+                    out[f"{f.target}.{d.name}"] = counts
+        return out
+
+    def _dimension(self, matched: Select[tuple[int]], path: tuple[str, ...], entity: str,
+                   d: Dimension, label: str) -> dict[str, Any]:
+        t = self.t
+        frm: FromClause = t
+        cur: FromClause = t
+        cur_entity = self.target
+        for step in path:
+            rel = SCHEMA.entities[cur_entity].fields[step]
+            nxt = self.tables[rel.type].alias()
+            if rel.is_one:
+                frm = frm.join(nxt, nxt.c.id == cur.c[rel.name])
+            else:
+                assert rel.mapped_by is not None
+                frm = frm.join(nxt, nxt.c[rel.mapped_by] == cur.c.id)
+            cur, cur_entity = nxt, rel.type
+        conds: list[ColumnElement[bool]] = [t.c.id.in_(matched)]
+        if path:
+            readable = self.work.readable_condition(cur_entity, self.tables[cur_entity].c.id)
+            if readable is not None:
+                conds.append(cur.c.id.in_(select(self.tables[cur_entity].c.id)
+                                          .where(readable)))
+        return self._count(frm, t.c.id, conds, cur, cur_entity, d, label)
+
+    def _count(self, frm: FromClause, counted: ColumnElement[Any],
+               conds: Sequence[ColumnElement[bool]], alias: Any, entity: str, d: Dimension,
+               label: str) -> dict[str, Any]:
+        """Distinct ``counted`` per label of dimension ``d`` of ``alias`` (a row of
+        ``entity``), or per range."""
+        value, frm = self._join_field(frm, alias, entity, d.name, f"{label}.{d.name}")
+        if d.ranges:
+            cols = []
+            for r in d.ranges:
+                within = []
+                if r.low is not None:
+                    within.append(value >= r.low)
+                if r.high is not None:
+                    within.append(value < r.high)
+                cols.append(func.count(func.distinct(case((and_(true(), *within), counted)))))
+            row = self.work.conn.execute(select(*cols).select_from(frm).where(*conds),
+                                         self.work.params).one()
+            return {r.key: int(n) for r, n in zip(d.ranges, row, strict=True)}
+        n = func.count(func.distinct(counted))
+        q = (select(value, n).select_from(frm).where(*conds, value.isnot(None))
+             .group_by(value).order_by(n.desc(), value).limit(self.max_labels))
+        return {str(_json_value(v)): int(c) for v, c in
+                self.work.conn.execute(q, self.work.params)}
+
+    def own_facets(self, requests: Sequence[FacetRequest], flt: dict[str, Any]
+                   ) -> dict[str, dict[str, Any]]:
+        """facet/documents: each facet counts the rows of its own entity that ``flt`` (on
+        that entity's fields, e.g. ``investigation.id``) selects and the caller may read."""
+        out: dict[str, dict[str, Any]] = {}
+        for f in requests:
+            ent = SCHEMA.lookup_ci(f.target)
+            if ent is None:
+                raise bad_parameter(f"facet target {f.target} is not an ICAT entity")
+            c = self.tables[ent.name]
+            conds: list[ColumnElement[bool]] = []
+            for key, value in flt.items():
+                values = value if isinstance(value, list) else [value]
+                if not values:
+                    conds.append(false())
+                    continue
+                conds.append(or_(*(self._value_condition(ent.name, c, key, v, key)
+                                   for v in values)))
+            readable = self.work.readable_condition(ent.name, c.c.id)
+            if readable is not None:
+                conds.append(readable)
+            owner = ent.name.lower()
+            dims = f.dimensions or tuple(Dimension(d) for d in SPARSE.get(
+                ent.name if ent.name in TEXT_FIELDS else owner, ()))
+            for d in dims:
+                counts = self._count(c, c.c.id, conds, c, ent.name, d, f.target)
+                if counts:
+                    out[f"{f.target}.{d.name}"] = counts
+        return out
+
+    def _join_field(self, frm: FromClause, alias: Any, entity: str, field: str, key: str
+                    ) -> tuple[ColumnElement[Any], FromClause]:
+        path = _resolve(entity, field, key)
+        cur, cur_entity = alias, entity
+        for step in path[:-1]:
+            rel = SCHEMA.entities[cur_entity].fields[step]
+            nxt = self.tables[rel.type].alias()
+            frm = frm.join(nxt, nxt.c.id == cur.c[rel.name])
+            cur, cur_entity = nxt, rel.type
+        if entity == "Datafile" and path == ("fileCount",):
+            return literal(1), frm
+        return cur.c[path[-1]], frm
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def _entity_at(entity: str, path: Sequence[str]) -> str:
+    for step in path:
+        entity = SCHEMA.entities[entity].fields[step].type
+    return entity
+
+
+def _resolve(entity: str, field: str, key: str) -> tuple[str, ...]:
+    """A dotted field of ``entity`` as many-to-one steps and an attribute; icat.lucene's
+    document names (a datafile's ``sample.name``, a sample's ``sample.type.name``)
+    included."""
+    alias = ALIASES.get(entity, {})
+    parts = field.split(".")
+    if parts[0] in alias:
+        parts = [*alias[parts[0]].split("."), *parts[1:]]
+    if parts[0] == entity[0].lower() + entity[1:] and len(parts) > 1 \
+            and SCHEMA.entities[entity].field(parts[0]) is None:
+        parts = parts[1:]  # "sample.type.name" on a Sample document
+    cur = entity
+    for i, p in enumerate(parts):
+        f = SCHEMA.entities[cur].field(p)
+        last = i == len(parts) - 1
+        if f is None or (not last and not f.is_one) or (last and f.is_many):
+            raise bad_parameter(f"{key}: {field} is not a field of {entity}")
+        cur = f.type
+    return tuple(parts)
+
+
+def _like(col: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
+    """ICAT's wildcards (``*`` any run, ``?`` one character) as a LIKE."""
+    if "*" not in pattern and "?" not in pattern:
+        return col == pattern
+    esc = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return col.like(esc.replace("*", "%").replace("?", "_"), escape="\\")
+
+
+def _like_match(value: str | None, pattern: str) -> bool:
+    import fnmatch
+    return value is not None and fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
+
+
+def _between(p: Table, low: float | None, high: float | None, exact: bool
+             ) -> ColumnElement[bool]:
+    v = p.c.numericValue
+    conds = []
+    if low is not None:
+        conds.append(v >= low)
+    if high is not None:
+        conds.append(v <= high)
+    cond = and_(true(), *conds)
+    if exact and low is not None and "rangeBottom" in p.c:
+        cond = or_(cond, and_(p.c.rangeBottom <= low, p.c.rangeTop >= low))
+    return cond
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _len(v: Any) -> int:
+    return len(v) if isinstance(v, list) else 0
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, datetime):
+        aware = v if v.tzinfo else v.replace(tzinfo=UTC)
+        return int(aware.timestamp() * 1000)
+    return v
+
+
+__all__ = ["ErrorType", "Hit", "IcatError", "Search"]

@@ -1,0 +1,472 @@
+"""The in-database index: one document table per indexed entity, holding the entity's own
+text, in the catalogue database's own full-text machinery.
+
+- SQLite: an FTS5 table (rowid = the entity's id), one column per field, unicode61 tokens.
+- PostgreSQL: ``(ID, DOC tsvector)`` with a GIN index, the text normalised in SQL.
+- MariaDB: ``(ID, <fields>)`` with the normalised text and a FULLTEXT index over all fields.
+
+Every backend tokenises as :mod:`cairn.search.text` does (maximal runs of letters and
+digits, lower-cased), so a query means the same everywhere. A leaf of a query
+(:class:`cairn.search.lucene.Leaf`) becomes a statement selecting the ids of the entity whose
+fields match it: the native index answers exactly where it can, and finds candidates that a
+check on the normalised text confirms where it can't (wildcards inside a word, one field
+among several on PostgreSQL, words under MariaDB's minimum length).
+
+Only an entity's own text is indexed. Text a search target shows from its parents (a
+datafile's format or sample name, an investigation's samples) is matched in the parents'
+documents and joined at query time, so a rename of a parent needs no re-indexing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Float,
+    FromClause,
+    MetaData,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from cairn.db.engine import Database
+from cairn.db.tables import ident
+from cairn.search.lucene import Leaf
+from cairn.search.text import tokens
+
+#: The entities whose own text can be indexed, and their fields (as icat.lucene names them).
+#: ``location.fileName`` is derived: the last component of the location.
+INDEXED: dict[str, tuple[str, ...]] = {
+    "Investigation": ("name", "visitId", "title", "summary", "doi"),
+    "Dataset": ("name", "description", "doi", "location"),
+    "Datafile": ("name", "description", "location", "location.fileName", "doi"),
+    "Sample": ("name",),
+    "SampleType": ("name",),
+    "Facility": ("name",),
+    "InvestigationType": ("name",),
+    "DatasetType": ("name",),
+    "DatafileFormat": ("name",),
+    "User": ("name", "fullName"),
+}
+
+FILE_NAME = "location.fileName"
+
+
+def column_name(field: str) -> str:
+    return field.replace(".", "_").upper()
+
+
+def table_name(entity: str) -> str:
+    return f"CAIRN_SEARCH_{entity.upper()}"
+
+
+class Basename(FunctionElement[str]):
+    """The last ``/``-separated component of a path."""
+
+    type = Text()
+    name = "basename"
+    inherit_cache = True
+
+
+@compiles(Basename)
+def _basename(el: Basename, compiler: SQLCompiler, **kw: Any) -> str:
+    x = compiler.process(el.clauses, **kw)
+    return f"replace({x}, rtrim({x}, replace({x}, '/', '')), '')"
+
+
+@compiles(Basename, "postgresql")
+def _basename_pg(el: Basename, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"substring({compiler.process(el.clauses, **kw)} from '[^/]*$')"
+
+
+@compiles(Basename, "mysql")
+@compiles(Basename, "mariadb")
+def _basename_my(el: Basename, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"substring_index({compiler.process(el.clauses, **kw)}, '/', -1)"
+
+
+class Normalized(FunctionElement[str]):
+    """Text as :func:`cairn.search.text.normalize` makes it, in SQL (PostgreSQL, MariaDB)."""
+
+    type = Text()
+    name = "normalized"
+    inherit_cache = True
+
+
+@compiles(Normalized, "postgresql")
+def _normalized_pg(el: Normalized, compiler: SQLCompiler, **kw: Any) -> str:
+    x = compiler.process(el.clauses, **kw)
+    return f"trim(regexp_replace(lower({x}), '[^[:alnum:]]+', ' ', 'g'))"
+
+
+@compiles(Normalized, "mysql")
+@compiles(Normalized, "mariadb")
+def _normalized_my(el: Normalized, compiler: SQLCompiler, **kw: Any) -> str:
+    x = compiler.process(el.clauses, **kw)
+    return f"trim(regexp_replace(lower({x}), '[^[:alnum:]]+', ' '))"
+
+
+# -- leaves, in the terms every backend shares --------------------------------------------------
+
+def _is_literal(part: str) -> bool:
+    return "*" not in part and "?" not in part
+
+
+def _is_prefix(part: str) -> bool:
+    head = part[:-1]
+    return part.endswith("*") and bool(head) and _is_literal(head)
+
+
+def native_parts(leaf: Leaf) -> bool:
+    """Words in order, the last possibly a prefix: what FTS5 and tsquery express exactly."""
+    *head, last = leaf.parts
+    return all(_is_literal(p) for p in head) and (_is_literal(last) or _is_prefix(last))
+
+
+def leaf_regex(leaf: Leaf) -> str:
+    """A regular expression matching the leaf in normalised text padded with spaces."""
+    def part(p: str) -> str:
+        return "".join("[^ ]*" if c == "*" else "[^ ]" if c == "?" else re.escape(c)
+                       for c in p)
+    return " " + " ".join(part(p) for p in leaf.parts) + " "
+
+
+def literal_words(leaf: Leaf) -> list[str]:
+    """Words the leaf certainly contains (prefixes as ``word*``): a necessary condition."""
+    out = []
+    for p in leaf.parts:
+        if _is_literal(p) or _is_prefix(p):
+            out.append(p)
+    return out
+
+
+# -- the document tables ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DocTable:
+    entity: str
+    fields: tuple[str, ...]
+    table: Table  # the document table, as SQLAlchemy sees it (an FTS5 table on SQLite)
+
+    @property
+    def columns(self) -> list[str]:
+        return [column_name(f) for f in self.fields]
+
+
+def _source_value(source: FromClause, field: str) -> ColumnElement[Any]:
+    if field == FILE_NAME:
+        return Basename(source.c.location)
+    return source.c[field]
+
+
+class Backend:
+    """What differs between databases: the document table, how documents are written, how a
+    leaf is matched and how relevance is scored."""
+
+    name = ""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.metadata = MetaData()
+
+    def doc_table(self, entity: str, fields: tuple[str, ...]) -> DocTable:
+        raise NotImplementedError
+
+    def create(self, conn: Connection, doc: DocTable) -> None:
+        raise NotImplementedError
+
+    def exists(self, conn: Connection, doc: DocTable) -> bool:
+        raise NotImplementedError
+
+    def drop(self, conn: Connection, doc: DocTable) -> None:
+        conn.execute(text(f"DROP TABLE IF EXISTS {doc.table.name}"))
+
+    def id_column(self, doc: DocTable) -> ColumnElement[int]:
+        return doc.table.c.id
+
+    def insert_from(self, conn: Connection, doc: DocTable, where: ColumnElement[bool]) -> int:
+        """Index the entity rows meeting ``where`` (a condition on the entity's table)."""
+        raise NotImplementedError
+
+    def remove(self, conn: Connection, doc: DocTable, where: Callable[[ColumnElement[int]],
+                                                                      ColumnElement[bool]]
+               ) -> None:
+        conn.execute(delete(doc.table).where(where(self.id_column(doc))))
+
+    def match(self, doc: DocTable, fields: Sequence[str], leaf: Leaf) -> Select[Any]:
+        """The ids of the entity whose ``fields`` match ``leaf``."""
+        raise NotImplementedError
+
+    def ranked(self, doc: DocTable, leaves: Sequence[Leaf]) -> Select[Any] | None:
+        """(id, score) of documents matching any of ``leaves`` in any field, scored by the
+        engine's relevance; None when none can be scored."""
+        raise NotImplementedError
+
+    def prepare(self, conn: Connection) -> None:
+        """Before a search runs on ``conn`` (SQLite: register the wildcard function)."""
+
+    def optimize(self, conn: Connection, doc: DocTable) -> None:
+        """After a rebuild: compact the index."""
+
+
+# SQLite ------------------------------------------------------------------------------------
+
+def _wild(pattern: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    return re.search(pattern, " " + " ".join(tokens(value)) + " ") is not None
+
+
+class SqliteBackend(Backend):
+    name = "sqlite"
+
+    def doc_table(self, entity: str, fields: tuple[str, ...]) -> DocTable:
+        t = Table(table_name(entity), self.metadata,
+                  Column("rowid", BigInteger(), key="id", primary_key=True),
+                  *(Column(column_name(f), Text(), key=f) for f in fields),
+                  extend_existing=True)
+        return DocTable(entity, fields, t)
+
+    def exists(self, conn: Connection, doc: DocTable) -> bool:
+        return conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"),
+                            {"n": doc.table.name}).first() is not None
+
+    def create(self, conn: Connection, doc: DocTable) -> None:
+        cols = ", ".join(doc.columns)
+        conn.execute(text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {doc.table.name} USING "
+                          f"fts5({cols}, tokenize = 'unicode61 remove_diacritics 0')"))
+
+    def insert_from(self, conn: Connection, doc: DocTable, where: ColumnElement[bool]) -> int:
+        src = self.db.tables[doc.entity]
+        sel = select(src.c.id, *(_source_value(src, f) for f in doc.fields)).where(where)
+        return conn.execute(doc.table.insert().from_select(
+            ["id", *doc.fields], sel)).rowcount
+
+    def _expr(self, doc: DocTable, fields: Sequence[str], words: str) -> str:
+        cols = " ".join(column_name(f) for f in fields)
+        return f"{{{cols}}} : {words}"
+
+    @staticmethod
+    def _phrase(leaf: Leaf) -> str:
+        parts = list(leaf.parts)
+        star = parts[-1].endswith("*")
+        if star:
+            parts[-1] = parts[-1][:-1]
+        return '"' + " ".join(parts) + '"' + (" *" if star else "")
+
+    def match(self, doc: DocTable, fields: Sequence[str], leaf: Leaf) -> Select[Any]:
+        t = doc.table
+        fts: ColumnElement[Any] = literal_column(t.name)
+        if native_parts(leaf):
+            return select(t.c.id).where(fts.op("MATCH")(
+                self._expr(doc, fields, self._phrase(leaf))))
+        pattern = leaf_regex(leaf)
+        check = or_(*(func.cairn_wild(pattern, t.c[f]) == 1 for f in fields))
+        words = literal_words(leaf)
+        if not words:
+            return select(t.c.id).where(check)
+        need = " AND ".join(self._phrase(Leaf(None, (w,))) for w in words)
+        return select(t.c.id).where(fts.op("MATCH")(self._expr(doc, fields, need)), check)
+
+    def ranked(self, doc: DocTable, leaves: Sequence[Leaf]) -> Select[Any] | None:
+        terms = [self._phrase(leaf) for leaf in leaves if native_parts(leaf)]
+        if not terms:
+            return None
+        fts: ColumnElement[Any] = literal_column(doc.table.name)
+        return select(doc.table.c.id.label("id"),
+                      (-func.bm25(fts)).label("score")).where(
+            fts.op("MATCH")(" OR ".join(terms)))
+
+    def prepare(self, conn: Connection) -> None:
+        raw = conn.connection.driver_connection
+        raw.create_function("cairn_wild", 2, _wild, deterministic=True)  # type: ignore[union-attr]
+
+    def optimize(self, conn: Connection, doc: DocTable) -> None:
+        conn.execute(text(f"INSERT INTO {doc.table.name}({doc.table.name}) "
+                          "VALUES ('optimize')"))
+
+
+# PostgreSQL -------------------------------------------------------------------------------
+
+class PostgresBackend(Backend):
+    name = "postgresql"
+
+    def doc_table(self, entity: str, fields: tuple[str, ...]) -> DocTable:
+        from sqlalchemy.dialects.postgresql import TSVECTOR
+        t = Table(ident(table_name(entity)), self.metadata,
+                  Column(ident("ID"), BigInteger(), key="id", primary_key=True),
+                  Column(ident("DOC"), TSVECTOR(), key="doc"),
+                  extend_existing=True)
+        return DocTable(entity, fields, t)
+
+    def exists(self, conn: Connection, doc: DocTable) -> bool:
+        return conn.execute(text("SELECT to_regclass(:n)"),
+                            {"n": doc.table.name}).scalar() is not None
+
+    def create(self, conn: Connection, doc: DocTable) -> None:
+        n = doc.table.name
+        conn.execute(text(f"CREATE TABLE IF NOT EXISTS {n} "
+                          "(ID BIGINT PRIMARY KEY, DOC TSVECTOR NOT NULL)"))
+        conn.execute(text(f"CREATE INDEX IF NOT EXISTS IDX_{n} ON {n} USING GIN (DOC)"))
+
+    def _doc(self, src: Table, fields: tuple[str, ...]) -> ColumnElement[Any]:
+        joined = func.concat_ws(" ", *(_source_value(src, f) for f in fields))
+        return func.to_tsvector(literal_column("'simple'"), Normalized(joined))
+
+    def insert_from(self, conn: Connection, doc: DocTable, where: ColumnElement[bool]) -> int:
+        src = self.db.tables[doc.entity]
+        sel = select(src.c.id, self._doc(src, doc.fields)).where(where)
+        return conn.execute(doc.table.insert().from_select(["id", "doc"], sel)).rowcount
+
+    @staticmethod
+    def tsquery(leaf: Leaf) -> str | None:
+        words = [p for p in leaf.parts if _is_literal(p) or _is_prefix(p)]
+        if not words:
+            return None
+        quoted = [f"'{p[:-1]}':*" if p.endswith("*") else f"'{p}'" for p in words]
+        return (" <-> " if native_parts(leaf) else " & ").join(quoted)
+
+    def match(self, doc: DocTable, fields: Sequence[str], leaf: Leaf) -> Select[Any]:
+        t = doc.table
+        q = self.tsquery(leaf)
+        exact = (q is not None and native_parts(leaf) and len(leaf.parts) == 1
+                 and set(fields) == set(doc.fields))
+        found = t.c.doc.op("@@")(func.to_tsquery(literal_column("'simple'"), q))
+        if exact:
+            return select(t.c.id).where(found)
+        src = self.db.tables[doc.entity].alias("e")
+        pattern = leaf_regex(leaf)
+        check = or_(*((" " + Normalized(_source_value(src, f)) + " ").op("~")(pattern)
+                      for f in fields))
+        if q is None:
+            return select(src.c.id).where(check)
+        return select(t.c.id).join(src, src.c.id == t.c.id).where(found, check)
+
+    def ranked(self, doc: DocTable, leaves: Sequence[Leaf]) -> Select[Any] | None:
+        qs = [q for leaf in leaves if (q := self.tsquery(leaf)) is not None]
+        if not qs:
+            return None
+        tsq = func.to_tsquery(literal_column("'simple'"), " | ".join(f"({q})" for q in qs))
+        t = doc.table
+        return select(t.c.id.label("id"),
+                      func.ts_rank(t.c.doc, tsq).cast(Float()).label("score")).where(
+            t.c.doc.op("@@")(tsq))
+
+    def optimize(self, conn: Connection, doc: DocTable) -> None:
+        conn.execute(text(f"ANALYZE {doc.table.name}"))
+
+
+# MariaDB -----------------------------------------------------------------------------------
+
+class MariadbBackend(Backend):
+    name = "mariadb"
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.min_word: int | None = None
+
+    def doc_table(self, entity: str, fields: tuple[str, ...]) -> DocTable:
+        t = Table(ident(table_name(entity)), self.metadata,
+                  Column(ident("ID"), BigInteger(), key="id", primary_key=True),
+                  *(Column(ident(column_name(f)), Text(), key=f) for f in fields),
+                  extend_existing=True)
+        return DocTable(entity, fields, t)
+
+    def exists(self, conn: Connection, doc: DocTable) -> bool:
+        return conn.execute(text(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() "
+            "AND table_name = :n"), {"n": doc.table.name}).first() is not None
+
+    def create(self, conn: Connection, doc: DocTable) -> None:
+        n = doc.table.name
+        cols = ", ".join(f"{c} TEXT COLLATE utf8mb4_bin" for c in doc.columns)
+        # Stop words are fixed when the index is built: none, a catalogue is not prose.
+        conn.execute(text("SET SESSION innodb_ft_enable_stopword = 0"))
+        conn.execute(text(
+            f"CREATE TABLE IF NOT EXISTS {n} (ID BIGINT PRIMARY KEY, {cols}, "
+            f"FULLTEXT INDEX IDX_{n} ({', '.join(doc.columns)})) "
+            "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE utf8mb4_bin"))
+
+    def insert_from(self, conn: Connection, doc: DocTable, where: ColumnElement[bool]) -> int:
+        src = self.db.tables[doc.entity]
+        sel = select(src.c.id, *(Normalized(_source_value(src, f)) for f in doc.fields)
+                     ).where(where)
+        return conn.execute(doc.table.insert().from_select(
+            ["id", *doc.fields], sel)).rowcount
+
+    def _min_word(self, conn: Connection) -> int:
+        if self.min_word is None:
+            self.min_word = int(conn.execute(
+                text("SELECT @@innodb_ft_min_token_size")).scalar() or 3)
+        return self.min_word
+
+    def prepare(self, conn: Connection) -> None:
+        self._min_word(conn)
+
+    def _boolean(self, words: Sequence[str], op: str) -> str | None:
+        short = self.min_word or 3
+        kept = [w for w in words if len(w.rstrip("*")) >= short]
+        return " ".join(op + w for w in kept) or None
+
+    def _against(self, doc: DocTable, query: str) -> ColumnElement[Any]:
+        return Against(bindparam(None, query), *(doc.table.c[f] for f in doc.fields))
+
+    def match(self, doc: DocTable, fields: Sequence[str], leaf: Leaf) -> Select[Any]:
+        t = doc.table
+        pattern = leaf_regex(leaf)
+        check = or_(*(func.concat(" ", t.c[f], " ").op("REGEXP")(pattern) for f in fields))
+        need = self._boolean(literal_words(leaf), "+")
+        if need is None:
+            return select(t.c.id).where(check)
+        return select(t.c.id).where(self._against(doc, need) > 0, check)
+
+    def ranked(self, doc: DocTable, leaves: Sequence[Leaf]) -> Select[Any] | None:
+        words = [w for leaf in leaves for w in literal_words(leaf)]
+        q = self._boolean(words, "")
+        if q is None:
+            return None
+        score = self._against(doc, q)
+        return select(doc.table.c.id.label("id"), score.label("score")).where(score > 0)
+
+
+class Against(FunctionElement[float]):
+    """MariaDB's relevance of a boolean-mode full-text query over the FULLTEXT columns."""
+
+    type = Float()
+    name = "against"
+    inherit_cache = True
+
+
+@compiles(Against)
+def _against_sql(el: Against, compiler: SQLCompiler, **kw: Any) -> str:
+    query, *cols = list(el.clauses)
+    names = ", ".join(compiler.process(c, **kw) for c in cols)
+    return f"MATCH({names}) AGAINST({compiler.process(query, **kw)} IN BOOLEAN MODE)"
+
+
+def backend_for(db: Database) -> Backend:
+    dialect = db.engine.dialect.name
+    if dialect == "sqlite":
+        return SqliteBackend(db)
+    if dialect == "postgresql":
+        return PostgresBackend(db)
+    return MariadbBackend(db)
+

@@ -1,0 +1,192 @@
+"""Keeping the index true to the catalogue: documents written in the transaction of the change
+that makes them, and rebuilds that run as durable jobs.
+
+:class:`Indexer` follows the catalogue's change events. Before a unit of work commits, it
+rewrites the documents of every indexed row the unit created or updated and removes those of
+the rows it deleted, in the same transaction: a document is searchable exactly when the write
+that made it is committed, and a crash loses nothing (the index and the catalogue commit or
+roll back together). Bulk loads record runs of ids, indexed with one statement per run.
+
+A rebuild (``cairn search reindex``, the ``/icat/lucene/db`` calls, a newly configured
+entity) is a job of kind ``search.rebuild`` per entity, keyed by the entity: it walks the
+entity's ids in blocks, replacing each block's documents in one transaction, so searches see
+a whole index throughout, and it records where it is in its payload, so it resumes after a
+restart from the last block it finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, func, select
+
+from cairn.catalogue.changes import ChangeKind, ChangeListener, Changes
+from cairn.catalogue.work import Work
+from cairn.db.engine import Database
+from cairn.jobs import Again, JobContext, Kind
+from cairn.search.index import INDEXED, Backend, DocTable, backend_for
+
+log = logging.getLogger(__name__)
+
+REBUILD = "search.rebuild"
+
+
+class SearchIndex:
+    """The document tables of the indexed entities of one database."""
+
+    def __init__(self, db: Database, entities: Iterable[str], *, block: int = 20_000,
+                 slice_seconds: float = 5.0) -> None:
+        self.db = db
+        self.backend: Backend = backend_for(db)
+        self.docs: dict[str, DocTable] = {
+            e: self.backend.doc_table(e, INDEXED[e]) for e in entities}
+        self.block = block
+        self.slice_seconds = slice_seconds
+
+    def ensure(self) -> list[str]:
+        """Create the missing document tables; the entities whose table is new."""
+        created = []
+        for entity, doc in self.docs.items():
+            with self.db.begin() as conn:
+                if self.backend.exists(conn, doc):
+                    continue
+                self.backend.create(conn, doc)
+            created.append(entity)
+        return created
+
+    # -- documents ----------------------------------------------------------------------------
+
+    def refresh(self, conn: Connection, entity: str, ids: Iterable[int] | range,
+                *, removed: bool = False, max_ids: int = 500) -> None:
+        """Rewrite (or, ``removed``, drop) the documents of ``ids`` of ``entity``."""
+        doc = self.docs.get(entity)
+        if doc is None:
+            return
+        for where in _id_conditions(ids, max_ids):
+            self.backend.remove(conn, doc, where)
+            if not removed:
+                self.backend.insert_from(conn, doc, where(self.db.tables[entity].c.id))
+
+    def clear(self, conn: Connection, entity: str, low: int | None = None,
+              high: int | None = None) -> None:
+        doc = self.docs[entity]
+
+        def where(col: ColumnElement[int]) -> ColumnElement[bool]:
+            cond: ColumnElement[bool] = col.isnot(None)
+            if low is not None:
+                cond = cond & (col > low)
+            if high is not None:
+                cond = cond & (col <= high)
+            return cond
+
+        self.backend.remove(conn, doc, where)
+
+    def count(self, entity: str) -> int:
+        doc = self.docs[entity]
+        with self.db.connect() as conn:
+            return conn.execute(select(func.count()).select_from(doc.table)).scalar_one()
+
+    # -- rebuilding ---------------------------------------------------------------------------
+
+    def rebuild_kind(self) -> Kind:
+        return Kind(REBUILD, self._rebuild, max_attempts=10)
+
+    def _rebuild(self, ctx: JobContext) -> Again | None:
+        p: dict[str, Any] = dict(ctx.payload)
+        entity = p["entity"]
+        if entity not in self.docs:
+            log.warning("search: %s is not indexed here; rebuild dropped", entity)
+            return None
+        src = self.db.tables[entity]
+        low: int | None = p.get("next", p.get("min_id"))
+        high: int | None = p.get("max_id")
+        if p.get("delete") and not p.get("cleared"):
+            with self.db.begin() as conn:
+                self.clear(conn, entity, p.get("min_id"), high)
+            p["cleared"] = True
+        total = p.get("total")
+        if total is None:
+            with self.db.connect() as conn:
+                q = select(func.count()).select_from(src)
+                if low is not None:
+                    q = q.where(src.c.id > low)
+                if high is not None:
+                    q = q.where(src.c.id <= high)
+                total = p["total"] = conn.execute(q).scalar_one() + p.get("done", 0)
+        started = time.monotonic()
+        while True:
+            ctx.check_cancelled()
+            with self.db.begin() as conn:
+                q = select(src.c.id).order_by(src.c.id).limit(self.block)
+                if low is not None:
+                    q = q.where(src.c.id > low)
+                if high is not None:
+                    q = q.where(src.c.id <= high)
+                last = conn.execute(select(func.max(q.subquery().c.id))).scalar()
+                if last is None:
+                    break
+                lo, hi = low, last
+
+                def where(col: ColumnElement[int], lo: int | None = lo, hi: int = hi
+                          ) -> ColumnElement[bool]:
+                    return (col <= hi) if lo is None else ((col > lo) & (col <= hi))
+
+                self.backend.remove(conn, self.docs[entity], where)
+                n = self.backend.insert_from(conn, self.docs[entity], where(src.c.id))
+            low = p["next"] = last
+            p["done"] = p.get("done", 0) + max(n, 0)
+            ctx.progress(p["done"], total)
+            if time.monotonic() - started > self.slice_seconds:
+                return Again(after=0, payload=p)  # the position is now durable
+        with self.db.begin() as conn:
+            self.backend.optimize(conn, self.docs[entity])
+        log.info("search: %s indexed (%d documents)", entity, p.get("done", 0))
+        return None
+
+    def request_rebuild(self, conn: Connection, work_enqueue: Any, entity: str, *,
+                        min_id: int | None = None, max_id: int | None = None,
+                        delete: bool = False) -> None:
+        payload: dict[str, Any] = {"entity": entity}
+        if min_id is not None:
+            payload["min_id"] = min_id
+        if max_id is not None:
+            payload["max_id"] = max_id
+        if delete:
+            payload["delete"] = True
+        work_enqueue(conn, REBUILD, payload, key=entity)
+
+
+def _id_conditions(ids: Iterable[int] | range, max_ids: int) -> Iterable[Any]:
+    """Conditions on an id column covering ``ids``: one per run of a bulk load, else lists."""
+    if isinstance(ids, range):
+        runs: Sequence[range] = [ids]
+    elif hasattr(ids, "runs"):
+        runs = list(ids.runs())
+    else:
+        runs = [range(i, i + 1) for i in sorted(set(ids))]
+    singles: list[int] = []
+    for r in runs:
+        if len(r) > 2:
+            yield lambda col, r=r: col.between(r.start, r.stop - 1)
+        else:
+            singles.extend(r)
+    for i in range(0, len(singles), max_ids):
+        chunk = singles[i:i + max_ids]
+        yield lambda col, chunk=chunk: col.in_(chunk)
+
+
+class Indexer(ChangeListener):
+    """Rewrites the documents of what a unit of work changed, before it commits."""
+
+    def __init__(self, index: SearchIndex) -> None:
+        self.index = index
+
+    def in_transaction(self, work: Work, changes: Changes) -> None:
+        for entity, kind, ids in changes.groups():
+            if entity in self.index.docs:
+                self.index.refresh(work.conn, entity, ids, removed=kind == ChangeKind.DELETE,
+                                   max_ids=work.max_ids)
+

@@ -1,0 +1,217 @@
+"""Free-text search as icat.server's REST interface offers it (``/icat/search/documents``,
+``/icat/facet/documents``, ``/icat/lucene/data``, ``/icat/lucene/db``), on the catalogue's
+core API: the caller's unit of work, change events for indexing, jobs for rebuilds."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+
+from cairn.catalogue.service import Catalogue
+from cairn.catalogue.work import Work
+from cairn.db.engine import Database
+from cairn.errors import ErrorType, IcatError, bad_parameter, insufficient_privileges
+from cairn.jobs import Kind, Scheduler
+from cairn.jobs.model import FINISHED
+from cairn.schema import SCHEMA
+from cairn.search.execute import Search
+from cairn.search.indexer import REBUILD, Indexer, SearchIndex
+from cairn.search.request import (
+    SearchRequest,
+    load_json,
+    parse_count,
+    parse_facets,
+    parse_query,
+    parse_sort,
+    parse_target,
+)
+from cairn.search.sources import sources
+from cairn.search.units import Units
+
+log = logging.getLogger(__name__)
+
+
+class SearchService:
+    def __init__(self, catalogue: Catalogue, db: Database, entities: list[str], *,
+                 units: dict[str, str] | None = None, max_labels: int = 100,
+                 jobs: Scheduler | None = None) -> None:
+        self.catalogue = catalogue
+        self.db = db
+        self.jobs = jobs
+        self.index = SearchIndex(db, entities)
+        self.units = Units(units)
+        self.max_labels = max_labels
+        self.indexer = Indexer(self.index)
+
+    def start(self) -> None:
+        """Create missing document tables, follow the catalogue, and index what was there
+        before its table existed."""
+        created = self.index.ensure()
+        self.catalogue.listeners.add(self.indexer)
+        if not created:
+            return
+        with self.db.begin() as conn:
+            for entity in created:
+                t = self.db.tables[entity]
+                if conn.execute(select(func.count()).select_from(
+                        select(t.c.id).limit(1).subquery())).scalar():
+                    if self.jobs is not None:
+                        self.jobs.enqueue(conn, REBUILD, {"entity": entity}, key=entity)
+                    log.info("search: %s is indexed from scratch (a search.rebuild job)",
+                             entity)
+        if self.jobs is not None:
+            self.jobs.wake()
+
+    def job_kinds(self) -> list[Kind]:
+        return [self.index.rebuild_kind()]
+
+    # -- searching ---------------------------------------------------------------------------
+
+    def _indexed(self, target: str) -> None:
+        if target not in self.index.docs:
+            raise bad_parameter(f"{target} is not indexed for free-text search here "
+                                f"([search] entities = {sorted(self.index.docs)})")
+
+    def search_documents(self, sid: str | None, query: str | None,
+                         search_after: str | None = None, min_count: str | None = None,
+                         max_count: str | None = None, sort: str | None = None,
+                         restrict: bool = False) -> dict[str, Any]:
+        if query is None:
+            raise bad_parameter("query is not set")
+        req = parse_query(query)
+        after = load_json(search_after, "search_after") if search_after else None
+        if after is not None and not isinstance(after, dict):
+            raise bad_parameter("search_after must be the JSON object a previous page "
+                                "returned")
+        order = parse_sort(sort)
+        parse_count(min_count, "minCount", 10)
+        limit = parse_count(max_count, "maxCount", 100) or 100
+        with self.catalogue.as_user(sid, read_only=True) as work:
+            if restrict and req.user is None:
+                req = _with_user(req, work.user)
+            self._indexed(req.target)
+            if limit > work.max_entities:
+                raise IcatError(ErrorType.VALIDATION,
+                                f"attempt to return more than {work.max_entities} entities")
+            s = Search(work, self.index, self.units, req, max_labels=self.max_labels)
+            hits = s.page(order, after, limit + 1)
+            more = len(hits) > limit
+            hits = hits[:limit]
+            docs = sources(work, req.target, [h.id for h in hits])
+            out: dict[str, Any] = {}
+            if more:
+                last = hits[-1]
+                after_out: dict[str, Any] = {"doc": last.id, "shardIndex": -1}
+                if last.score is not None and not order:
+                    after_out["score"] = last.score
+                after_out["fields"] = list(last.keys)
+                out["search_after"] = after_out
+            if req.facets:
+                dims = Search(work, self.index, self.units, req,
+                              max_labels=self.max_labels).facets(req.facets)
+                if dims:
+                    out["dimensions"] = dims
+            out["results"] = [
+                {"id": h.id, **({"score": h.score} if not order else {}),
+                 "source": docs.get(h.id, {})} for h in hits]
+            return out
+
+    def facet_documents(self, sid: str | None, query: str | None) -> dict[str, Any]:
+        """Facets of the documents a ``filter`` selects (e.g. the parameter types of known
+        investigations), counted over what the caller may read."""
+        if query is None:
+            raise bad_parameter("query is not set")
+        q = load_json(query, "query")
+        if not isinstance(q, dict):
+            raise bad_parameter("query must be a JSON object")
+        target = parse_target(q)
+        flt = q.get("filter") or {}
+        if not isinstance(flt, dict):
+            raise bad_parameter("filter must be a JSON object")
+        facets = parse_facets(q.get("facets"))
+        with self.catalogue.as_user(sid, read_only=True) as work:
+            s = Search(work, self.index, self.units, SearchRequest(target=target),
+                       max_labels=self.max_labels)
+            dims = s.own_facets(facets, flt)
+        return {"dimensions": dims} if dims else {}
+
+    def lucene_data(self, sid: str | None, query: str | None, max_count: str | None
+                    ) -> list[dict[str, Any]]:
+        if query is None:
+            raise bad_parameter("query is not set")
+        req = parse_query(query)
+        limit = parse_count(max_count, "maxCount", 100) or 100
+        with self.catalogue.as_user(sid, read_only=True) as work:
+            self._indexed(req.target)
+            hits = Search(work, self.index, self.units, req).page([], None, limit)
+            return [{"id": h.id, "score": h.score} for h in hits]
+
+    # -- population (root only) --------------------------------------------------------------
+
+    def _root(self, work: Work) -> None:
+        if not self.catalogue.is_root(work.user):
+            raise insufficient_privileges("user must be in rootUserNames")
+
+    def populate(self, sid: str | None, entity: str, min_id: int | None = None,
+                 max_id: int | None = None, delete: bool = False) -> None:
+        with self.catalogue.as_user(sid) as work:
+            self._root(work)
+            if entity not in SCHEMA.entities:
+                raise bad_parameter(f"{entity} is not an ICAT entity")
+            if entity not in self.index.docs:
+                raise bad_parameter(f"{entity} is not indexed here ([search] entities = "
+                                    f"{sorted(self.index.docs)})")
+            if self.jobs is not None and self.jobs.queue.active(REBUILD, [entity]):
+                raise IcatError(ErrorType.OBJECT_ALREADY_EXISTS,
+                                f"population of {entity} already requested")
+            payload: dict[str, Any] = {"entity": entity}
+            for k, v in (("min_id", min_id), ("max_id", max_id)):
+                if v is not None:
+                    payload[k] = v
+            if delete:
+                payload["delete"] = True
+            work.enqueue(REBUILD, payload, key=entity)
+
+    def populating(self, sid: str | None) -> list[str]:
+        with self.catalogue.as_user(sid, read_only=True) as work:
+            self._root(work)
+        if self.jobs is None:
+            return []
+        active = self.jobs.queue.active(REBUILD, None)
+        return sorted(active)
+
+    def commit(self, sid: str | None) -> None:
+        """Documents are committed with the catalogue's own transactions: nothing waits."""
+        with self.catalogue.as_user(sid, read_only=True) as work:
+            self._root(work)
+
+    def stop(self, sid: str | None) -> None:
+        """Stop every population (icat.server's DELETE /lucene/db); the index stays."""
+        with self.catalogue.as_user(sid, read_only=True) as work:
+            self._root(work)
+        if self.jobs is None:
+            return
+        for jobs in self.jobs.queue.active(REBUILD, None).values():
+            for job in jobs:
+                if job.state not in FINISHED:
+                    self.jobs.queue.cancel(job.id)
+
+    def status(self) -> dict[str, Any]:
+        """Per indexed entity: documents indexed, and the rebuild in progress, if any."""
+        active = self.jobs.queue.active(REBUILD, None) if self.jobs else {}
+        out = {}
+        for entity in self.index.docs:
+            jobs = active.get(entity, [])
+            out[entity] = {"documents": self.index.count(entity),
+                           "rebuilding": [{"id": j.id, "state": j.state.value,
+                                           "progress": j.progress, "total": j.progress_total}
+                                          for j in jobs]}
+        return out
+
+
+def _with_user(req: SearchRequest, user: str) -> SearchRequest:
+    from dataclasses import replace
+    return replace(req, user=user)
+

@@ -1,0 +1,207 @@
+"""The ``source`` of each search result: the document's fields as icat.server returns them
+(dates as epoch milliseconds, joined child documents as arrays), read from the catalogue for
+the page's ids, showing only what the caller may read.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, FromClause, func, literal, select
+
+from cairn.catalogue.work import Work
+from cairn.schema import SCHEMA
+
+# (source key, many-to-one path to an attribute); a path whose first steps pass through
+# another entity shows only where the caller may read that entity's row.
+Spec = tuple[tuple[str, str], ...]
+
+FIELDS: dict[str, Spec] = {
+    "Investigation": (
+        ("id", "id"), ("name", "name"), ("visitId", "visitId"), ("title", "title"),
+        ("summary", "summary"), ("doi", "doi"), ("startDate", "@startDate"),
+        ("endDate", "@endDate"), ("date", "@startDate"), ("fileSize", "@fileSize"),
+        ("fileCount", "@fileCount"), ("facility.id", "facility.id"),
+        ("facility.name", "facility.name"), ("type.id", "type.id"),
+        ("type.name", "type.name")),
+    "Dataset": (
+        ("id", "id"), ("name", "name"), ("description", "description"), ("doi", "doi"),
+        ("startDate", "@startDate"), ("endDate", "@endDate"), ("date", "@startDate"),
+        ("fileSize", "@fileSize"), ("fileCount", "@fileCount"),
+        ("investigation.id", "investigation.id"),
+        ("investigation.name", "investigation.name"),
+        ("investigation.title", "investigation.title"),
+        ("investigation.startDate", "investigation.startDate"),
+        ("visitId", "investigation.visitId"), ("sample.id", "sample.id"),
+        ("sample.name", "sample.name"), ("sample.investigation.id", "sample.investigation"),
+        ("sample.type.id", "sample.type.id"), ("sample.type.name", "sample.type.name"),
+        ("type.id", "type.id"), ("type.name", "type.name")),
+    "Datafile": (
+        ("id", "id"), ("name", "name"), ("description", "description"),
+        ("location", "location"), ("doi", "doi"), ("date", "@date"),
+        ("fileSize", "@fileSize"), ("fileCount", "@fileCount"),
+        ("dataset.id", "dataset.id"), ("dataset.name", "dataset.name"),
+        ("investigation.id", "dataset.investigation.id"),
+        ("investigation.name", "dataset.investigation.name"),
+        ("investigation.startDate", "dataset.investigation.startDate"),
+        ("visitId", "dataset.investigation.visitId"),
+        ("datafileFormat.id", "datafileFormat.id"),
+        ("datafileFormat.name", "datafileFormat.name"),
+        ("sample.id", "dataset.sample.id"), ("sample.name", "dataset.sample.name"),
+        ("sample.investigation.id", "dataset.sample.investigation"),
+        ("sample.type.id", "dataset.sample.type.id"),
+        ("sample.type.name", "dataset.sample.type.name")),
+}
+
+# Joined child documents: (array name, path from the target to the investigation or the
+# target itself, the child relation, the child's fields).
+CHILDREN: dict[str, tuple[tuple[str, tuple[str, ...], str, Spec], ...]] = {}
+_INV_CHILDREN: tuple[tuple[str, str, Spec], ...] = (
+    ("investigationinstrument", "investigationInstruments",
+     (("instrument.id", "instrument.id"), ("instrument.name", "instrument.name"),
+      ("instrument.fullName", "instrument.fullName"))),
+    ("investigationfacilitycycle", "investigationFacilityCycles",
+     (("facilityCycle.id", "facilityCycle.id"),)),
+)
+_PARAMS: Spec = (("type.name", "type.name"), ("stringValue", "stringValue"),
+                 ("numericValue", "numericValue"), ("dateTimeValue", "dateTimeValue"))
+CHILDREN["Investigation"] = (
+    *((a, (), rel, spec) for a, rel, spec in _INV_CHILDREN),
+    ("investigationparameter", (), "parameters", _PARAMS),
+    ("sample", (), "samples", (("sample.id", "id"), ("sample.name", "name"),
+                               ("type.name", "type.name"))),
+)
+CHILDREN["Dataset"] = tuple((a, ("investigation",), rel, spec) for a, rel, spec in _INV_CHILDREN)
+CHILDREN["Datafile"] = tuple((a, ("dataset", "investigation"), rel, spec)
+                             for a, rel, spec in _INV_CHILDREN)
+
+#: At most this many child documents per result, lowest ids first (as icat.lucene).
+MAX_CHILDREN = 100
+
+
+def _ms(v: Any, work: Work) -> Any:
+    if isinstance(v, datetime):
+        return int(work.db.from_db(v).astimezone(UTC).timestamp() * 1000)
+    return v
+
+
+class _Reader:
+    """One statement reading a spec's paths, outer-joining each many-to-one step once."""
+
+    def __init__(self, work: Work, entity: str, base: FromClause) -> None:
+        self.work = work
+        self.entity = entity
+        self.frm: FromClause = base
+        self.aliases: dict[tuple[str, ...], tuple[FromClause, str]] = {(): (base, entity)}
+        self.columns: list[ColumnElement[Any]] = []
+        # For each column: the path prefix whose row must be readable (None: the row itself).
+        self.guards: list[tuple[str, ...]] = []
+
+    def _alias(self, prefix: tuple[str, ...]) -> tuple[FromClause, str]:
+        if prefix in self.aliases:
+            return self.aliases[prefix]
+        parent, entity = self._alias(prefix[:-1])
+        rel = SCHEMA.entities[entity].fields[prefix[-1]]
+        t = self.work.tables[rel.type].alias()
+        self.frm = self.frm.outerjoin(t, t.c.id == parent.c[rel.name])
+        self.aliases[prefix] = (t, rel.type)
+        return self.aliases[prefix]
+
+    def add(self, path: str) -> None:
+        special = path.startswith("@")
+        parts = tuple(path.lstrip("@").split("."))
+        t, entity = self._alias(parts[:-1])
+        self.columns.append(_special(t, entity, parts[-1]) if special else t.c[parts[-1]])
+        self.guards.append(parts[:-1])
+
+    def guard_ids(self) -> list[ColumnElement[Any]]:
+        return [self._alias(p)[0].c.id for p in self.prefixes()]
+
+    def prefixes(self) -> list[tuple[str, ...]]:
+        return sorted({g for g in self.guards if g}, key=len)
+
+
+def _special(t: FromClause, entity: str, field: str) -> ColumnElement[Any]:
+    if field == "fileCount" and entity == "Datafile":
+        return literal(1)
+    if field in ("fileSize", "fileCount"):
+        return func.coalesce(t.c[field], 0)
+    if field == "date":  # a datafile's date
+        return func.coalesce(t.c.datafileModTime, t.c.datafileCreateTime, t.c.modTime)
+    fallback = "createTime" if field == "startDate" else "modTime"
+    return func.coalesce(t.c[field], t.c[fallback])
+
+
+def sources(work: Work, target: str, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    t = work.tables[target]
+    spec = FIELDS[target]
+    r = _Reader(work, target, t)
+    for _, path in spec:
+        r.add(path)
+    prefixes = r.prefixes()
+    guard_cols = r.guard_ids()
+    rows = work.conn.execute(select(*r.columns, *guard_cols).select_from(r.frm)
+                             .where(t.c.id.in_(list(ids)))).all()
+    # which related rows may be shown
+    hidden: set[tuple[tuple[str, ...], int]] = set()
+    if not work.root:
+        for i, prefix in enumerate(prefixes):
+            entity = r.aliases[prefix][1]
+            related = {row[len(spec) + i] for row in rows} - {None}
+            allowed = work.readable(entity, related)
+            hidden.update((prefix, x) for x in related - allowed)
+    out: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        guard = dict(zip(prefixes, row[len(spec):], strict=True))
+        doc: dict[str, Any] = {}
+        for (key, _), value, g in zip(spec, row, r.guards, strict=False):
+            if value is None or any((p, guard[p]) in hidden for p in prefixes
+                                    if g[:len(p)] == p):
+                continue
+            doc[key] = _ms(value, work)
+        out[row[0]] = doc
+    for name, to_parent, rel, child_spec in CHILDREN[target]:
+        for doc_id, items in _children(work, target, ids, to_parent, rel, child_spec).items():
+            out[doc_id][name] = items
+        for doc in out.values():
+            doc.setdefault(name, [])
+    return out
+
+
+def _children(work: Work, target: str, ids: Sequence[int], to_parent: tuple[str, ...],
+              rel: str, spec: Spec) -> dict[int, list[dict[str, Any]]]:
+    """Child documents of each result: rows of ``rel`` of the result's own row
+    (``to_parent`` empty) or of the row ``to_parent`` leads to."""
+    t = work.tables[target]
+    r = _Reader(work, target, t)
+    parent, parent_entity = r._alias(to_parent) if to_parent else (t, target)
+    relation = SCHEMA.entities[parent_entity].fields[rel]
+    assert relation.mapped_by is not None
+    child_table = work.tables[relation.type]
+    child = child_table.alias()
+    r.frm = r.frm.join(child, child.c[relation.mapped_by] == parent.c.id)
+    cr = _Reader(work, relation.type, child)
+    cr.frm = r.frm
+    for _, path in spec:
+        cr.add(path)
+    q = (select(t.c.id, child.c.id, *cr.columns).select_from(cr.frm)
+         .where(t.c.id.in_(list(ids))).order_by(t.c.id, child.c.id))
+    rows = work.conn.execute(q).all()
+    allowed: set[int] | None = None
+    if not work.root:
+        allowed = work.readable(relation.type, {row[1] for row in rows})
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if allowed is not None and row[1] not in allowed:
+            continue
+        items = out[row[0]]
+        if len(items) >= MAX_CHILDREN:
+            continue
+        items.append({key: _ms(v, work) for (key, _), v in zip(spec, row[2:], strict=True)
+                      if v is not None})
+    return out

@@ -1,0 +1,113 @@
+"""What can be searched: the three targets (Investigation, Dataset, Datafile), the text fields
+a query may name for each, and where each field's text lives in the catalogue.
+
+A field is a path of relations from the target to an indexed entity and one of that entity's
+indexed fields (:data:`cairn.search.index.INDEXED`): a datafile's ``sample.name`` is the name
+of the sample of its dataset. The default fields of each target are icat.lucene's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, CompoundSelect, Select, Table, select
+
+from cairn.db.tables import Tables
+from cairn.schema import SCHEMA
+
+Path = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TextField:
+    path: Path  # relations from the target
+    entity: str  # the indexed entity at the end of the path
+    field: str  # its indexed field
+
+
+def _f(path: str, entity: str, field: str) -> TextField:
+    return TextField(tuple(path.split(".")) if path else (), entity, field)
+
+
+TEXT_FIELDS: dict[str, dict[str, TextField]] = {
+    "Investigation": {
+        "name": _f("", "Investigation", "name"),
+        "visitId": _f("", "Investigation", "visitId"),
+        "title": _f("", "Investigation", "title"),
+        "summary": _f("", "Investigation", "summary"),
+        "doi": _f("", "Investigation", "doi"),
+        "facility.name": _f("facility", "Facility", "name"),
+        "type.name": _f("type", "InvestigationType", "name"),
+        "sample.name": _f("samples", "Sample", "name"),
+        "sample.type.name": _f("samples.type", "SampleType", "name"),
+    },
+    "Dataset": {
+        "name": _f("", "Dataset", "name"),
+        "description": _f("", "Dataset", "description"),
+        "doi": _f("", "Dataset", "doi"),
+        "location": _f("", "Dataset", "location"),
+        "type.name": _f("type", "DatasetType", "name"),
+        "sample.name": _f("sample", "Sample", "name"),
+        "sample.type.name": _f("sample.type", "SampleType", "name"),
+        "visitId": _f("investigation", "Investigation", "visitId"),
+        "investigation.name": _f("investigation", "Investigation", "name"),
+        "investigation.title": _f("investigation", "Investigation", "title"),
+    },
+    "Datafile": {
+        "name": _f("", "Datafile", "name"),
+        "description": _f("", "Datafile", "description"),
+        "location": _f("", "Datafile", "location"),
+        "location.fileName": _f("", "Datafile", "location.fileName"),
+        "doi": _f("", "Datafile", "doi"),
+        "datafileFormat.name": _f("datafileFormat", "DatafileFormat", "name"),
+        "visitId": _f("dataset.investigation", "Investigation", "visitId"),
+        "sample.name": _f("dataset.sample", "Sample", "name"),
+        "sample.type.name": _f("dataset.sample.type", "SampleType", "name"),
+        "dataset.name": _f("dataset", "Dataset", "name"),
+        "investigation.name": _f("dataset.investigation", "Investigation", "name"),
+    },
+}
+
+DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
+    "Investigation": ("name", "visitId", "title", "summary", "facility.name", "type.name",
+                      "doi", "sample.name", "sample.type.name"),
+    "Dataset": ("name", "description", "sample.name", "sample.type.name", "type.name",
+                "visitId", "doi"),
+    "Datafile": ("name", "description", "location", "location.fileName",
+                 "datafileFormat.name", "visitId", "sample.name", "sample.type.name", "doi"),
+}
+
+TARGETS = tuple(TEXT_FIELDS)
+
+#: The path from each target to its investigation (users, instruments, cycles hang there).
+TO_INVESTIGATION: dict[str, Path] = {
+    "Investigation": (),
+    "Dataset": ("investigation",),
+    "Datafile": ("dataset", "investigation"),
+}
+
+
+def reach(tables: Tables, entity: str, path: Path, inner: Select[Any] | CompoundSelect
+          ) -> Select[Any] | CompoundSelect:
+    """The ids of ``entity`` from which ``path`` leads to an id selected by ``inner``."""
+    if not path:
+        return inner
+    f = SCHEMA.entities[entity].fields[path[0]]
+    rest = reach(tables, f.type, path[1:], inner)
+    if f.is_one:
+        t = tables[entity]
+        return select(t.c.id).where(t.c[f.name].in_(rest))
+    assert f.mapped_by is not None
+    child = tables[f.type]
+    return select(child.c[f.mapped_by]).where(child.c.id.in_(rest))
+
+
+def through(tables: Tables, entity: str, alias: Table, path: Path,
+            inner: Select[Any] | CompoundSelect) -> ColumnElement[bool]:
+    """A condition on ``alias`` (a row of ``entity``): ``path`` leads to an id of ``inner``.
+    A first many-to-one step tests the row's own foreign key (its index, no self-join)."""
+    if path and SCHEMA.entities[entity].fields[path[0]].is_one:
+        f = SCHEMA.entities[entity].fields[path[0]]
+        return alias.c[f.name].in_(reach(tables, f.type, path[1:], inner))
+    return alias.c.id.in_(reach(tables, entity, path, inner))
