@@ -92,10 +92,13 @@ def _load_demo(catalogue: Catalogue, scale: float, user: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from cairn.startup import open_catalogue
+    from cairn.startup import open_catalogue, open_database, open_search
 
     settings = _settings(args)
-    _load_demo(open_catalogue(settings), args.scale, user=settings.catalogue.root_users[0])
+    db = open_database(settings)
+    catalogue = open_catalogue(settings, db)
+    open_search(settings, catalogue, db, None)  # the demo is indexed as it is loaded
+    _load_demo(catalogue, args.scale, user=settings.catalogue.root_users[0])
     return 0
 
 
@@ -179,6 +182,53 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from cairn.errors import IcatError
+    from cairn.jobs import Scheduler, State
+    from cairn.search.indexer import REBUILD
+    from cairn.startup import open_catalogue, open_database, open_search
+
+    settings = _settings(args)
+    db = open_database(settings)
+    jobs = Scheduler(db, workers=1, poll_seconds=settings.job_poll_seconds,
+                     stale_seconds=settings.job_stale_seconds)
+    search = open_search(settings, open_catalogue(settings, db, jobs), db, jobs)
+    if search is None:
+        print("error: free-text search is switched off ([search] enabled = false)",
+              file=sys.stderr)
+        return 1
+    jobs.register(*search.job_kinds())
+    if args.action == "reindex":
+        try:
+            ids = search.reindex(args.entity or None, delete=args.delete)
+        except IcatError as e:
+            print(f"error: {e.message}", file=sys.stderr)
+            return 1
+        print(f"queued search.rebuild job{'s' if len(ids) > 1 else ''} "
+              f"{', '.join(map(str, ids))}")
+        if not args.wait:
+            print("(a running `cairn serve` runs them; see `cairn search status`)")
+            return 0
+        while True:  # run them here (a server may take some of them: fine too)
+            jobs.run_pending([REBUILD])
+            states = [jobs.queue.get(i) for i in ids]
+            if all(j is None or j.state in (State.DONE, State.FAILED, State.CANCELLED)
+                   for j in states):
+                break
+            time.sleep(settings.job_poll_seconds)
+        failed = [j for j in states if j is not None and j.state is not State.DONE]
+        for j in failed:
+            print(f"job {j.id} ({j.payload.get('entity')}): {j.state.lower()} {j.error or ''}")
+        return 1 if failed else 0
+    for entity, st in search.status().items():
+        line = f"{entity:<18} {st['documents']:>12,} documents"
+        for j in st["rebuilding"]:
+            done = f"{j['progress'] or 0:,}" + (f"/{j['total']:,}" if j["total"] else "")
+            line += f"  rebuilding (job {j['id']}, {j['state'].lower()}, {done})"
+        print(line)
+    return 0
+
+
 def _show_job(job: Job) -> None:
     import json
 
@@ -244,6 +294,22 @@ def build_parser() -> argparse.ArgumentParser:
         ja.add_argument("--config", metavar="FILE", help="TOML configuration file",
                         default=argparse.SUPPRESS)
     j.set_defaults(func=cmd_jobs)
+
+    se = with_config(sub.add_parser("search", help="free-text search: index status, rebuilds"))
+    ssub = se.add_subparsers(dest="action", required=True)
+    ssub.add_parser("status", help="documents per indexed entity, rebuilds in progress")
+    sr = ssub.add_parser("reindex", help="rebuild the index (as durable jobs)")
+    sr.add_argument("--entity", action="append", metavar="ENTITY",
+                    help="only this entity (repeatable; default: every indexed one)")
+    sr.add_argument("--delete", action="store_true",
+                    help="empty the entity's index first (searches miss documents until "
+                         "the rebuild reaches them); default: replace block by block")
+    sr.add_argument("--wait", action="store_true",
+                    help="run the rebuild in this process and wait for it to finish")
+    for sa in ssub.choices.values():
+        sa.add_argument("--config", metavar="FILE", help="TOML configuration file",
+                        default=argparse.SUPPRESS)
+    se.set_defaults(func=cmd_search)
     return p
 
 

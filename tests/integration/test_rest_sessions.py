@@ -138,7 +138,7 @@ def test_db_user_managed_with_cli(server: Server) -> None:
 
 def test_unknown_paths_are_not_implemented(server: Server) -> None:
     for method, path in [("GET", "/icat/nothing"), ("POST", "/icat/version"),
-                         ("GET", "/icat/lucene/db")]:
+                         ("GET", "/icat/jpql")]:
         r = server.http.request(method, path)
         assert r.status_code == 501
         assert r.json() == {"code": "NOT_IMPLEMENTED",

@@ -332,9 +332,15 @@ class PostgresBackend(Backend):
         return func.to_tsvector(literal_column("'simple'"), Normalized(joined))
 
     def insert_from(self, conn: Connection, doc: DocTable, where: ColumnElement[bool]) -> int:
+        from sqlalchemy.dialects.postgresql import insert
+
         src = self.db.tables[doc.entity]
         sel = select(src.c.id, self._doc(src, doc.fields)).where(where)
-        return conn.execute(doc.table.insert().from_select(["id", "doc"], sel)).rowcount
+        # A rebuild's block and a write's refresh may meet on one id: the later one wins.
+        stmt = insert(doc.table).from_select(["id", "doc"], sel)
+        stmt = stmt.on_conflict_do_update(index_elements=[doc.table.c.id],
+                                          set_={"doc": stmt.excluded.doc})
+        return conn.execute(stmt).rowcount
 
     @staticmethod
     def tsquery(leaf: Leaf) -> str | None:
@@ -356,9 +362,8 @@ class PostgresBackend(Backend):
         pattern = leaf_regex(leaf)
         check = or_(*((" " + Normalized(_source_value(src, f)) + " ").op("~")(pattern)
                       for f in fields))
-        if q is None:
-            return select(src.c.id).where(check)
-        return select(t.c.id).join(src, src.c.id == t.c.id).where(found, check)
+        joined = select(t.c.id).join(src, src.c.id == t.c.id)
+        return joined.where(check) if q is None else joined.where(found, check)
 
     def ranked(self, doc: DocTable, leaves: Sequence[Leaf]) -> Select[Any] | None:
         qs = [q for leaf in leaves if (q := self.tsquery(leaf)) is not None]
@@ -406,11 +411,14 @@ class MariadbBackend(Backend):
             "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE utf8mb4_bin"))
 
     def insert_from(self, conn: Connection, doc: DocTable, where: ColumnElement[bool]) -> int:
+        from sqlalchemy.dialects.mysql import insert
+
         src = self.db.tables[doc.entity]
         sel = select(src.c.id, *(Normalized(_source_value(src, f)) for f in doc.fields)
                      ).where(where)
-        return conn.execute(doc.table.insert().from_select(
-            ["id", *doc.fields], sel)).rowcount
+        stmt = insert(doc.table).from_select(["id", *doc.fields], sel)
+        stmt = stmt.on_duplicate_key_update({f: stmt.inserted[f] for f in doc.fields})
+        return conn.execute(stmt).rowcount
 
     def _min_word(self, conn: Connection) -> int:
         if self.min_word is None:

@@ -125,7 +125,8 @@ class SearchIndex:
                     q = q.where(src.c.id > low)
                 if high is not None:
                     q = q.where(src.c.id <= high)
-                last = conn.execute(select(func.max(q.subquery().c.id))).scalar()
+                block = q.subquery()
+                last, n = conn.execute(select(func.max(block.c.id), func.count())).one()
                 if last is None:
                     break
                 lo, hi = low, last
@@ -135,9 +136,9 @@ class SearchIndex:
                     return (col <= hi) if lo is None else ((col > lo) & (col <= hi))
 
                 self.backend.remove(conn, self.docs[entity], where)
-                n = self.backend.insert_from(conn, self.docs[entity], where(src.c.id))
+                self.backend.insert_from(conn, self.docs[entity], where(src.c.id))
             low = p["next"] = last
-            p["done"] = p.get("done", 0) + max(n, 0)
+            p["done"] = p.get("done", 0) + n
             ctx.progress(p["done"], total)
             if time.monotonic() - started > self.slice_seconds:
                 return Again(after=0, payload=p)  # the position is now durable

@@ -13,7 +13,7 @@ from cairn.catalogue.service import Catalogue
 from cairn.catalogue.work import Work
 from cairn.db.engine import Database
 from cairn.errors import ErrorType, IcatError, bad_parameter, insufficient_privileges
-from cairn.jobs import Kind, Scheduler
+from cairn.jobs import JobQueue, Kind, Scheduler
 from cairn.jobs.model import FINISHED
 from cairn.schema import SCHEMA
 from cairn.search.execute import Search
@@ -57,8 +57,10 @@ class SearchService:
                 t = self.db.tables[entity]
                 if conn.execute(select(func.count()).select_from(
                         select(t.c.id).limit(1).subquery())).scalar():
-                    if self.jobs is not None:
-                        self.jobs.enqueue(conn, REBUILD, {"entity": entity}, key=entity)
+                    # a tool without a scheduler queues it for the next `cairn serve`
+                    JobQueue(self.db).enqueue(conn, REBUILD, {"entity": entity}, key=entity,
+                                              max_attempts=self.index.rebuild_kind()
+                                              .max_attempts)
                     log.info("search: %s is indexed from scratch (a search.rebuild job)",
                              entity)
         if self.jobs is not None:
@@ -197,6 +199,18 @@ class SearchService:
             for job in jobs:
                 if job.state not in FINISHED:
                     self.jobs.queue.cancel(job.id)
+
+    def reindex(self, entities: list[str] | None = None, delete: bool = False) -> list[int]:
+        """Request a rebuild of each of ``entities`` (default: every indexed one); job ids."""
+        if self.jobs is None:
+            raise RuntimeError("reindexing needs a job scheduler")
+        todo = entities or list(self.index.docs)
+        for e in todo:
+            if e not in self.index.docs:
+                raise bad_parameter(f"{e} is not indexed here ([search] entities = "
+                                    f"{sorted(self.index.docs)})")
+        payload: dict[str, Any] = {"delete": True} if delete else {}
+        return [self.jobs.submit(REBUILD, {"entity": e, **payload}, key=e) for e in todo]
 
     def status(self) -> dict[str, Any]:
         """Per indexed entity: documents indexed, and the rebuild in progress, if any."""
