@@ -20,6 +20,7 @@ from cairn.db.engine import Database
 from cairn.ids.service import DataService, TwoLevelStorage
 from cairn.ids.storage import Storage
 from cairn.jobs import Scheduler
+from cairn.search.indexer import SearchIndex
 from cairn.search.service import SearchService
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,8 @@ def open_search(settings: Settings, catalogue: Catalogue, db: Database,
     """The search index of the configured entities, following the catalogue's changes."""
     s = settings.search
     if not s.enabled:
+        # Nothing follows the catalogue now: an index kept would be stale when enabled again.
+        SearchIndex(db, []).drop_others()
         return None
     search = SearchService(catalogue, db, s.entities, units=s.units,
                            max_labels=s.facet_labels, jobs=jobs)

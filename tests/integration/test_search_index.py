@@ -177,3 +177,22 @@ def test_a_deleting_rebuild_of_a_range_and_the_job_queue(world: World) -> None:
     assert world.search.index.count("Datafile") == 10  # (low, high]
     assert done.progress == 10
     assert sorted(world.ids("Datafile", "name:*")) == ids[11:21]
+
+
+def test_an_entity_left_out_is_dropped_and_rebuilt_when_indexed_again(world: World) -> None:
+    o = _small(world)
+    others = [e for e in _ALL if e != "Datafile"]
+    narrow = SearchService(world.catalogue, world.db, others, jobs=world.jobs)
+    narrow.start()  # Datafile's documents are dropped: nothing would keep them true
+    with world.db.begin() as conn:
+        doc = world.search.index.docs["Datafile"]
+        assert not world.search.index.backend.exists(conn, doc)
+    with pytest.raises(IcatError, match="Datafile is not indexed"):
+        narrow._indexed("Datafile")
+    again = SearchService(world.catalogue, world.db, list(_ALL), jobs=world.jobs)
+    again.start()  # a new table where rows exist: a rebuild is queued
+    while world.jobs.run_pending([REBUILD]):
+        pass
+    world.search = again
+    assert again.index.count("Datafile") == 1
+    assert world.ids("Datafile", "scan_0001_00001.nxs") == [o["df"]]

@@ -57,6 +57,20 @@ class SearchIndex:
             created.append(entity)
         return created
 
+    def drop_others(self) -> list[str]:
+        """Drop the document tables of entities no longer indexed: nothing keeps them true,
+        and indexing an entity again must start from scratch."""
+        dropped = []
+        for entity, fields in INDEXED.items():
+            if entity in self.docs:
+                continue
+            doc = self.backend.doc_table(entity, fields)
+            with self.db.begin() as conn:
+                if self.backend.exists(conn, doc):
+                    self.backend.drop(conn, doc)
+                    dropped.append(entity)
+        return dropped
+
     # -- documents ----------------------------------------------------------------------------
 
     def refresh(self, conn: Connection, entity: str, ids: Iterable[int] | range,

@@ -48,6 +48,8 @@ class SearchService:
     def start(self) -> None:
         """Create missing document tables, follow the catalogue, and index what was there
         before its table existed."""
+        for entity in self.index.drop_others():
+            log.info("search: %s is no longer indexed; its documents are dropped", entity)
         created = self.index.ensure()
         self.catalogue.listeners.add(self.indexer)
         if not created:
