@@ -609,10 +609,7 @@ class Search:
             cur, cur_entity = nxt, rel.type
         conds: list[ColumnElement[bool]] = [t.c.id.in_(matched)]
         if path:
-            readable = self.work.readable_condition(cur_entity, self.tables[cur_entity].c.id)
-            if readable is not None:
-                conds.append(cur.c.id.in_(select(self.tables[cur_entity].c.id)
-                                          .where(readable)))
+            conds.extend(self._readable(cur, cur_entity))
         return self._count(frm, t.c.id, conds, cur, cur_entity, d, label)
 
     def _count(self, frm: FromClause, counted: ColumnElement[Any],
@@ -620,7 +617,9 @@ class Search:
                label: str) -> dict[str, Any]:
         """Distinct ``counted`` per label of dimension ``d`` of ``alias`` (a row of
         ``entity``), or per range."""
-        value, frm = self._join_field(frm, alias, entity, d.name, f"{label}.{d.name}")
+        value, frm, visible = self._join_field(frm, alias, entity, d.name,
+                                               f"{label}.{d.name}")
+        conds = [*conds, *visible]
         if d.ranges:
             cols = []
             for r in d.ranges:
@@ -657,9 +656,7 @@ class Search:
                     continue
                 conds.append(or_(*(self._value_condition(ent.name, c, key, v, key)
                                    for v in values)))
-            readable = self.work.readable_condition(ent.name, c.c.id)
-            if readable is not None:
-                conds.append(readable)
+            conds.extend(self._readable(c, ent.name))
             owner = ent.name.lower()
             dims = f.dimensions or tuple(Dimension(d) for d in SPARSE.get(
                 ent.name if ent.name in TEXT_FIELDS else owner, ()))
@@ -670,17 +667,31 @@ class Search:
         return out
 
     def _join_field(self, frm: FromClause, alias: Any, entity: str, field: str, key: str
-                    ) -> tuple[ColumnElement[Any], FromClause]:
+                    ) -> tuple[ColumnElement[Any], FromClause, list[ColumnElement[bool]]]:
+        """The field's column, the joins reaching it, and the conditions that the rows
+        joined are readable (a label from a row the caller may not read is not shown)."""
         path = _resolve(entity, field, key)
         cur, cur_entity = alias, entity
+        conds: list[ColumnElement[bool]] = []
         for step in path[:-1]:
             rel = SCHEMA.entities[cur_entity].fields[step]
             nxt = self.tables[rel.type].alias()
             frm = frm.join(nxt, nxt.c.id == cur.c[rel.name])
             cur, cur_entity = nxt, rel.type
+            conds.extend(self._readable(nxt, cur_entity))
         if entity == "Datafile" and path == ("fileCount",):
-            return literal(1), frm
-        return cur.c[path[-1]], frm
+            return literal(1), frm, conds
+        return cur.c[path[-1]], frm, conds
+
+    def _readable(self, alias: Any, entity: str) -> list[ColumnElement[bool]]:
+        """[alias's row is readable], or [] when every row of ``entity`` is."""
+        base = self.tables[entity]
+        readable = self.work.readable_condition(entity, base.c.id)
+        if readable is None:
+            return []
+        if alias is base:
+            return [readable]
+        return [alias.c.id.in_(select(base.c.id).where(readable))]
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -117,6 +117,31 @@ class _Reader:
         self.columns.append(_special(t, entity, parts[-1]) if special else t.c[parts[-1]])
         self.guards.append(parts[:-1])
 
+    def hidden(self, rows: Sequence[Any], at: int) -> set[tuple[tuple[str, ...], int]]:
+        """(path prefix, id) of the related rows the caller may not read; the rows carry
+        the :meth:`guard_ids` columns from position ``at``."""
+        out: set[tuple[tuple[str, ...], int]] = set()
+        if self.work.root:
+            return out
+        for i, prefix in enumerate(self.prefixes()):
+            related = {row[at + i] for row in rows} - {None}
+            allowed = self.work.readable(self.aliases[prefix][1], related)
+            out.update((prefix, x) for x in related - allowed)
+        return out
+
+    def document(self, spec: Spec, row: Sequence[Any], at: int,
+                 hidden: set[tuple[tuple[str, ...], int]]) -> dict[str, Any]:
+        """The spec's values (from position ``at`` of ``row``) that may be shown."""
+        prefixes = self.prefixes()
+        guard = dict(zip(prefixes, row[at + len(spec):], strict=True))
+        doc: dict[str, Any] = {}
+        for (key, _), value, g in zip(spec, row[at:], self.guards, strict=False):
+            if value is None or any((p, guard[p]) in hidden for p in prefixes
+                                    if g[:len(p)] == p):
+                continue
+            doc[key] = _ms(value, self.work)
+        return doc
+
     def guard_ids(self) -> list[ColumnElement[Any]]:
         return [self._alias(p)[0].c.id for p in self.prefixes()]
 
@@ -143,28 +168,10 @@ def sources(work: Work, target: str, ids: Sequence[int]) -> dict[int, dict[str, 
     r = _Reader(work, target, t)
     for _, path in spec:
         r.add(path)
-    prefixes = r.prefixes()
-    guard_cols = r.guard_ids()
-    rows = work.conn.execute(select(*r.columns, *guard_cols).select_from(r.frm)
+    rows = work.conn.execute(select(*r.columns, *r.guard_ids()).select_from(r.frm)
                              .where(t.c.id.in_(list(ids)))).all()
-    # which related rows may be shown
-    hidden: set[tuple[tuple[str, ...], int]] = set()
-    if not work.root:
-        for i, prefix in enumerate(prefixes):
-            entity = r.aliases[prefix][1]
-            related = {row[len(spec) + i] for row in rows} - {None}
-            allowed = work.readable(entity, related)
-            hidden.update((prefix, x) for x in related - allowed)
-    out: dict[int, dict[str, Any]] = {}
-    for row in rows:
-        guard = dict(zip(prefixes, row[len(spec):], strict=True))
-        doc: dict[str, Any] = {}
-        for (key, _), value, g in zip(spec, row, r.guards, strict=False):
-            if value is None or any((p, guard[p]) in hidden for p in prefixes
-                                    if g[:len(p)] == p):
-                continue
-            doc[key] = _ms(value, work)
-        out[row[0]] = doc
+    hidden = r.hidden(rows, len(spec))
+    out = {row[0]: r.document(spec, row, 0, hidden) for row in rows}
     for name, to_parent, rel, child_spec in CHILDREN[target]:
         for doc_id, items in _children(work, target, ids, to_parent, rel, child_spec).items():
             out[doc_id][name] = items
@@ -182,26 +189,23 @@ def _children(work: Work, target: str, ids: Sequence[int], to_parent: tuple[str,
     parent, parent_entity = r._alias(to_parent) if to_parent else (t, target)
     relation = SCHEMA.entities[parent_entity].fields[rel]
     assert relation.mapped_by is not None
-    child_table = work.tables[relation.type]
-    child = child_table.alias()
-    r.frm = r.frm.join(child, child.c[relation.mapped_by] == parent.c.id)
+    child = work.tables[relation.type].alias()
     cr = _Reader(work, relation.type, child)
-    cr.frm = r.frm
+    cr.frm = r.frm.join(child, child.c[relation.mapped_by] == parent.c.id)
     for _, path in spec:
         cr.add(path)
-    q = (select(t.c.id, child.c.id, *cr.columns).select_from(cr.frm)
+    q = (select(t.c.id, child.c.id, *cr.columns, *cr.guard_ids()).select_from(cr.frm)
          .where(t.c.id.in_(list(ids))).order_by(t.c.id, child.c.id))
     rows = work.conn.execute(q).all()
     allowed: set[int] | None = None
     if not work.root:
         allowed = work.readable(relation.type, {row[1] for row in rows})
+    hidden = cr.hidden(rows, 2 + len(spec))
     out: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if allowed is not None and row[1] not in allowed:
             continue
         items = out[row[0]]
-        if len(items) >= MAX_CHILDREN:
-            continue
-        items.append({key: _ms(v, work) for (key, _), v in zip(spec, row[2:], strict=True)
-                      if v is not None})
+        if len(items) < MAX_CHILDREN:
+            items.append(cr.document(spec, row, 2, hidden))
     return out
