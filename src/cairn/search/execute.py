@@ -10,7 +10,6 @@ caller may read and nothing else.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +39,14 @@ from cairn.catalogue.work import Work
 from cairn.errors import ErrorType, IcatError, bad_parameter
 from cairn.schema import SCHEMA
 from cairn.search import lucene
+from cairn.search.compare import (
+    equals,
+    is_number,
+    range_condition,
+    sort_value,
+    value_condition,
+    wildcard,
+)
 from cairn.search.index import INDEXED
 from cairn.search.indexer import SearchIndex
 from cairn.search.request import (
@@ -47,7 +54,6 @@ from cairn.search.request import (
     FacetRequest,
     ParameterQuery,
     SearchRequest,
-    parse_date,
 )
 from cairn.search.targets import DEFAULT_FIELDS, TEXT_FIELDS, TO_INVESTIGATION, reach, through
 from cairn.search.units import Units
@@ -244,7 +250,7 @@ class Search:
         tb = self.tables
         iu, u, ii, sci = (tb["InvestigationUser"], tb["User"], tb["InvestigationInstrument"],
                           tb["InstrumentScientist"])
-        users = select(u.c.id).where(u.c.name == user)
+        users = select(u.c.id).where(equals(u.c.name, user))
         on_it = select(iu.c.investigation).where(iu.c.user.in_(users))
         scientist = select(ii.c.investigation).where(ii.c.instrument.in_(
             select(sci.c.instrument).where(sci.c.user.in_(users))))
@@ -310,9 +316,9 @@ class Search:
     def _types(self, name: str, units: str | None) -> list[tuple[int, str | None]]:
         """The parameter types named ``name`` (ICAT wildcards), with their units."""
         pt = self.tables["ParameterType"]
-        q = select(pt.c.id, pt.c.units).where(_like(pt.c.name, name))
+        q = select(pt.c.id, pt.c.units).where(wildcard(pt.c.name, name))
         if units is not None:
-            q = q.where(_like(pt.c.units, units))
+            q = q.where(wildcard(pt.c.units, units))
         return [(r.id, r.units) for r in self.work.conn.execute(q)]
 
     def _numeric(self, p: Table, name_pattern: str | None, units: str | None,
@@ -347,7 +353,7 @@ class Search:
             types = [tid for tid, _ in self._types(q.name, q.units)]
             cond = p.c.type.in_(types) if types else false()
             if q.string_value is not None:
-                cond = and_(cond, _like(p.c.stringValue, q.string_value))
+                cond = and_(cond, wildcard(p.c.stringValue, q.string_value))
             else:
                 if q.lower_date is not None:
                     cond = and_(cond, p.c.dateTimeValue >= self.work.db.to_db(q.lower_date))
@@ -396,20 +402,18 @@ class Search:
     def _value_condition(self, entity: str, t: Table, field: str, value: Any, key: str
                          ) -> ColumnElement[bool]:
         expr = self.field_expr(entity, t, field, key)
-        if isinstance(value, str) or _is_number(value):
-            return expr == value
+        kind = _kind(entity, field, key)
+        to_db = self.work.db.to_db
         if isinstance(value, dict):
-            low, high = value.get("from"), value.get("to")
-            if not _is_number(low) and not _is_number(high):
-                raise bad_parameter(f"filter {key}: a range needs numeric from and/or to")
-            conds = []
-            if _is_number(low):
-                conds.append(expr >= low)
-            if _is_number(high):
-                conds.append(expr <= high)
-            return and_(*conds)
-        raise bad_parameter(f"filter {key}: values must be strings, lists or objects, "
-                            f"not {type(value).__name__}")
+            if value.get("from") is None and value.get("to") is None:
+                raise bad_parameter(f"filter {key}: a range needs from and/or to")
+            return range_condition(expr, kind, value.get("from"), value.get("to"),
+                                   f"filter {key}", to_db)
+        if kind == "Enum":
+            if not isinstance(value, str):
+                raise bad_parameter(f"filter {key}: a string is expected")
+            return expr == value
+        return value_condition(expr, kind, value, f"filter {key}", to_db)
 
     def _nested(self, entity: str, c: Table, item: Any, key: str) -> ColumnElement[bool]:
         if not isinstance(item, dict) or not isinstance(item.get("field"), str):
@@ -418,41 +422,27 @@ class Search:
         units = item.get("units")
         if units is not None and not isinstance(units, str):
             raise bad_parameter(f"filter {key}: units must be a string")
+        numeric = field in ("numericValue", "numericValueSI") and "Parameter" in entity
+        if numeric:
+            field = "numericValue"
         if "value" in item:
-            if not isinstance(item["value"], str):
-                raise bad_parameter(f"filter {key}: value of {field} must be a string")
-            return self.field_expr(entity, c, field, key) == item["value"]
-        numeric = field in ("numericValue", "numericValueSI")
+            return self._value_condition(entity, c, field, item["value"], key)
         if "exact" in item:
             x = item["exact"]
-            if not _is_number(x):
-                raise bad_parameter(f"filter {key}: exact must be a number")
-            if numeric and "Parameter" in entity:
+            if numeric:
+                if not is_number(x):
+                    raise bad_parameter(f"filter {key}: exact must be a number")
                 return self._numeric(c, None, units, x, x, exact=True)
-            return self.field_expr(entity, c, field, key) == x
+            return self._value_condition(entity, c, field, x, key)
         if "from" in item or "to" in item:
             low, high = item.get("from"), item.get("to")
-            for b in (low, high):
-                if b is not None and not _is_number(b):
-                    raise bad_parameter(f"filter {key}: from and to must be numbers")
-            if numeric and "Parameter" in entity:
+            if numeric:
+                for b in (low, high):
+                    if b is not None and not is_number(b):
+                        raise bad_parameter(f"filter {key}: from and to must be numbers")
                 return self._numeric(c, None, units, low, high)
-            expr = self.field_expr(entity, c, field, key)
-            if field == "dateTimeValue" or field.endswith("date") or field.endswith("Date"):
-                conds = []
-                if low is not None:
-                    conds.append(expr >= self._ms(low, key))
-                if high is not None:
-                    conds.append(expr <= self._ms(high, key))
-                return and_(true(), *conds)
-            return and_(true(), *([expr >= low] if low is not None else []),
-                        *([expr <= high] if high is not None else []))
+            return self._value_condition(entity, c, field, {"from": low, "to": high}, key)
         raise bad_parameter(f"filter {key}: a nested filter needs value, exact or from/to")
-
-    def _ms(self, value: Any, key: str) -> datetime:
-        d = parse_date(value, f"filter {key}")
-        assert d is not None
-        return self.work.db.to_db(d)
 
     def field_expr(self, entity: str, t: Table | FromClause, field: str, key: str
                    ) -> ColumnElement[Any]:
@@ -542,12 +532,9 @@ class Search:
         if not isinstance(fields, list) or len(fields) != len(keys):
             raise bad_parameter(f"search_after: fields should have the same length as sort "
                                 f"(plus the id), but they were {_len(fields)} and {len(keys)}")
-        values = []
-        for (name, expr, _), v in zip(keys, fields, strict=True):
-            if isinstance(v, bool) or not isinstance(v, int | float | str):
-                raise bad_parameter("search_after: fields should be an array of STRING and "
-                                    f"NUMBER, but had {v!r}")
-            values.append(self._from_json(name, expr, v))
+        values = [sort_value(self._sort_kind(name), v, f"search_after {name}",
+                             self.work.db.to_db)
+                  for (name, _, _), v in zip(keys, fields, strict=True)]
         # (k1, k2, ...) after (v1, v2, ...) in the sort's directions
         out: ColumnElement[bool] = false()
         for i in reversed(range(len(keys))):
@@ -556,14 +543,14 @@ class Search:
             out = or_(beyond, and_(expr == values[i], out)) if i < len(keys) - 1 else beyond
         return out
 
-    def _from_json(self, name: str, expr: ColumnElement[Any], v: Any) -> Any:
-        if name in ("date", "startDate", "endDate") or name.endswith("Time"):
-            if not _is_number(v):
-                raise bad_parameter(f"search_after: {name} must be epoch milliseconds")
-            d = parse_date(v, "search_after")
-            assert d is not None
-            return self.work.db.to_db(d)
-        return v
+    def _sort_kind(self, name: str) -> str:
+        if name == "_score":
+            return "Double"
+        if name in ("id", "fileCount"):
+            return "Long"
+        if name in ("date", "startDate", "endDate"):
+            return "Date"
+        return _kind(self.target, name, "sort")
 
     # -- facets -----------------------------------------------------------------------------------
 
@@ -621,14 +608,15 @@ class Search:
                                                f"{label}.{d.name}")
         conds = [*conds, *visible]
         if d.ranges:
+            kind = _kind(entity, d.name, label)
+            if kind not in ("Long", "Integer", "Double", "Date"):
+                raise bad_parameter(f"'ranges' specified for dimension {d.name} but this is "
+                                    "not a supported numeric field")
             cols = []
             for r in d.ranges:
-                within = []
-                if r.low is not None:
-                    within.append(value >= r.low)
-                if r.high is not None:
-                    within.append(value < r.high)
-                cols.append(func.count(func.distinct(case((and_(true(), *within), counted)))))
+                within = range_condition(value, kind, r.low, r.high, f"{label}.{d.name}",
+                                         self.work.db.to_db, high_open=True)
+                cols.append(func.count(func.distinct(case((within, counted)))))
             row = self.work.conn.execute(select(*cols).select_from(frm).where(*conds),
                                          self.work.params).one()
             return {r.key: int(n) for r, n in zip(d.ranges, row, strict=True)}
@@ -723,12 +711,19 @@ def _resolve(entity: str, field: str, key: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def _like(col: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
-    """ICAT's wildcards (``*`` any run, ``?`` one character) as a LIKE."""
-    if "*" not in pattern and "?" not in pattern:
-        return col == pattern
-    esc = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return col.like(esc.replace("*", "%").replace("?", "_"), escape="\\")
+def _kind(entity: str, field: str, key: str) -> str:
+    """The type of a field as a request compares it: String, Long, Integer, Double, Date,
+    Enum or boolean (a related row stands for its id)."""
+    path = _resolve(entity, field, key)
+    cur = entity
+    for step in path[:-1]:
+        cur = SCHEMA.entities[cur].fields[step].type
+    f = SCHEMA.entities[cur].fields[path[-1]]
+    if f.is_one or f.name == "id":
+        return "Long"
+    if f.type in ("String", "Long", "Integer", "Double", "Date", "boolean"):
+        return f.type
+    return "Enum"
 
 
 def _like_match(value: str | None, pattern: str) -> bool:
@@ -738,7 +733,9 @@ def _like_match(value: str | None, pattern: str) -> bool:
 
 def _between(p: Table, low: float | None, high: float | None, exact: bool
              ) -> ColumnElement[bool]:
-    v = p.c.numericValue
+    v = p.c.numericValue  # a double: so are the bounds (an integer may pass 64 bits)
+    low = None if low is None else float(low)
+    high = None if high is None else float(high)
     conds = []
     if low is not None:
         conds.append(v >= low)
@@ -748,10 +745,6 @@ def _between(p: Table, low: float | None, high: float | None, exact: bool
     if exact and low is not None and "rangeBottom" in p.c:
         cond = or_(cond, and_(p.c.rangeBottom <= low, p.c.rangeTop >= low))
     return cond
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _len(v: Any) -> int:
