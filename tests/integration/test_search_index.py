@@ -145,9 +145,9 @@ def test_a_rebuild_resumes_where_it_stopped_and_keeps_the_index_whole(world: Wor
     before = sorted(world.ids("Datafile", "*.dat"))
     total = index.count("Datafile")
     assert len(before) > 100 and total > len(before)
-    index.block, index.slice_seconds = 50, 0.0  # one block per run: a durable step each
+    index.block, index.slice_seconds = 50, 0.0  # one slice per run: a durable step each
     payload = _run_slices(world, {"entity": "Datafile"}, slices=3)
-    assert payload is not None and payload["done"] == 150
+    assert payload is not None and payload["done"] == 150 * index.backend.parallel
     # mid-way, every document is still there (blocks are replaced, not emptied first)
     assert sorted(world.ids("Datafile", "*.dat")) == before
     assert index.count("Datafile") == total

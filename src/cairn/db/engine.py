@@ -67,6 +67,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if u.drivername.startswith("postgresql") and "options" not in u.query:
+        # PostgreSQL compiles a statement it estimates as costly to machine code: 65-75 ms
+        # spent on a search whose plan runs in 13 (bench/search.py). Catalogue statements
+        # are short: interpreting them is always faster.
+        kwargs.setdefault("connect_args", {}).setdefault("options", "-c jit=off")
     # LIFO: a lone client's requests reuse one warm connection (the driver's prepared
     # statements are per connection) and surplus connections idle out.
     engine = create_engine(url, pool_recycle=3600, pool_use_lifo=True, **kwargs)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Double,
     FromClause,
     Select,
+    String,
     Table,
     and_,
     case,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     select,
     true,
     union,
+    union_all,
 )
 
 from cairn.catalogue.work import Work
@@ -119,6 +121,9 @@ SPARSE: dict[str, tuple[str, ...]] = {
     "datasettechnique": ("technique.name",),
 }
 
+#: Related rows matched by a word are inlined as ids up to this many (else a subquery).
+INLINE = 1000
+
 PARAMETER_ENTITY = {"Investigation": "InvestigationParameter", "Dataset": "DatasetParameter",
                     "Datafile": "DatafileParameter"}
 
@@ -144,10 +149,19 @@ class Search:
         self.tables = work.tables
         self.t: Table = self.tables[self.target]
         self.positive: list[lucene.Leaf] = []
+        self._conditions: list[ColumnElement[bool]] | None = None
+        index.backend.prepare(work.conn)
 
     # -- what matches -------------------------------------------------------------------------
 
     def conditions(self) -> list[ColumnElement[bool]]:
+        """The conditions on the target's table (its rows, not an alias) that the documents
+        found meet: built once, for the page and every facet of a request."""
+        if self._conditions is None:
+            self._conditions = self._build()
+        return list(self._conditions)
+
+    def _build(self) -> list[ColumnElement[bool]]:
         r = self.req
         out: list[ColumnElement[bool]] = []
         if r.text:
@@ -233,13 +247,25 @@ class Search:
                     raise bad_parameter(f"{leaf.field} can't be searched: {entity} is not "
                                         "indexed ([search] entities)")
                 continue
-            branches.append(reach(self.tables, self.target, path,
-                                  self.index.backend.match(doc, own, leaf)))
+            found = self.index.backend.match(doc, own, leaf)
+            if path:
+                # Related rows (a format, a sample type, a visit) first: usually a few ids
+                # or none, which the planner then sees instead of guessing a subquery's size.
+                ids = self.work.conn.execute(found.limit(INLINE + 1), self.work.params
+                                             ).scalars().all()
+                if not ids:
+                    continue
+                if len(ids) <= INLINE:
+                    branches.append(reach(self.tables, self.target, path, list(ids)))
+                    continue
+            branches.append(reach(self.tables, self.target, path, found))
         if not branches:
             return false()
         if len(branches) == 1:
             return self.t.c.id.in_(branches[0])
-        return self.t.c.id.in_(union(*branches))
+        selects = [b for b in branches if not isinstance(b, list)]
+        assert len(selects) == len(branches)  # a path was taken: each is a statement
+        return self.t.c.id.in_(union(*selects))
 
     def _investigations(self, inv_ids: Select[Any] | CompoundSelect) -> ColumnElement[bool]:
         return through(self.tables, self.target, self.t, TO_INVESTIGATION[self.target],
@@ -554,11 +580,15 @@ class Search:
 
     # -- facets -----------------------------------------------------------------------------------
 
-    def facets(self, requests: Sequence[FacetRequest], matched: Select[tuple[int]] | None = None
-               ) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        if matched is None:
-            matched = self.matched()
+    def facets(self, requests: Sequence[FacetRequest]) -> dict[str, dict[str, Any]]:
+        """Counts over every document the caller may read that matches: the matching ids are
+        found once (a materialised common table expression) and every dimension is counted
+        from them, in one statement."""
+        matched = (select(self.t.c.id.label("id")).where(*self.conditions())
+                   .cte("matched")
+                   .prefix_with("MATERIALIZED", dialect="postgresql")
+                   .prefix_with("MATERIALIZED", dialect="sqlite"))
+        dims: list[tuple[str, Dimension, list[Select[Any]]]] = []
         for f in requests:
             owner = f.target.lower()
             if owner == self.target.lower():
@@ -571,66 +601,87 @@ class Search:
                         f"facet {f.target}: not related to {self.target}; facets may name "
                         f"{', '.join(sorted({self.target, *LINKS[self.target]}))}")
                 path, entity = link, _entity_at(self.target, link)
-            dims = f.dimensions or tuple(Dimension(d) for d in SPARSE.get(
-                entity if not path else owner, ()))
-            for d in dims:
-                counts = self._dimension(matched, path, entity, d, f.target)
-                if counts:
-                    out[f"{f.target}.{d.name}"] = counts
-        return out
+            for d in f.dimensions or tuple(Dimension(d) for d in SPARSE.get(
+                    entity if not path else owner, ())):
+                dims.append((f"{f.target}.{d.name}", d,
+                             self._dimension(matched, path, entity, d, f.target)))
+        return self._run_counts(dims)
 
-    def _dimension(self, matched: Select[tuple[int]], path: tuple[str, ...], entity: str,
-                   d: Dimension, label: str) -> dict[str, Any]:
+    def _dimension(self, matched: Any, path: tuple[str, ...], entity: str, d: Dimension,
+                   label: str) -> list[Select[Any]]:
         t = self.t
-        frm: FromClause = t
+        frm: FromClause = matched.join(t, t.c.id == matched.c.id)
         cur: FromClause = t
         cur_entity = self.target
+        used = {self.target}
         for step in path:
             rel = SCHEMA.entities[cur_entity].fields[step]
-            nxt = self.tables[rel.type].alias()
+            nxt = self._table(rel.type, used)
             if rel.is_one:
                 frm = frm.join(nxt, nxt.c.id == cur.c[rel.name])
             else:
                 assert rel.mapped_by is not None
                 frm = frm.join(nxt, nxt.c[rel.mapped_by] == cur.c.id)
             cur, cur_entity = nxt, rel.type
-        conds: list[ColumnElement[bool]] = [t.c.id.in_(matched)]
-        if path:
-            conds.extend(self._readable(cur, cur_entity))
-        return self._count(frm, t.c.id, conds, cur, cur_entity, d, label)
+        conds = self._readable(cur, cur_entity) if path else []
+        return self._count(frm, matched.c.id, conds, cur, cur_entity, d, label, used)
 
     def _count(self, frm: FromClause, counted: ColumnElement[Any],
                conds: Sequence[ColumnElement[bool]], alias: Any, entity: str, d: Dimension,
-               label: str) -> dict[str, Any]:
-        """Distinct ``counted`` per label of dimension ``d`` of ``alias`` (a row of
-        ``entity``), or per range."""
+               label: str, used: set[str]) -> list[Select[Any]]:
+        """Statements giving (label, distinct ``counted``) for dimension ``d`` of ``alias``
+        (a row of ``entity``): its most frequent labels, or one row per range."""
         value, frm, visible = self._join_field(frm, alias, entity, d.name,
-                                               f"{label}.{d.name}")
+                                               f"{label}.{d.name}", used)
         conds = [*conds, *visible]
         if d.ranges:
             kind = _kind(entity, d.name, label)
             if kind not in ("Long", "Integer", "Double", "Date"):
                 raise bad_parameter(f"'ranges' specified for dimension {d.name} but this is "
                                     "not a supported numeric field")
-            cols = []
+            out: list[Any] = []  # Select rows (label, n)
             for r in d.ranges:
                 within = range_condition(value, kind, r.low, r.high, f"{label}.{d.name}",
                                          self.work.db.to_db, high_open=True)
-                cols.append(func.count(func.distinct(case((within, counted)))))
-            row = self.work.conn.execute(select(*cols).select_from(frm).where(*conds),
-                                         self.work.params).one()
-            return {r.key: int(n) for r, n in zip(d.ranges, row, strict=True)}
+                out.append(select(literal(r.key, String()).label("label"),
+                                  func.count(func.distinct(case((within, counted))))
+                                  .label("n")).select_from(frm).where(*conds))
+            return out
         n = func.count(func.distinct(counted))
-        q = (select(value, n).select_from(frm).where(*conds, value.isnot(None))
-             .group_by(value).order_by(n.desc(), value).limit(self.max_labels))
-        return {str(_json_value(v)): int(c) for v, c in
-                self.work.conn.execute(q, self.work.params)}
+        q: Any = (select(cast(value, String()).label("label"), n.label("n"))
+                  .select_from(frm).where(*conds, value.isnot(None))
+                  .group_by(value).order_by(n.desc(), value).limit(self.max_labels))
+        return [q]
+
+    def _run_counts(self, dims: Sequence[tuple[str, Dimension, list[Select[Any]]]]
+                    ) -> dict[str, dict[str, Any]]:
+        """Run every dimension's statements as one UNION ALL; labels most frequent first,
+        ranges in the order asked, dimensions without labels left out."""
+        parts = []
+        for i, (_, _, selects) in enumerate(dims):
+            for q in selects:
+                sub = q.subquery()
+                parts.append(select(literal(i).label("dim"), sub.c.label, sub.c.n))
+        if not parts:
+            return {}
+        rows = self.work.conn.execute(union_all(*parts), self.work.params).all()
+        found: dict[int, dict[str, int]] = {}
+        for dim, lab, n in rows:
+            found.setdefault(dim, {})[str(lab)] = int(n)
+        out: dict[str, dict[str, Any]] = {}
+        for i, (key, d, _) in enumerate(dims):
+            counts = found.get(i, {})
+            if d.ranges:
+                out[key] = {r.key: counts.get(r.key, 0) for r in d.ranges}
+            elif counts:
+                out[key] = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        return out
 
     def own_facets(self, requests: Sequence[FacetRequest], flt: dict[str, Any]
                    ) -> dict[str, dict[str, Any]]:
         """facet/documents: each facet counts the rows of its own entity that ``flt`` (on
         that entity's fields, e.g. ``investigation.id``) selects and the caller may read."""
-        out: dict[str, dict[str, Any]] = {}
+        dims: list[tuple[str, Dimension, list[Select[Any]]]] = []
         for f in requests:
             ent = SCHEMA.lookup_ci(f.target)
             if ent is None:
@@ -646,15 +697,23 @@ class Search:
                                    for v in values)))
             conds.extend(self._readable(c, ent.name))
             owner = ent.name.lower()
-            dims = f.dimensions or tuple(Dimension(d) for d in SPARSE.get(
-                ent.name if ent.name in TEXT_FIELDS else owner, ()))
-            for d in dims:
-                counts = self._count(c, c.c.id, conds, c, ent.name, d, f.target)
-                if counts:
-                    out[f"{f.target}.{d.name}"] = counts
-        return out
+            for d in f.dimensions or tuple(Dimension(d) for d in SPARSE.get(
+                    ent.name if ent.name in TEXT_FIELDS else owner, ())):
+                dims.append((f"{f.target}.{d.name}", d,
+                             self._count(c, c.c.id, conds, c, ent.name, d, f.target,
+                                         {ent.name})))
+        return self._run_counts(dims)
 
-    def _join_field(self, frm: FromClause, alias: Any, entity: str, field: str, key: str
+    def _table(self, entity: str, used: set[str]) -> FromClause:
+        """The entity's own table if the statement does not use it yet (authorization's
+        predicates then apply to the row itself), else an alias."""
+        if entity in used:
+            return self.tables[entity].alias()
+        used.add(entity)
+        return self.tables[entity]
+
+    def _join_field(self, frm: FromClause, alias: Any, entity: str, field: str, key: str,
+                    used: set[str]
                     ) -> tuple[ColumnElement[Any], FromClause, list[ColumnElement[bool]]]:
         """The field's column, the joins reaching it, and the conditions that the rows
         joined are readable (a label from a row the caller may not read is not shown)."""
@@ -663,7 +722,7 @@ class Search:
         conds: list[ColumnElement[bool]] = []
         for step in path[:-1]:
             rel = SCHEMA.entities[cur_entity].fields[step]
-            nxt = self.tables[rel.type].alias()
+            nxt = self._table(rel.type, used)
             frm = frm.join(nxt, nxt.c.id == cur.c[rel.name])
             cur, cur_entity = nxt, rel.type
             conds.extend(self._readable(nxt, cur_entity))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, select
@@ -87,16 +88,10 @@ class SearchIndex:
     def clear(self, conn: Connection, entity: str, low: int | None = None,
               high: int | None = None) -> None:
         doc = self.docs[entity]
-
-        def where(col: ColumnElement[int]) -> ColumnElement[bool]:
-            cond: ColumnElement[bool] = col.isnot(None)
-            if low is not None:
-                cond = cond & (col > low)
-            if high is not None:
-                cond = cond & (col <= high)
-            return cond
-
-        self.backend.remove(conn, doc, where)
+        if low is None and high is None:
+            self.backend.empty(conn, doc)
+        else:
+            self.backend.remove(conn, doc, lambda col: _within(col, low, high)[0])
 
     def count(self, entity: str) -> int:
         doc = self.docs[entity]
@@ -114,52 +109,67 @@ class SearchIndex:
         if entity not in self.docs:
             log.warning("search: %s is not indexed here; rebuild dropped", entity)
             return None
-        src = self.db.tables[entity]
-        low: int | None = p.get("next", p.get("min_id"))
+        doc, src = self.docs[entity], self.db.tables[entity]
         high: int | None = p.get("max_id")
         if p.get("delete") and not p.get("cleared"):
             with self.db.begin() as conn:
                 self.clear(conn, entity, p.get("min_id"), high)
             p["cleared"] = True
-        total = p.get("total")
-        if total is None:
-            with self.db.connect() as conn:
-                q = select(func.count()).select_from(src)
-                if low is not None:
-                    q = q.where(src.c.id > low)
-                if high is not None:
-                    q = q.where(src.c.id <= high)
-                total = p["total"] = conn.execute(q).scalar_one() + p.get("done", 0)
-        started = time.monotonic()
-        while True:
-            ctx.check_cancelled()
+        if "bulk" not in p:  # an empty table is filled faster without its index
             with self.db.begin() as conn:
-                q = select(src.c.id).order_by(src.c.id).limit(self.block)
-                if low is not None:
-                    q = q.where(src.c.id > low)
-                if high is not None:
-                    q = q.where(src.c.id <= high)
-                block = q.subquery()
-                last, n = conn.execute(select(func.max(block.c.id), func.count())).one()
-                if last is None:
-                    break
-                lo, hi = low, last
-
-                def where(col: ColumnElement[int], lo: int | None = lo, hi: int = hi
-                          ) -> ColumnElement[bool]:
-                    return (col <= hi) if lo is None else ((col > lo) & (col <= hi))
-
-                self.backend.remove(conn, self.docs[entity], where)
-                self.backend.insert_from(conn, self.docs[entity], where(src.c.id))
-            low = p["next"] = last
-            p["done"] = p.get("done", 0) + n
-            ctx.progress(p["done"], total)
-            if time.monotonic() - started > self.slice_seconds:
-                return Again(after=0, payload=p)  # the position is now durable
+                p["bulk"] = conn.execute(select(doc.table.c.id).limit(1)).first() is None
+                if p["bulk"]:
+                    self.backend.bulk_start(conn, doc)
+        if p.get("total") is None:
+            with self.db.connect() as conn:
+                p["total"] = conn.execute(
+                    select(func.count()).where(*_within(src.c.id, p.get("next", p.get(
+                        "min_id")), high))).scalar_one() + p.get("done", 0)
+        started = time.monotonic()
+        with ThreadPoolExecutor(self.backend.parallel) as pool:
+            while self._slice(ctx, p, pool, high):
+                if time.monotonic() - started > self.slice_seconds:
+                    return Again(after=0, payload=p)  # the position is now durable
         with self.db.begin() as conn:
-            self.backend.optimize(conn, self.docs[entity])
+            if p["bulk"]:
+                self.backend.bulk_end(conn, doc)
+            self.backend.optimize(conn, doc)
         log.info("search: %s indexed (%d documents)", entity, p.get("done", 0))
         return None
+
+    def _slice(self, ctx: JobContext, p: dict[str, Any], pool: ThreadPoolExecutor,
+               high: int | None) -> bool:
+        """Replace the next blocks (as many at once as the backend writes in parallel);
+        False when there were none left."""
+        ctx.check_cancelled()
+        entity = p["entity"]
+        src = self.db.tables[entity]
+        low: int | None = p.get("next", p.get("min_id"))
+        blocks = []
+        with self.db.connect() as conn:
+            for _ in range(self.backend.parallel):
+                q = (select(src.c.id).where(*_within(src.c.id, low, high))
+                     .order_by(src.c.id).limit(self.block).subquery())
+                last, n = conn.execute(select(func.max(q.c.id), func.count())).one()
+                if last is None:
+                    break
+                blocks.append((low, last, n))
+                low = last
+        if not blocks:
+            return False
+        for future in [pool.submit(self._replace, entity, lo, hi) for lo, hi, _ in blocks]:
+            future.result()
+        p["next"] = blocks[-1][1]
+        p["done"] = p.get("done", 0) + sum(n for _, _, n in blocks)
+        ctx.progress(p["done"], p["total"])
+        return True
+
+    def _replace(self, entity: str, low: int | None, high: int) -> None:
+        """The documents of the ids in (low, high], in one transaction."""
+        with self.db.begin() as conn:
+            self.backend.remove(conn, self.docs[entity], lambda col: _within(col, low, high)[0])
+            self.backend.insert_from(conn, self.docs[entity],
+                                     _within(self.db.tables[entity].c.id, low, high)[0])
 
     def request_rebuild(self, conn: Connection, work_enqueue: Any, entity: str, *,
                         min_id: int | None = None, max_id: int | None = None,
@@ -172,6 +182,17 @@ class SearchIndex:
         if delete:
             payload["delete"] = True
         work_enqueue(conn, REBUILD, payload, key=entity)
+
+
+def _within(col: ColumnElement[int], low: int | None, high: int | None
+            ) -> list[ColumnElement[bool]]:
+    """``col`` in (low, high] (open ends where None), as one condition in a list."""
+    cond: ColumnElement[bool] = col.isnot(None)
+    if low is not None:
+        cond = cond & (col > low)
+    if high is not None:
+        cond = cond & (col <= high)
+    return [cond]
 
 
 def _id_conditions(ids: Iterable[int] | range, max_ids: int) -> Iterable[Any]:

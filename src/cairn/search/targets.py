@@ -88,9 +88,12 @@ TO_INVESTIGATION: dict[str, Path] = {
 }
 
 
-def reach(tables: Tables, entity: str, path: Path, inner: Select[Any] | CompoundSelect
-          ) -> Select[Any] | CompoundSelect:
-    """The ids of ``entity`` from which ``path`` leads to an id selected by ``inner``."""
+Ids = Select[Any] | CompoundSelect | list[int]
+
+
+def reach(tables: Tables, entity: str, path: Path, inner: Ids) -> Ids:
+    """The ids of ``entity`` from which ``path`` leads to an id of ``inner`` (a statement
+    selecting ids, or the ids themselves)."""
     if not path:
         return inner
     f = SCHEMA.entities[entity].fields[path[0]]
@@ -103,8 +106,8 @@ def reach(tables: Tables, entity: str, path: Path, inner: Select[Any] | Compound
     return select(child.c[f.mapped_by]).where(child.c.id.in_(rest))
 
 
-def through(tables: Tables, entity: str, alias: Table, path: Path,
-            inner: Select[Any] | CompoundSelect) -> ColumnElement[bool]:
+def through(tables: Tables, entity: str, alias: Table, path: Path, inner: Ids
+            ) -> ColumnElement[bool]:
     """A condition on ``alias`` (a row of ``entity``): ``path`` leads to an id of ``inner``.
     A first many-to-one step tests the row's own foreign key (its index, no self-join)."""
     if path and SCHEMA.entities[entity].fields[path[0]].is_one:
