@@ -359,14 +359,25 @@ class PostgresBackend(Backend):
         n = doc.table.name
         conn.execute(text(f"CREATE INDEX IF NOT EXISTS IDX_{n} ON {n} USING GIN (DOC)"))
 
+    @staticmethod
+    def weights(fields: Sequence[str]) -> dict[str, str]:
+        """Each field's weight label: PostgreSQL has four (A-D), so a query naming some
+        fields is answered by the index alone; fields past the fourth share D."""
+        return {f: "ABCD"[min(i, 3)] for i, f in enumerate(fields)}
+
     def _doc(self, src: Table, fields: tuple[str, ...]) -> ColumnElement[Any]:
-        joined = func.concat_ws(" ", *(_source_value(src, f) for f in fields))
         # ASCII punctuation becomes spaces (translate: a tenth of regexp_replace's cost);
         # the parser of the 'simple' configuration then splits what is left as
         # cairn.search.text does (anything but letters and digits separates words).
-        return func.to_tsvector(literal_column("'simple'"),
-                                func.translate(func.lower(joined), _PUNCTUATION,
-                                               " " * len(_PUNCTUATION)))
+        parts = [func.setweight(func.to_tsvector(
+            literal_column("'simple'"),
+            func.translate(func.lower(func.coalesce(_source_value(src, f), "")), _PUNCTUATION,
+                           " " * len(_PUNCTUATION))), literal_column(f"'{w}'"))
+            for f, w in self.weights(fields).items()]
+        doc: ColumnElement[Any] = parts[0]
+        for part in parts[1:]:
+            doc = doc.op("||")(part)
+        return doc
 
     def insert_from(self, conn: Connection, doc: DocTable, where: ColumnElement[bool]) -> int:
         from sqlalchemy.dialects.postgresql import insert
@@ -380,18 +391,25 @@ class PostgresBackend(Backend):
         return conn.execute(stmt).rowcount
 
     @staticmethod
-    def tsquery(leaf: Leaf) -> str | None:
+    def tsquery(leaf: Leaf, weights: str = "") -> str | None:
         words = [p for p in leaf.parts if _is_literal(p) or _is_prefix(p)]
         if not words:
             return None
-        quoted = [f"'{p[:-1]}':*" if p.endswith("*") else f"'{p}'" for p in words]
+        quoted = [f"'{p[:-1]}':*{weights}" if p.endswith("*") else
+                  f"'{p}'" + (f":{weights}" if weights else "") for p in words]
         return (" <-> " if native_parts(leaf) else " & ").join(quoted)
 
     def match(self, doc: DocTable, fields: Sequence[str], leaf: Leaf) -> Select[Any]:
         t = doc.table
-        q = self.tsquery(leaf)
-        exact = (q is not None and native_parts(leaf) and len(leaf.parts) == 1
-                 and set(fields) == set(doc.fields))
+        weights = self.weights(doc.fields)
+        wanted = "".join(sorted({weights[f] for f in fields}))
+        # the index alone answers when the weights asked for hold no other field, and a
+        # phrase stays within one field
+        exclusive = all(f in fields for f, w in weights.items() if w in wanted)
+        every = "".join(sorted(set(weights.values())))
+        q = self.tsquery(leaf, "" if wanted == every else wanted)
+        exact = (q is not None and native_parts(leaf) and exclusive
+                 and (len(leaf.parts) == 1 or len(wanted) == 1))
         found = t.c.doc.op("@@")(func.to_tsquery(literal_column("'simple'"), q))
         if exact:
             return select(t.c.id).where(found)
