@@ -122,7 +122,7 @@ SPARSE: dict[str, tuple[str, ...]] = {
 }
 
 #: Related rows matched by a word are inlined as ids up to this many (else a subquery).
-INLINE = 1000
+INLINE = 5000
 
 PARAMETER_ENTITY = {"Investigation": "InvestigationParameter", "Dataset": "DatasetParameter",
                     "Datafile": "DatafileParameter"}
@@ -239,7 +239,8 @@ class Search:
         for name in names:
             tf = known[name]
             groups.setdefault((tf.path, tf.entity), []).append(tf.field)
-        branches = []
+        branches: list[Any] = []  # statements selecting ids of the target
+        near: dict[str, set[int]] = {}  # a first many-to-one step -> the ids it must reach
         for (path, entity), own in groups.items():
             doc = self.index.docs.get(entity)
             if doc is None:
@@ -248,24 +249,40 @@ class Search:
                                         "indexed ([search] entities)")
                 continue
             found = self.index.backend.match(doc, own, leaf)
-            if path:
-                # Related rows (a format, a sample type, a visit) first: usually a few ids
-                # or none, which the planner then sees instead of guessing a subquery's size.
-                ids = self.work.conn.execute(found.limit(INLINE + 1), self.work.params
-                                             ).scalars().all()
-                if not ids:
+            if not path:
+                branches.append(found)
+                continue
+            # Related rows (a format, a sample, a visit) first: usually a few ids or none,
+            # which the planner then sees instead of guessing a subquery's size; those
+            # reached through the same first step (a dataset's sample and its type) become
+            # one condition on the target's own foreign key.
+            ids = self._ids(found)
+            if ids is None:
+                branches.append(reach(self.tables, self.target, path, found))
+                continue
+            if not ids:
+                continue
+            first = SCHEMA.entities[self.target].fields[path[0]]
+            if first.is_one:
+                hop = reach(self.tables, first.type, path[1:], ids)
+                hop_ids = hop if isinstance(hop, list) else self._ids(hop)
+                if hop_ids is not None:
+                    near.setdefault(first.name, set()).update(hop_ids)
                     continue
-                if len(ids) <= INLINE:
-                    branches.append(reach(self.tables, self.target, path, list(ids)))
-                    continue
-            branches.append(reach(self.tables, self.target, path, found))
+            branches.append(reach(self.tables, self.target, path, ids))
+        for name, reached in near.items():
+            if reached:
+                branches.append(select(self.t.c.id).where(self.t.c[name].in_(sorted(reached))))
         if not branches:
             return false()
         if len(branches) == 1:
             return self.t.c.id.in_(branches[0])
-        selects = [b for b in branches if not isinstance(b, list)]
-        assert len(selects) == len(branches)  # a path was taken: each is a statement
-        return self.t.c.id.in_(union(*selects))
+        return self.t.c.id.in_(union(*branches))
+
+    def _ids(self, q: Any) -> list[int] | None:
+        """The ids ``q`` selects, or None when there are more than :data:`INLINE`."""
+        ids = self.work.conn.execute(q.limit(INLINE + 1), self.work.params).scalars().all()
+        return None if len(ids) > INLINE else list(ids)
 
     def _investigations(self, inv_ids: Select[Any] | CompoundSelect) -> ColumnElement[bool]:
         return through(self.tables, self.target, self.t, TO_INVESTIGATION[self.target],
@@ -584,7 +601,9 @@ class Search:
         """Counts over every document the caller may read that matches: the matching ids are
         found once (a materialised common table expression) and every dimension is counted
         from them, in one statement."""
-        matched = (select(self.t.c.id.label("id")).where(*self.conditions())
+        # the target's columns travel with the ids: facets start from its foreign keys
+        # instead of reading the table again
+        matched = (select(*(c.label(c.key) for c in self.t.c)).where(*self.conditions())
                    .cte("matched")
                    .prefix_with("MATERIALIZED", dialect="postgresql")
                    .prefix_with("MATERIALIZED", dialect="sqlite"))
@@ -609,9 +628,8 @@ class Search:
 
     def _dimension(self, matched: Any, path: tuple[str, ...], entity: str, d: Dimension,
                    label: str) -> list[Select[Any]]:
-        t = self.t
-        frm: FromClause = matched.join(t, t.c.id == matched.c.id)
-        cur: FromClause = t
+        frm: FromClause = matched
+        cur: FromClause = matched
         cur_entity = self.target
         used = {self.target}
         for step in path:

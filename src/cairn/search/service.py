@@ -113,8 +113,7 @@ class SearchService:
                 after_out["fields"] = list(last.keys)
                 out["search_after"] = after_out
             if req.facets:
-                dims = Search(work, self.index, self.units, req,
-                              max_labels=self.max_labels).facets(req.facets)
+                dims = s.facets(req.facets)  # the same conditions, looked up once
                 if dims:
                     out["dimensions"] = dims
             out["results"] = [
