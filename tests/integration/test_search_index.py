@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.service import Catalogue
@@ -18,7 +18,7 @@ from cairn.db import migrate
 from cairn.db.engine import Database
 from cairn.demo import load_demo
 from cairn.errors import IcatError
-from cairn.jobs import Again, JobContext, Scheduler, State
+from cairn.jobs import Again, Cancelled, JobContext, Scheduler, State
 from cairn.jobs.model import Job
 from cairn.schema import SCHEMA
 from cairn.search.execute import Search
@@ -195,4 +195,24 @@ def test_an_entity_left_out_is_dropped_and_rebuilt_when_indexed_again(world: Wor
         pass
     world.search = again
     assert again.index.count("Datafile") == 1
+    assert world.ids("Datafile", "scan_0001_00001.nxs") == [o["df"]]
+
+
+def test_a_cancelled_rebuild_of_an_empty_table_leaves_its_index(world: World) -> None:
+    o = _small(world)
+    index = world.search.index
+    with world.db.begin() as conn:
+        index.clear(conn, "Datafile")
+    job = Job(1, REBUILD, "Datafile", State.RUNNING, {"entity": "Datafile"}, 0, datetime.now(),
+              datetime.now(), None, None, 0, None, None, None, None, False, None, None, None, 0)
+    ctx = JobContext(job)
+    ctx._cancel.set()  # `cairn jobs cancel` while it fills the table
+    with pytest.raises(Cancelled):
+        index.rebuild_kind().handler(ctx)
+    if world.db.dialect == "postgresql":  # the GIN index dropped for the bulk is back
+        with world.db.connect() as conn:
+            assert conn.execute(text(
+                "SELECT count(*) FROM pg_indexes WHERE indexname = "
+                "'idx_cairn_search_datafile'")).scalar() == 1
+    assert _run_slices(world, {"entity": "Datafile"}, slices=None) is None
     assert world.ids("Datafile", "scan_0001_00001.nxs") == [o["df"]]

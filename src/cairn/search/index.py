@@ -477,6 +477,7 @@ class MariadbBackend(Backend):
         return conn.execute(stmt).rowcount
 
     def empty(self, conn: Connection, doc: DocTable) -> None:
+        conn.execute(text("SET SESSION innodb_ft_enable_stopword = 0"))  # as create() does
         conn.execute(text(f"TRUNCATE TABLE {doc.table.name}"))
 
     def _min_word(self, conn: Connection) -> int:

@@ -27,7 +27,7 @@ from sqlalchemy import ColumnElement, Connection, func, select
 from cairn.catalogue.changes import ChangeKind, ChangeListener, Changes
 from cairn.catalogue.work import Work
 from cairn.db.engine import Database
-from cairn.jobs import Again, JobContext, Kind
+from cairn.jobs import Again, Cancelled, JobContext, Kind
 from cairn.search.index import INDEXED, Backend, DocTable, backend_for
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ class SearchIndex:
         for entity, doc in self.docs.items():
             with self.db.begin() as conn:
                 if self.backend.exists(conn, doc):
+                    # an index a rebuild dropped to fill the table faster, if it stopped
+                    self.backend.bulk_end(conn, doc)
                     continue
                 self.backend.create(conn, doc)
             created.append(entity)
@@ -126,10 +128,16 @@ class SearchIndex:
                     select(func.count()).where(*_within(src.c.id, p.get("next", p.get(
                         "min_id")), high))).scalar_one() + p.get("done", 0)
         started = time.monotonic()
-        with ThreadPoolExecutor(self.backend.parallel) as pool:
-            while self._slice(ctx, p, pool, high):
-                if time.monotonic() - started > self.slice_seconds:
-                    return Again(after=0, payload=p)  # the position is now durable
+        try:
+            with ThreadPoolExecutor(self.backend.parallel) as pool:
+                while self._slice(ctx, p, pool, high):
+                    if time.monotonic() - started > self.slice_seconds:
+                        return Again(after=0, payload=p)  # the position is now durable
+        except Cancelled:
+            if p["bulk"]:  # what was filled so far stays searchable at the index's speed
+                with self.db.begin() as conn:
+                    self.backend.bulk_end(conn, doc)
+            raise
         with self.db.begin() as conn:
             if p["bulk"]:
                 self.backend.bulk_end(conn, doc)
