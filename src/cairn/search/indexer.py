@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, and_, func, select
 
 from cairn.catalogue.changes import ChangeKind, ChangeListener, Changes
 from cairn.catalogue.work import Work
@@ -83,7 +83,8 @@ class SearchIndex:
         if doc is None:
             return
         for where in _id_conditions(ids, max_ids):
-            self.backend.remove(conn, doc, where)
+            if removed or not self.backend.upserts:
+                self.backend.remove(conn, doc, where)
             if not removed:
                 self.backend.insert_from(conn, doc, where(self.db.tables[entity].c.id))
 
@@ -174,10 +175,15 @@ class SearchIndex:
 
     def _replace(self, entity: str, low: int | None, high: int) -> None:
         """The documents of the ids in (low, high], in one transaction."""
+        doc, src = self.docs[entity], self.db.tables[entity]
+        rows = _within(src.c.id, low, high)[0]
         with self.db.begin() as conn:
-            self.backend.remove(conn, self.docs[entity], lambda col: _within(col, low, high)[0])
-            self.backend.insert_from(conn, self.docs[entity],
-                                     _within(self.db.tables[entity].c.id, low, high)[0])
+            if self.backend.upserts:  # only documents of rows that are gone are removed
+                self.backend.remove(conn, doc, lambda col: and_(
+                    _within(col, low, high)[0], col.notin_(select(src.c.id).where(rows))))
+            else:
+                self.backend.remove(conn, doc, lambda col: _within(col, low, high)[0])
+            self.backend.insert_from(conn, doc, rows)
 
     def request_rebuild(self, conn: Connection, work_enqueue: Any, entity: str, *,
                         min_id: int | None = None, max_id: int | None = None,
