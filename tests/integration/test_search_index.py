@@ -216,3 +216,22 @@ def test_a_cancelled_rebuild_of_an_empty_table_leaves_its_index(world: World) ->
                 "'idx_cairn_search_datafile'")).scalar() == 1
     assert _run_slices(world, {"entity": "Datafile"}, slices=None) is None
     assert world.ids("Datafile", "scan_0001_00001.nxs") == [o["df"]]
+
+
+def test_a_bulk_load_into_an_empty_index(world: World, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    from cairn.search import indexer
+
+    monkeypatch.setattr(indexer, "BULK", 50)  # the demo's 707 datafiles count as a bulk
+    load_demo(world.catalogue, scale=0.1, user="db/root")
+    t = world.db.tables["Datafile"]
+    with world.db.connect() as conn:
+        names = {r.id: r.name for r in conn.execute(select(t.c.id, t.c.name))}
+    assert world.search.index.count("Datafile") == len(names)
+    some_id, some_name = next(iter(names.items()))
+    assert some_id in world.ids("Datafile", f'name:"{some_name}"')
+    if world.db.dialect == "postgresql":  # built once at the end, in the load's transaction
+        with world.db.connect() as conn:
+            assert conn.execute(text(
+                "SELECT count(*) FROM pg_indexes WHERE indexname = "
+                "'idx_cairn_search_datafile'")).scalar() == 1

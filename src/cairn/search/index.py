@@ -398,10 +398,13 @@ class PostgresBackend(Backend):
         # ASCII punctuation becomes spaces (translate: a tenth of regexp_replace's cost);
         # the parser of the 'simple' configuration then splits what is left as
         # cairn.search.text does (anything but letters and digits separates words).
-        parts = [func.setweight(func.to_tsvector(
+        # A field without a value costs nothing: the functions are strict, and coalesce
+        # turns their NULL into an empty vector.
+        parts = [func.coalesce(func.setweight(func.to_tsvector(
             literal_column("'simple'"),
-            func.translate(func.lower(func.coalesce(_source_value(src, f), "")), _PUNCTUATION,
-                           " " * len(_PUNCTUATION))), literal_column(f"'{w}'"))
+            func.translate(func.lower(_source_value(src, f)), _PUNCTUATION,
+                           " " * len(_PUNCTUATION))), literal_column(f"'{w}'")),
+            literal_column("''::tsvector"))
             for f, w in self.weights(fields).items()]
         doc: ColumnElement[Any] = parts[0]
         for part in parts[1:]:

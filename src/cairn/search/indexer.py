@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, func, select
 
-from cairn.catalogue.changes import ChangeKind, ChangeListener, Changes
+from cairn.catalogue.changes import ChangeKind, ChangeListener, Changes, IdRuns
 from cairn.catalogue.work import Work
 from cairn.db.engine import Database
 from cairn.jobs import Again, Cancelled, JobContext, Kind
@@ -33,6 +33,8 @@ from cairn.search.index import INDEXED, Backend, DocTable, backend_for
 log = logging.getLogger(__name__)
 
 REBUILD = "search.rebuild"
+#: Documents written by one unit of work from which an empty index is filled in bulk.
+BULK = 100_000
 
 
 class SearchIndex:
@@ -76,17 +78,28 @@ class SearchIndex:
 
     # -- documents ----------------------------------------------------------------------------
 
-    def refresh(self, conn: Connection, entity: str, ids: Iterable[int] | range,
+    def refresh(self, conn: Connection, entity: str, ids: Sequence[int] | IdRuns | range,
                 *, removed: bool = False, max_ids: int = 500) -> None:
         """Rewrite (or, ``removed``, drop) the documents of ``ids`` of ``entity``."""
         doc = self.docs.get(entity)
         if doc is None:
+            return
+        if not removed and len(ids) >= BULK and self._empty(conn, doc):
+            # a bulk load into an empty index: its GIN index is built once, at the end
+            self.backend.bulk_start(conn, doc)
+            for where in _id_conditions(ids, max_ids):
+                self.backend.insert_from(conn, doc, where(self.db.tables[entity].c.id))
+            self.backend.bulk_end(conn, doc)
             return
         for where in _id_conditions(ids, max_ids):
             if removed or not self.backend.upserts:
                 self.backend.remove(conn, doc, where)
             if not removed:
                 self.backend.insert_from(conn, doc, where(self.db.tables[entity].c.id))
+
+    @staticmethod
+    def _empty(conn: Connection, doc: DocTable) -> bool:
+        return conn.execute(select(doc.table.c.id).limit(1)).first() is None
 
     def clear(self, conn: Connection, entity: str, low: int | None = None,
               high: int | None = None) -> None:
@@ -120,7 +133,7 @@ class SearchIndex:
             p["cleared"] = True
         if "bulk" not in p:  # an empty table is filled faster without its index
             with self.db.begin() as conn:
-                p["bulk"] = conn.execute(select(doc.table.c.id).limit(1)).first() is None
+                p["bulk"] = self._empty(conn, doc)
                 if p["bulk"]:
                     self.backend.bulk_start(conn, doc)
         if p.get("total") is None:
