@@ -235,3 +235,29 @@ def test_a_bulk_load_into_an_empty_index(world: World, monkeypatch: pytest.Monke
             assert conn.execute(text(
                 "SELECT count(*) FROM pg_indexes WHERE indexname = "
                 "'idx_cairn_search_datafile'")).scalar() == 1
+
+
+def test_paging_by_date_in_a_catalogue_zone_other_than_utc(database_url: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    db = Database(database_url, zone=ZoneInfo("Asia/Tokyo"))
+    migrate.upgrade(db)
+    try:
+        w = World(db)
+        o = _small(w)
+        ds = ("Dataset", o["ds"])
+        made = [w.create("Datafile", name=f"run_{i}.nxs", dataset=ds,
+                         datafileModTime=datetime(2024, 5, i + 1, 9, 0)) for i in range(3)]
+        with w.catalogue.as_system(read_only=True) as work:
+            s = Search(work, w.search.index, w.search.units,
+                       SearchRequest(target="Datafile", text="run_*"))
+            seen, after = [], None
+            while True:
+                hits = s.page([("date", True)], after, 1)
+                if not hits:
+                    break
+                seen.append(hits[0].id)
+                after = {"fields": list(hits[0].keys)}
+        assert seen == made[::-1]
+    finally:
+        db.dispose()

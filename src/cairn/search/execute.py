@@ -10,9 +10,10 @@ caller may read and nothing else.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -38,7 +39,7 @@ from sqlalchemy import (
 )
 
 from cairn.catalogue.work import Work
-from cairn.errors import ErrorType, IcatError, bad_parameter
+from cairn.errors import bad_parameter
 from cairn.schema import SCHEMA
 from cairn.search import lucene
 from cairn.search.compare import (
@@ -180,10 +181,6 @@ class Search:
         if readable is not None:
             out.append(readable)
         return out
-
-    def matched(self) -> Select[tuple[int]]:
-        """The ids of every document the caller may read that matches (facets count these)."""
-        return select(self.t.c.id).where(*self.conditions())
 
     @staticmethod
     def _parse(text: str) -> lucene.Node:
@@ -564,10 +561,16 @@ class Search:
         rows = self.work.conn.execute(q, self.work.params).all()
         hits = []
         for r in rows:
-            values = tuple(_json_value(v) for v in r)
+            values = tuple(self._json(v) for v in r)
             hits.append(Hit(id=r[-1], score=float(r[0]) if score is not None else None,
                             keys=values))
         return hits
+
+    def _json(self, v: Any) -> Any:
+        """A sort value as ``search_after`` carries it: dates as epoch milliseconds."""
+        if isinstance(v, datetime):
+            return int(self.work.db.from_db(v).timestamp() * 1000)
+        return v
 
     def _after(self, keys: list[tuple[str, ColumnElement[Any], bool]], after: dict[str, Any]
                ) -> ColumnElement[bool]:
@@ -804,7 +807,6 @@ def _kind(entity: str, field: str, key: str) -> str:
 
 
 def _like_match(value: str | None, pattern: str) -> bool:
-    import fnmatch
     return value is not None and fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
 
 
@@ -828,11 +830,3 @@ def _len(v: Any) -> int:
     return len(v) if isinstance(v, list) else 0
 
 
-def _json_value(v: Any) -> Any:
-    if isinstance(v, datetime):
-        aware = v if v.tzinfo else v.replace(tzinfo=UTC)
-        return int(aware.timestamp() * 1000)
-    return v
-
-
-__all__ = ["ErrorType", "Hit", "IcatError", "Search"]

@@ -198,18 +198,6 @@ class SearchIndex:
                 self.backend.remove(conn, doc, lambda col: _within(col, low, high)[0])
             self.backend.insert_from(conn, doc, rows)
 
-    def request_rebuild(self, conn: Connection, work_enqueue: Any, entity: str, *,
-                        min_id: int | None = None, max_id: int | None = None,
-                        delete: bool = False) -> None:
-        payload: dict[str, Any] = {"entity": entity}
-        if min_id is not None:
-            payload["min_id"] = min_id
-        if max_id is not None:
-            payload["max_id"] = max_id
-        if delete:
-            payload["delete"] = True
-        work_enqueue(conn, REBUILD, payload, key=entity)
-
 
 def _within(col: ColumnElement[int], low: int | None, high: int | None
             ) -> list[ColumnElement[bool]]:
