@@ -21,6 +21,7 @@ from sqlalchemy import (
     CompoundSelect,
     Double,
     FromClause,
+    Integer,
     Select,
     String,
     Table,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     func,
     literal,
     not_,
+    null,
     or_,
     select,
     true,
@@ -345,8 +347,8 @@ class Search:
         return [*within(func.coalesce(t.c.startDate, t.c.createTime)),
                 *within(func.coalesce(t.c.endDate, t.c.modTime))]
 
-    def date_expr(self) -> ColumnElement[Any]:
-        t = self.t
+    def date_expr(self, t: Any = None) -> ColumnElement[Any]:
+        t = self.t if t is None else t
         if self.target == "Datafile":
             return func.coalesce(t.c.datafileModTime, t.c.datafileCreateTime, t.c.modTime)
         return func.coalesce(t.c.startDate, t.c.createTime)
@@ -502,19 +504,18 @@ class Search:
 
     # -- the page -------------------------------------------------------------------------------
 
-    def sort_exprs(self, sort: list[tuple[str, bool]]) -> list[tuple[str, ColumnElement[Any],
-                                                                      bool]]:
-        out = []
-        for field, desc in sort:
-            out.append((field, self._sort_expr(field), desc))
-        return out
+    def sort_exprs(self, sort: list[tuple[str, bool]], t: Any = None
+                   ) -> list[tuple[str, ColumnElement[Any], bool]]:
+        """(name, expression, descending) of each sort key, on ``t``: the target's table or
+        rows carrying its columns."""
+        return [(field, self._sort_expr(field, self.t if t is None else t), desc)
+                for field, desc in sort]
 
-    def _sort_expr(self, field: str) -> ColumnElement[Any]:
-        t = self.t
+    def _sort_expr(self, field: str, t: Any) -> ColumnElement[Any]:
         if field == "id":
             return t.c.id
         if field == "date":
-            return self.date_expr()
+            return self.date_expr(t)
         if field == "fileCount" and self.target == "Datafile":
             return literal(1)
         if field in ("startDate", "endDate") and self.target != "Datafile":
@@ -532,39 +533,81 @@ class Search:
             return func.coalesce(col, "")
         return col
 
+    def _scored(self) -> tuple[FromClause, ColumnElement[float]]:
+        """The target's table with the relevance of each row (0 where its own text does
+        not match, 1 for all when nothing can be scored)."""
+        doc = self.index.docs.get(self.target)
+        ranked = (self.index.backend.ranked(doc, self.positive)
+                  if doc is not None and self.positive else None)
+        if ranked is None:
+            return self.t, cast(literal(1.0), Double())
+        sc = ranked.subquery("sc")
+        return (self.t.outerjoin(sc, sc.c.id == self.t.c.id),
+                cast(func.coalesce(sc.c.score, 0.0), Double()))
+
     def page(self, sort: list[tuple[str, bool]], after: dict[str, Any] | None, limit: int
              ) -> list[Hit]:
         t = self.t
         conds = self.conditions()
         keys = self.sort_exprs(sort)
-        score: ColumnElement[float] | None = None
         frm: FromClause = t
         if not keys:
-            ranked = None
-            doc = self.index.docs.get(self.target)
-            if doc is not None and self.positive:
-                ranked = self.index.backend.ranked(doc, self.positive)
-            if ranked is not None:
-                sc = ranked.subquery("sc")
-                frm = t.outerjoin(sc, sc.c.id == t.c.id)
-                score = cast(func.coalesce(sc.c.score, 0.0), Double())
-            else:
-                score = cast(literal(1.0), Double())
+            frm, score = self._scored()
             keys = [("_score", score, True)]
         keys = [*keys, ("id", t.c.id, False)]
         if after is not None:
             conds.append(self._after(keys, after))
         order = [k[1].desc() if k[2] else k[1].asc() for k in keys]
         q = select(*(k[1] for k in keys)).select_from(frm).where(*conds).order_by(*order)
-        q = q.limit(limit)
-        self.index.backend.prepare(self.work.conn)
-        rows = self.work.conn.execute(q, self.work.params).all()
-        hits = []
-        for r in rows:
-            values = tuple(self._json(v) for v in r)
-            hits.append(Hit(id=r[-1], score=float(r[0]) if score is not None else None,
-                            keys=values))
-        return hits
+        rows = self.work.conn.execute(q.limit(limit), self.work.params).all()
+        return [self._hit(r, scored=not sort) for r in rows]
+
+    def _hit(self, r: Sequence[Any], scored: bool) -> Hit:
+        return Hit(id=r[-1], score=float(r[0]) if scored else None,
+                   keys=tuple(self._json(v) for v in r))
+
+    def page_and_facets(self, sort: list[tuple[str, bool]], after: dict[str, Any] | None,
+                        limit: int, requests: Sequence[FacetRequest]
+                        ) -> tuple[list[Hit], dict[str, dict[str, Any]]]:
+        """A page and the facets of the whole result in one statement: the matching rows
+        (with their relevance) are found once, then ordered for the page and counted for
+        every dimension."""
+        t = self.t
+        frm: FromClause = t
+        columns: list[ColumnElement[Any]] = [c.label(c.key) for c in t.c]
+        if not sort:
+            frm, score = self._scored()
+            columns.append(score.label("_score"))
+        matched = (select(*columns).select_from(frm).where(*self.conditions())
+                   .cte("matched")
+                   .prefix_with("MATERIALIZED", dialect="postgresql")
+                   .prefix_with("MATERIALIZED", dialect="sqlite"))
+        keys: list[tuple[str, ColumnElement[Any], bool]] = (
+            self.sort_exprs(sort, matched) if sort else [("_score", matched.c._score, True)])
+        keys = [*keys, ("id", matched.c.id, False)]
+        order = [k[1].desc() if k[2] else k[1].asc() for k in keys]
+        page = (select(func.row_number().over(order_by=order).label("rank"),
+                       *(k[1].label(f"k{i}") for i, k in enumerate(keys)))
+                .select_from(matched).order_by(*order).limit(limit))
+        if after is not None:
+            page = page.where(self._after(keys, after))
+        dims = self._dimensions(matched, requests)
+        # one UNION ALL: page rows (dim -1) carry the keys, facet rows a label and a count
+        sub = page.subquery()
+        key_types = [k[1].type for k in keys]
+        parts: list[Any] = [select(literal(-1).label("dim"), cast(null(), String()).label("label"),
+                                   cast(null(), Integer()).label("n"), sub.c.rank,
+                                   *(sub.c[f"k{i}"] for i in range(len(keys))))]
+        for i, (_, _, selects) in enumerate(dims):
+            for q in selects:
+                fs = q.subquery()
+                parts.append(select(literal(i), fs.c.label, fs.c.n,
+                                    cast(null(), Integer()),
+                                    *(cast(null(), tp) for tp in key_types)))
+        rows = self.work.conn.execute(union_all(*parts), self.work.params).all()
+        page_rows = sorted((r for r in rows if r[0] == -1), key=lambda r: r[3])
+        hits = [self._hit(r[4:], scored=not sort) for r in page_rows]
+        return hits, self._counts(dims, [r[:3] for r in rows if r[0] != -1])
 
     def _json(self, v: Any) -> Any:
         """A sort value as ``search_after`` carries it: dates as epoch milliseconds."""
@@ -610,6 +653,10 @@ class Search:
                    .cte("matched")
                    .prefix_with("MATERIALIZED", dialect="postgresql")
                    .prefix_with("MATERIALIZED", dialect="sqlite"))
+        return self._run_counts(self._dimensions(matched, requests))
+
+    def _dimensions(self, matched: Any, requests: Sequence[FacetRequest]
+                    ) -> list[tuple[str, Dimension, list[Select[Any]]]]:
         dims: list[tuple[str, Dimension, list[Select[Any]]]] = []
         for f in requests:
             owner = f.target.lower()
@@ -627,7 +674,7 @@ class Search:
                     entity if not path else owner, ())):
                 dims.append((f"{f.target}.{d.name}", d,
                              self._dimension(matched, path, entity, d, f.target)))
-        return self._run_counts(dims)
+        return dims
 
     def _dimension(self, matched: Any, path: tuple[str, ...], entity: str, d: Dimension,
                    label: str) -> list[Select[Any]]:
@@ -676,8 +723,7 @@ class Search:
 
     def _run_counts(self, dims: Sequence[tuple[str, Dimension, list[Select[Any]]]]
                     ) -> dict[str, dict[str, Any]]:
-        """Run every dimension's statements as one UNION ALL; labels most frequent first,
-        ranges in the order asked, dimensions without labels left out."""
+        """Run every dimension's statements as one UNION ALL."""
         parts = []
         for i, (_, _, selects) in enumerate(dims):
             for q in selects:
@@ -685,7 +731,14 @@ class Search:
                 parts.append(select(literal(i).label("dim"), sub.c.label, sub.c.n))
         if not parts:
             return {}
-        rows = self.work.conn.execute(union_all(*parts), self.work.params).all()
+        return self._counts(dims, self.work.conn.execute(union_all(*parts),
+                                                         self.work.params).all())
+
+    @staticmethod
+    def _counts(dims: Sequence[tuple[str, Dimension, list[Select[Any]]]],
+                rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, Any]]:
+        """(dimension, label, count) rows as ``dimensions``: labels most frequent first,
+        ranges in the order asked, dimensions without labels left out."""
         found: dict[int, dict[str, int]] = {}
         for dim, lab, n in rows:
             found.setdefault(dim, {})[str(lab)] = int(n)

@@ -100,7 +100,11 @@ class SearchService:
                 raise IcatError(ErrorType.VALIDATION,
                                 f"attempt to return more than {work.max_entities} entities")
             s = Search(work, self.index, self.units, req, max_labels=self.max_labels)
-            hits = s.page(order, after, limit + 1)
+            dims: dict[str, Any] = {}
+            if req.facets:
+                hits, dims = s.page_and_facets(order, after, limit + 1, req.facets)
+            else:
+                hits = s.page(order, after, limit + 1)
             more = len(hits) > limit
             hits = hits[:limit]
             docs = sources(work, req.target, [h.id for h in hits])
@@ -112,10 +116,8 @@ class SearchService:
                     after_out["score"] = last.score
                 after_out["fields"] = list(last.keys)
                 out["search_after"] = after_out
-            if req.facets:
-                dims = s.facets(req.facets)  # the same conditions, looked up once
-                if dims:
-                    out["dimensions"] = dims
+            if dims:
+                out["dimensions"] = dims
             out["results"] = [
                 {"id": h.id, **({"score": h.score} if not order else {}),
                  "source": docs.get(h.id, {})} for h in hits]
