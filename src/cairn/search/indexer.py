@@ -152,6 +152,7 @@ class SearchIndex:
                 with self.db.begin() as conn:
                     self.backend.bulk_end(conn, doc)
             raise
+        ctx.progress(p.get("done", 0), p["total"])  # also when this run found nothing left
         with self.db.begin() as conn:
             if p["bulk"]:
                 self.backend.bulk_end(conn, doc)
