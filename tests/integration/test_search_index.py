@@ -261,3 +261,20 @@ def test_paging_by_date_in_a_catalogue_zone_other_than_utc(database_url: str) ->
         assert seen == made[::-1]
     finally:
         db.dispose()
+
+
+def test_a_page_with_facets_is_the_page_without(world: World) -> None:
+    load_demo(world.catalogue, scale=0.1, user="db/root")
+    from cairn.search.request import FacetRequest
+
+    for target, text in [("Investigation", "calcite"), ("Dataset", "calcite OR raw"),
+                         ("Datafile", "scan* OR calib*")]:
+        req = SearchRequest(target=target, text=text, facets=(FacetRequest(target),))
+        with world.catalogue.as_system(read_only=True) as work:
+            alone = Search(work, world.search.index, world.search.units, req).page(
+                [], None, 50)
+            both, dims = Search(work, world.search.index, world.search.units,
+                                req).page_and_facets([], None, 50, req.facets)
+        assert [(h.id, h.score) for h in both] == [(h.id, h.score) for h in alone]
+        assert all(h.score != 1.0 for h in alone)  # relevance, not "nothing to score"
+        assert dims

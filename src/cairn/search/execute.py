@@ -536,6 +536,7 @@ class Search:
     def _scored(self) -> tuple[FromClause, ColumnElement[float]]:
         """The target's table with the relevance of each row (0 where its own text does
         not match, 1 for all when nothing can be scored)."""
+        self.conditions()  # collects the words that score (self.positive)
         doc = self.index.docs.get(self.target)
         ranked = (self.index.backend.ranked(doc, self.positive)
                   if doc is not None and self.positive else None)
@@ -574,7 +575,7 @@ class Search:
         every dimension."""
         t = self.t
         frm: FromClause = t
-        columns: list[ColumnElement[Any]] = [c.label(c.key) for c in t.c]
+        columns = self._carried(sort, requests)
         if not sort:
             frm, score = self._scored()
             columns.append(score.label("_score"))
@@ -649,11 +650,24 @@ class Search:
         from them, in one statement."""
         # the target's columns travel with the ids: facets start from its foreign keys
         # instead of reading the table again
-        matched = (select(*(c.label(c.key) for c in self.t.c)).where(*self.conditions())
+        matched = (select(*self._carried([], requests)).where(*self.conditions())
                    .cte("matched")
                    .prefix_with("MATERIALIZED", dialect="postgresql")
                    .prefix_with("MATERIALIZED", dialect="sqlite"))
         return self._run_counts(self._dimensions(matched, requests))
+
+    def _carried(self, sort: list[tuple[str, bool]], requests: Sequence[FacetRequest]
+                 ) -> list[ColumnElement[Any]]:
+        """The target's columns the matching rows carry for the page's order and the facets:
+        its foreign keys, numbers and dates, and the text fields named (a short statement:
+        the driver parses every statement's text)."""
+        entity = SCHEMA.entities[self.target]
+        named = {f for f, _ in sort} | {d.name.split(".")[0] for f in requests
+                                        for d in f.dimensions}
+        keep = [c for c in self.t.c
+                if c.key == "id" or (f := entity.fields.get(c.key)) is None or f.is_one
+                or f.type != "String" or c.key in named]
+        return [c.label(c.key) for c in keep]
 
     def _dimensions(self, matched: Any, requests: Sequence[FacetRequest]
                     ) -> list[tuple[str, Dimension, list[Select[Any]]]]:

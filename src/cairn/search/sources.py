@@ -83,7 +83,7 @@ MAX_CHILDREN = 100
 
 
 def _ms(v: Any, work: Work) -> Any:
-    if isinstance(v, datetime):
+    if type(v) is datetime:
         return int(work.db.from_db(v).astimezone(UTC).timestamp() * 1000)
     return v
 
@@ -132,10 +132,14 @@ class _Reader:
     def document(self, spec: Spec, row: Sequence[Any], at: int,
                  hidden: set[tuple[tuple[str, ...], int]]) -> dict[str, Any]:
         """The spec's values (from position ``at`` of ``row``) that may be shown."""
+        values = row[at:at + len(spec)]
+        if not hidden:  # root, or every related row readable: the common case, kept quick
+            return {key: _ms(v, self.work) for (key, _), v in zip(spec, values, strict=True)
+                    if v is not None}
         prefixes = self.prefixes()
         guard = dict(zip(prefixes, row[at + len(spec):], strict=True))
         doc: dict[str, Any] = {}
-        for (key, _), value, g in zip(spec, row[at:], self.guards, strict=False):
+        for (key, _), value, g in zip(spec, values, self.guards, strict=True):
             if value is None or any((p, guard[p]) in hidden for p in prefixes
                                     if g[:len(p)] == p):
                 continue
