@@ -23,7 +23,7 @@ from cairn.jobs.model import Job
 from cairn.schema import SCHEMA
 from cairn.search.execute import Search
 from cairn.search.indexer import REBUILD
-from cairn.search.request import SearchRequest
+from cairn.search.request import FacetRequest, SearchRequest
 from cairn.search.service import SearchService
 from cairn.startup import catalogue_of
 
@@ -265,11 +265,9 @@ def test_paging_by_date_in_a_catalogue_zone_other_than_utc(database_url: str) ->
 
 def test_a_page_with_facets_is_the_page_without(world: World) -> None:
     load_demo(world.catalogue, scale=0.1, user="db/root")
-    from cairn.search.request import FacetRequest
-
-    for target, text in [("Investigation", "calcite"), ("Dataset", "calcite OR raw"),
-                         ("Datafile", "scan* OR calib*")]:
-        req = SearchRequest(target=target, text=text, facets=(FacetRequest(target),))
+    for target, words in [("Investigation", "calcite"), ("Dataset", "calcite OR raw"),
+                          ("Datafile", "scan* OR calib*")]:
+        req = SearchRequest(target=target, text=words, facets=(FacetRequest(target),))
         with world.catalogue.as_system(read_only=True) as work:
             alone = Search(work, world.search.index, world.search.units, req).page(
                 [], None, 50)
