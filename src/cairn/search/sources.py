@@ -193,22 +193,21 @@ def _children(work: Work, target: str, ids: Sequence[int], to_parent: tuple[str,
     parent, parent_entity = r._alias(to_parent) if to_parent else (t, target)
     relation = SCHEMA.entities[parent_entity].fields[rel]
     assert relation.mapped_by is not None
-    child = work.tables[relation.type].alias()
+    # the child's own table, so that the caller's rules for it apply in this statement
+    child = work.tables[relation.type]
     cr = _Reader(work, relation.type, child)
     cr.frm = r.frm.join(child, child.c[relation.mapped_by] == parent.c.id)
     for _, path in spec:
         cr.add(path)
     q = (select(t.c.id, child.c.id, *cr.columns, *cr.guard_ids()).select_from(cr.frm)
          .where(t.c.id.in_(list(ids))).order_by(t.c.id, child.c.id))
-    rows = work.conn.execute(q).all()
-    allowed: set[int] | None = None
-    if not work.root:
-        allowed = work.readable(relation.type, {row[1] for row in rows})
+    readable = work.readable_condition(relation.type, child.c.id)
+    if readable is not None:
+        q = q.where(readable)
+    rows = work.conn.execute(q, work.params).all()
     hidden = cr.hidden(rows, 2 + len(spec))
     out: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        if allowed is not None and row[1] not in allowed:
-            continue
         items = out[row[0]]
         if len(items) < MAX_CHILDREN:
             items.append(cr.document(spec, row, 2, hidden))
