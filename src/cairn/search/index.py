@@ -2,15 +2,16 @@
 text, in the catalogue database's own full-text machinery.
 
 - SQLite: an FTS5 table (rowid = the entity's id), one column per field, unicode61 tokens.
-- PostgreSQL: ``(ID, DOC tsvector)`` with a GIN index, the text normalised in SQL.
+- PostgreSQL: ``(ID, DOC tsvector)`` with a GIN index, each field under its own weight.
 - MariaDB: ``(ID, <fields>)`` with the normalised text and a FULLTEXT index over all fields.
 
 Every backend tokenises as :mod:`cairn.search.text` does (maximal runs of letters and
 digits, lower-cased), so a query means the same everywhere. A leaf of a query
 (:class:`cairn.search.lucene.Leaf`) becomes a statement selecting the ids of the entity whose
 fields match it: the native index answers exactly where it can, and finds candidates that a
-check on the normalised text confirms where it can't (wildcards inside a word, one field
-among several on PostgreSQL, words under MariaDB's minimum length).
+check on the normalised text confirms where it can't (wildcards inside a word, a phrase over
+several fields or fields sharing a weight on PostgreSQL, words under MariaDB's minimum
+length, a datafile's file name).
 
 Only an entity's own text is indexed. Text a search target shows from its parents (a
 datafile's format or sample name, an investigation's samples) is matched in the parents'
