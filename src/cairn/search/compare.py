@@ -115,13 +115,18 @@ def bound(kind: str, value: Any, what: str, db_to: Any) -> Any:
 
 def range_condition(expr: ColumnElement[Any], kind: str, low: Any, high: Any, what: str,
                     db_to: Any, *, high_open: bool = False) -> ColumnElement[bool]:
-    lo = bound(kind, low, f"{what} from", db_to)
-    hi = bound(kind, high, f"{what} to", db_to)
+    return between(expr, bound(kind, low, f"{what} from", db_to),
+                   bound(kind, high, f"{what} to", db_to), high_open=high_open)
+
+
+def between(expr: ColumnElement[Any], low: Any, high: Any, *, high_open: bool = False
+            ) -> ColumnElement[bool]:
+    """``expr`` from ``low`` to ``high`` (inclusive unless ``high_open``); None: open."""
     conds = []
-    if lo is not None:
-        conds.append(expr >= lo)
-    if hi is not None:
-        conds.append(expr < hi if high_open else expr <= hi)
+    if low is not None:
+        conds.append(expr >= low)
+    if high is not None:
+        conds.append(expr < high if high_open else expr <= high)
     return and_(true(), *conds)
 
 

@@ -11,9 +11,10 @@ caller may read and nothing else.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import (
@@ -45,6 +46,7 @@ from cairn.errors import bad_parameter
 from cairn.schema import SCHEMA
 from cairn.search import lucene
 from cairn.search.compare import (
+    between,
     equals,
     is_number,
     range_condition,
@@ -208,22 +210,7 @@ class Search:
 
     def _node(self, node: lucene.Node, fields: Sequence[str] | None = None
               ) -> ColumnElement[bool]:
-        if isinstance(node, lucene.MatchAll):
-            return true()
-        if isinstance(node, lucene.Leaf):
-            return self._leaf(node, fields)
-        must = [self._node(n, fields) for n in node.must]
-        should = [self._node(n, fields) for n in node.should]
-        cond: ColumnElement[bool]
-        if must:
-            cond = and_(*must)
-        elif should:
-            cond = or_(*should)
-        else:  # only exclusions: everything else (Lucene would match nothing)
-            cond = true()
-        if node.must_not:
-            cond = and_(cond, not_(or_(*(self._node(n, fields) for n in node.must_not))))
-        return cond
+        return _boolean(node, lambda leaf: self._leaf(leaf, fields))
 
     def _leaf(self, leaf: lucene.Leaf, fields: Sequence[str] | None) -> ColumnElement[bool]:
         known = TEXT_FIELDS[self.target]
@@ -303,28 +290,16 @@ class Search:
         if doc is None:
             raise bad_parameter("userFullName can't be searched: User is not indexed "
                                 "([search] entities)")
-        node = self._parse(text)
-        iu = self.tables["InvestigationUser"]
+        iu, u = self.tables["InvestigationUser"], self.tables["User"]
 
-        def users(n: lucene.Node) -> ColumnElement[bool]:
-            u = self.tables["User"]
-            if isinstance(n, lucene.MatchAll):
-                return true()
-            if isinstance(n, lucene.Leaf):
-                field = n.field or "fullName"
-                if field not in INDEXED["User"]:
-                    raise bad_parameter(f"{field} is not a text field of User")
-                return u.c.id.in_(self.index.backend.match(doc, (field,), n))
-            must = [users(c) for c in n.must]
-            should = [users(c) for c in n.should]
-            cond = and_(*must) if must else or_(*should) if should else true()
-            if n.must_not:
-                cond = and_(cond, not_(or_(*(users(c) for c in n.must_not))))
-            return cond
+        def user(leaf: lucene.Leaf) -> ColumnElement[bool]:
+            field = leaf.field or "fullName"
+            if field not in INDEXED["User"]:
+                raise bad_parameter(f"{field} is not a text field of User")
+            return u.c.id.in_(self.index.backend.match(doc, (field,), leaf))
 
-        u = self.tables["User"]
-        return self._investigations(
-            select(iu.c.investigation).where(iu.c.user.in_(select(u.c.id).where(users(node)))))
+        users = select(u.c.id).where(_boolean(self._parse(text), user))
+        return self._investigations(select(iu.c.investigation).where(iu.c.user.in_(users)))
 
     def _dates(self) -> list[ColumnElement[bool]]:
         r = self.req
@@ -332,20 +307,11 @@ class Search:
             return []
         lower = self.work.db.to_db(r.lower) if r.lower else None
         upper = self.work.db.to_db(r.upper) if r.upper else None
-
-        def within(col: ColumnElement[Any]) -> list[ColumnElement[bool]]:
-            out = []
-            if lower is not None:
-                out.append(col >= lower)
-            if upper is not None:
-                out.append(col <= upper)
-            return out
-
         if self.target == "Datafile":
-            return within(self.date_expr())
+            return [between(self.date_expr(), lower, upper)]
         t = self.t
-        return [*within(func.coalesce(t.c.startDate, t.c.createTime)),
-                *within(func.coalesce(t.c.endDate, t.c.modTime))]
+        return [between(func.coalesce(t.c.startDate, t.c.createTime), lower, upper),
+                between(func.coalesce(t.c.endDate, t.c.modTime), lower, upper)]
 
     def date_expr(self, t: Any = None) -> ColumnElement[Any]:
         t = self.t if t is None else t
@@ -495,8 +461,8 @@ class Search:
             path = path[:-1]
         expr: ColumnElement[Any] = t.c[path[0]]
         cur = entity
-        for step in path[1:]:
-            rel = SCHEMA.entities[cur].fields[path[path.index(step) - 1]]
+        for prev, step in pairwise(path):
+            rel = SCHEMA.entities[cur].fields[prev]
             nxt = self.tables[rel.type]
             expr = select(nxt.c[step]).where(nxt.c.id == expr).scalar_subquery()
             cur = rel.type
@@ -643,18 +609,6 @@ class Search:
         return _kind(self.target, name, "sort")
 
     # -- facets -----------------------------------------------------------------------------------
-
-    def facets(self, requests: Sequence[FacetRequest]) -> dict[str, dict[str, Any]]:
-        """Counts over every document the caller may read that matches: the matching ids are
-        found once (a materialised common table expression) and every dimension is counted
-        from them, in one statement."""
-        # the target's columns travel with the ids: facets start from its foreign keys
-        # instead of reading the table again
-        matched = (select(*self._carried([], requests)).where(*self.conditions())
-                   .cte("matched")
-                   .prefix_with("MATERIALIZED", dialect="postgresql")
-                   .prefix_with("MATERIALIZED", dialect="sqlite"))
-        return self._run_counts(self._dimensions(matched, requests))
 
     def _carried(self, sort: list[tuple[str, bool]], requests: Sequence[FacetRequest]
                  ) -> list[ColumnElement[Any]]:
@@ -831,6 +785,27 @@ class Search:
 
 # -- helpers ----------------------------------------------------------------------------------
 
+def _boolean(node: lucene.Node, leaf: Callable[[lucene.Leaf], ColumnElement[bool]]
+             ) -> ColumnElement[bool]:
+    """A query's boolean structure as SQL, each leaf by ``leaf``."""
+    if isinstance(node, lucene.MatchAll):
+        return true()
+    if isinstance(node, lucene.Leaf):
+        return leaf(node)
+    must = [_boolean(n, leaf) for n in node.must]
+    should = [_boolean(n, leaf) for n in node.should]
+    cond: ColumnElement[bool]
+    if must:
+        cond = and_(*must)
+    elif should:
+        cond = or_(*should)
+    else:  # only exclusions: everything else (Lucene would match nothing)
+        cond = true()
+    if node.must_not:
+        cond = and_(cond, not_(or_(*(_boolean(n, leaf) for n in node.must_not))))
+    return cond
+
+
 def _entity_at(entity: str, path: Sequence[str]) -> str:
     for step in path:
         entity = SCHEMA.entities[entity].fields[step].type
@@ -879,15 +854,10 @@ def _like_match(value: str | None, pattern: str) -> bool:
 
 def _between(p: Table, low: float | None, high: float | None, exact: bool
              ) -> ColumnElement[bool]:
-    v = p.c.numericValue  # a double: so are the bounds (an integer may pass 64 bits)
+    # a double: so are the bounds (an integer may pass 64 bits)
     low = None if low is None else float(low)
     high = None if high is None else float(high)
-    conds = []
-    if low is not None:
-        conds.append(v >= low)
-    if high is not None:
-        conds.append(v <= high)
-    cond = and_(true(), *conds)
+    cond = between(p.c.numericValue, low, high)
     if exact and low is not None and "rangeBottom" in p.c:
         cond = or_(cond, and_(p.c.rangeBottom <= low, p.c.rangeTop >= low))
     return cond

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, func, select
 
 from cairn.catalogue.changes import ChangeKind, ChangeListener, Changes, IdRuns
 from cairn.catalogue.work import Work
@@ -84,7 +84,7 @@ class SearchIndex:
         doc = self.docs.get(entity)
         if doc is None:
             return
-        if not removed and len(ids) >= BULK and self._empty(conn, doc):
+        if not removed and len(ids) >= BULK and not any_row(conn, doc.table):
             # a bulk load into an empty index: its GIN index is built once, at the end
             self.backend.bulk_start(conn, doc)
             for where in _id_conditions(ids, max_ids):
@@ -97,17 +97,13 @@ class SearchIndex:
             if not removed:
                 self.backend.insert_from(conn, doc, where(self.db.tables[entity].c.id))
 
-    @staticmethod
-    def _empty(conn: Connection, doc: DocTable) -> bool:
-        return conn.execute(select(doc.table.c.id).limit(1)).first() is None
-
     def clear(self, conn: Connection, entity: str, low: int | None = None,
               high: int | None = None) -> None:
         doc = self.docs[entity]
         if low is None and high is None:
             self.backend.empty(conn, doc)
         else:
-            self.backend.remove(conn, doc, lambda col: _within(col, low, high)[0])
+            self.backend.remove(conn, doc, lambda col: _within(col, low, high))
 
     def count(self, entity: str) -> int:
         doc = self.docs[entity]
@@ -133,13 +129,13 @@ class SearchIndex:
             p["cleared"] = True
         if "bulk" not in p:  # an empty table is filled faster without its index
             with self.db.begin() as conn:
-                p["bulk"] = self._empty(conn, doc)
+                p["bulk"] = not any_row(conn, doc.table)
                 if p["bulk"]:
                     self.backend.bulk_start(conn, doc)
         if p.get("total") is None:
             with self.db.connect() as conn:
                 p["total"] = conn.execute(
-                    select(func.count()).where(*_within(src.c.id, p.get("next", p.get(
+                    select(func.count()).where(_within(src.c.id, p.get("next", p.get(
                         "min_id")), high))).scalar_one() + p.get("done", 0)
         started = time.monotonic()
         try:
@@ -171,7 +167,7 @@ class SearchIndex:
         blocks = []
         with self.db.connect() as conn:
             for _ in range(self.backend.parallel):
-                q = (select(src.c.id).where(*_within(src.c.id, low, high))
+                q = (select(src.c.id).where(_within(src.c.id, low, high))
                      .order_by(src.c.id).limit(self.block).subquery())
                 last, n = conn.execute(select(func.max(q.c.id), func.count())).one()
                 if last is None:
@@ -190,25 +186,29 @@ class SearchIndex:
     def _replace(self, entity: str, low: int | None, high: int) -> None:
         """The documents of the ids in (low, high], in one transaction."""
         doc, src = self.docs[entity], self.db.tables[entity]
-        rows = _within(src.c.id, low, high)[0]
+        rows = _within(src.c.id, low, high)
         with self.db.begin() as conn:
             if self.backend.upserts:  # only documents of rows that are gone are removed
                 self.backend.remove(conn, doc, lambda col: and_(
-                    _within(col, low, high)[0], col.notin_(select(src.c.id).where(rows))))
+                    _within(col, low, high), col.notin_(select(src.c.id).where(rows))))
             else:
-                self.backend.remove(conn, doc, lambda col: _within(col, low, high)[0])
+                self.backend.remove(conn, doc, lambda col: _within(col, low, high))
             self.backend.insert_from(conn, doc, rows)
 
 
 def _within(col: ColumnElement[int], low: int | None, high: int | None
-            ) -> list[ColumnElement[bool]]:
-    """``col`` in (low, high] (open ends where None), as one condition in a list."""
+            ) -> ColumnElement[bool]:
+    """``col`` in (low, high], open ends where None."""
     cond: ColumnElement[bool] = col.isnot(None)
     if low is not None:
         cond = cond & (col > low)
     if high is not None:
         cond = cond & (col <= high)
-    return [cond]
+    return cond
+
+
+def any_row(conn: Connection, table: Table) -> bool:
+    return conn.execute(select(table.c.id).limit(1)).first() is not None
 
 
 def _id_conditions(ids: Iterable[int] | range, max_ids: int) -> Iterable[Any]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import func, select
-
 from cairn.catalogue.service import Catalogue
 from cairn.catalogue.work import Work
 from cairn.db.engine import Database
@@ -17,7 +15,7 @@ from cairn.jobs import JobQueue, Kind, Scheduler
 from cairn.jobs.model import FINISHED
 from cairn.schema import SCHEMA
 from cairn.search.execute import Search
-from cairn.search.indexer import REBUILD, Indexer, SearchIndex
+from cairn.search.indexer import REBUILD, Indexer, SearchIndex, any_row
 from cairn.search.request import (
     SearchRequest,
     load_json,
@@ -56,9 +54,7 @@ class SearchService:
             return
         with self.db.begin() as conn:
             for entity in created:
-                t = self.db.tables[entity]
-                if conn.execute(select(func.count()).select_from(
-                        select(t.c.id).limit(1).subquery())).scalar():
+                if any_row(conn, self.db.tables[entity]):
                     # a tool without a scheduler queues it for the next `cairn serve`
                     JobQueue(self.db).enqueue(conn, REBUILD, {"entity": entity}, key=entity,
                                               max_attempts=self.index.rebuild_kind()
