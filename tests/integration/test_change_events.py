@@ -21,6 +21,7 @@ from cairn.errors import IcatError
 from cairn.jobs import Kind, Scheduler, State
 from cairn.schema import SCHEMA
 from cairn.startup import catalogue_of
+from tests.integration.catalogue_objects import create
 
 C, U, D = ChangeKind.CREATE, ChangeKind.UPDATE, ChangeKind.DELETE
 
@@ -63,11 +64,7 @@ class World:
                                    listeners=[self.recorder])
 
     def create(self, entity: str, **values: Any) -> int:
-        ones = {k: Obj(SCHEMA.entities[v[0]], id=v[1]) for k, v in values.items()
-                if isinstance(v, tuple)}
-        plain = {k: v for k, v in values.items() if not isinstance(v, tuple)}
-        with self.catalogue.as_system() as work:
-            return work.create(Obj(SCHEMA.entities[entity], values=plain, ones=ones))
+        return create(self.catalogue, entity, **values)
 
 
 @pytest.fixture

@@ -22,10 +22,12 @@ from cairn.jobs import Again, Cancelled, JobContext, Scheduler, State
 from cairn.jobs.model import Job
 from cairn.schema import SCHEMA
 from cairn.search.execute import Search
+from cairn.search.index import INDEXED
 from cairn.search.indexer import REBUILD
 from cairn.search.request import FacetRequest, SearchRequest
 from cairn.search.service import SearchService
 from cairn.startup import catalogue_of
+from tests.integration.catalogue_objects import create
 
 E = SCHEMA.entities
 
@@ -40,10 +42,7 @@ class World:
         self.jobs.register(*self.search.job_kinds())
 
     def create(self, entity: str, **values: Any) -> int:
-        ones = {k: Obj(E[v[0]], id=v[1]) for k, v in values.items() if isinstance(v, tuple)}
-        plain = {k: v for k, v in values.items() if not isinstance(v, tuple)}
-        with self.catalogue.as_system() as work:
-            return work.create(Obj(E[entity], values=plain, ones=ones))
+        return create(self.catalogue, entity, **values)
 
     def update(self, entity: str, id: int, **values: Any) -> None:
         with self.catalogue.as_system() as work:
@@ -56,8 +55,7 @@ class World:
             return [h.id for h in s.page([("id", False)], None, 10_000)]
 
 
-_ALL = ("Investigation", "Dataset", "Datafile", "Sample", "SampleType", "Facility",
-        "InvestigationType", "DatasetType", "DatafileFormat", "User")
+_ALL = tuple(INDEXED)
 
 
 @pytest.fixture
