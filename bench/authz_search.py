@@ -89,6 +89,12 @@ def rule_set() -> list[tuple[str, str]]:
 
 
 def load(url: str, scale: float) -> None:
+    demo_database(url, scale).dispose()
+
+
+def demo_database(url: str, scale: float) -> Any:
+    """The catalogue at ``url`` with the demo (loaded now unless it is there already) and
+    the benchmark user's password; the caller disposes of the returned Database."""
     from sqlalchemy import func, select
 
     from cairn.authn.db import set_password
@@ -105,19 +111,17 @@ def load(url: str, scale: float) -> None:
                               ).scalar_one()
     if loaded:
         print(f"reusing the {loaded:,} datafiles already in the database", flush=True)
-        set_password(db, USER, USER_PASSWORD)
-        db.dispose()
-        return
-    start = time.perf_counter()
-    counts = load_demo(catalogue_of(db), scale=scale, user=f"simple/{ROOT}",
-                       progress=lambda line: print("  " + line, flush=True))
-    print(f"demo loaded in {time.perf_counter() - start:.0f} s: "
-          f"{counts.get('Investigation', 0):,} investigations, "
-          f"{counts.get('Dataset', 0):,} datasets, {counts.get('Datafile', 0):,} datafiles",
-          flush=True)
+    else:
+        start = time.perf_counter()
+        counts = load_demo(catalogue_of(db), scale=scale, user=f"simple/{ROOT}",
+                           progress=lambda line: print("  " + line, flush=True))
+        print(f"demo loaded in {time.perf_counter() - start:.0f} s: "
+              f"{counts.get('Investigation', 0):,} investigations, "
+              f"{counts.get('Dataset', 0):,} datasets, {counts.get('Datafile', 0):,} "
+              "datafiles", flush=True)
+        analyze(db)  # planner statistics, as a catalogue in service has them
     set_password(db, USER, USER_PASSWORD)
-    analyze(db)  # planner statistics, as a catalogue in service has them
-    db.dispose()
+    return db
 
 
 def start(work: Path, database: str) -> tuple[subprocess.Popen[bytes], str]:

@@ -54,15 +54,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from authz_search import ROOT, ROOT_PASSWORD, USER, USER_PASSWORD, Client, rule_set
+from authz_search import ROOT, ROOT_PASSWORD, USER, USER_PASSWORD, Client, demo_database, rule_set
 from authz_search import start as start_server
-from query_portal import analyze
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from cairn.authn.db import set_password
 from cairn.config import SEARCHABLE, Settings
-from cairn.db import migrate
 from cairn.db.engine import Database
 from cairn.demo import load_demo
 from cairn.jobs import JobContext, JobQueue, State
@@ -70,7 +67,7 @@ from cairn.jobs.model import Job
 from cairn.search.index import FILE_NAME, INDEXED
 from cairn.search.indexer import REBUILD, SearchIndex
 from cairn.search.service import SearchService
-from cairn.startup import catalogue_of, open_catalogue, open_database
+from cairn.startup import open_catalogue, open_database
 
 REBUILD_TARGET = 50_000  # documents/s
 LUCENE_RATE = 4_100  # icat.lucene's documents/s, the figure to beat
@@ -171,23 +168,7 @@ def prepare(url: str, scale: float) -> Database:
     """The catalogue at ``url`` holding the demo: loaded now (without the search listener:
     the rebuild makes the index) unless it is there already."""
     ensure_database(url)
-    db = Database(url)
-    migrate.upgrade(db)
-    db.detect_ids()
-    with db.connect() as conn:
-        loaded = conn.execute(select(func.count()).select_from(db.tables["Datafile"])
-                              ).scalar_one()
-    if loaded:
-        print(f"reusing the {loaded:,} datafiles already in the database", flush=True)
-    else:
-        t0 = time.perf_counter()
-        counts = load_demo(catalogue_of(db), scale=scale, user=f"simple/{ROOT}")
-        print(f"demo loaded in {time.perf_counter() - t0:.0f} s: "
-              f"{counts.get('Investigation', 0):,} investigations, "
-              f"{counts.get('Dataset', 0):,} datasets, {counts.get('Datafile', 0):,} datafiles",
-              flush=True)
-        analyze(db)  # planner statistics, as a catalogue in service has them
-    set_password(db, USER, USER_PASSWORD)
+    db: Database = demo_database(url, scale)
     return db
 
 
