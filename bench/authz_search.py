@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cairn_process import launch_catalogue
+from cairn_process import launch_catalogue, stop
 from query_portal import QUERIES, analyze
 
 ROOT, ROOT_PASSWORD = "root", "secret"
@@ -305,12 +305,7 @@ def main() -> int:
         failed += report("for information", extra, False)
         return 1 if failed else 0
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:  # e.g. still busy with a timed-out query
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 if __name__ == "__main__":

@@ -64,3 +64,14 @@ type = "simple"
 {root} = "{password}"
 {extra}
 """, attempts)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a Cairn started by :func:`launch`: SIGTERM, then SIGKILL if it is still busy
+    (e.g. with a query that timed out)."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

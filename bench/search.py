@@ -42,7 +42,6 @@ import os
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +55,7 @@ from typing import Any
 import httpx
 from authz_search import ROOT, ROOT_PASSWORD, USER, USER_PASSWORD, Client, demo_database, rule_set
 from authz_search import start as start_server
+from cairn_process import stop
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
@@ -405,12 +405,7 @@ def latency(work: Path, database: str, args: argparse.Namespace
             print(f"  {label}: {status}", flush=True)
         return out
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:  # e.g. still busy with a timed-out query
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def report_latency(results: list[tuple[str, str, str, Timing]], repeat: int, max_count: int
