@@ -221,7 +221,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(f"job {j.id} ({j.payload.get('entity')}): {j.state.lower()} {j.error or ''}")
         return 1 if failed else 0
     for entity, st in search.status().items():
-        line = f"{entity:<18} {st['documents']:>12,} documents"
+        n = st["documents"]
+        line = f"{entity:<18} {n:>12,} document{'' if n == 1 else 's'}"
         for j in st["rebuilding"]:
             done = f"{j['progress'] or 0:,}" + (f"/{j['total']:,}" if j["total"] else "")
             line += f"  rebuilding (job {j['id']}, {j['state'].lower()}, {done})"
