@@ -1,4 +1,4 @@
-"""`cairn serve | demo | user | migrate | jobs`: the command line."""
+"""`cairn serve | demo | user | migrate | jobs | search | publish`: the command line."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from cairn.config import ConfigError, Settings, load_settings
 if TYPE_CHECKING:
     from cairn.catalogue.service import Catalogue
     from cairn.jobs import Job
+    from cairn.publishing.service import PublishingService
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -230,6 +231,82 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from cairn.errors import IcatError
+    from cairn.jobs import Scheduler, State
+    from cairn.publishing.service import SYNC
+    from cairn.startup import open_catalogue, open_database, open_publishing
+
+    settings = _settings(args)
+    db = open_database(settings)
+    jobs = Scheduler(db, workers=1, poll_seconds=settings.job_poll_seconds,
+                     stale_seconds=settings.job_stale_seconds)
+    publishing = open_publishing(settings, open_catalogue(settings, db, jobs), jobs)
+    if publishing is None:
+        print("error: publishing is switched off ([publishing] enabled = false)",
+              file=sys.stderr)
+        return 1
+    jobs.register(*publishing.job_kinds())
+    try:
+        if args.action == "check":
+            return _publish_check(publishing, args.investigation)
+        if args.action == "withdraw":
+            out = publishing.withdraw(None, args.doi, args.reason, args.replaced_by)
+        elif args.what == "investigation":
+            out = publishing.mint_investigation(None, args.id, draft=args.draft)
+        else:
+            out = publishing.mint_instrument(None, args.id)
+    except IcatError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
+    doi = out["doi"]
+    deadline = time.monotonic() + args.timeout
+    while True:  # run its job here (a running server may take it: fine too)
+        jobs.run_pending([SYNC])
+        st = publishing.state(None, doi)
+        waiting = jobs.queue.find(states=[State.QUEUED, State.RUNNING], kind=SYNC)
+        if not any(j.key == doi for j in waiting) or time.monotonic() > deadline:
+            break
+        failed = [j for j in jobs.queue.find(states=[State.QUEUED], kind=SYNC)
+                  if j.key == doi and j.attempts]
+        if failed:
+            print(f"DataCite has not answered yet ({failed[0].error}); retrying",
+                  file=sys.stderr)
+        time.sleep(settings.job_poll_seconds)
+    publishing.close()
+    line = f"{st['doi']} {st['state']}"
+    if st["state"] != st["target"]:
+        line += f" (asked: {st['target']}; the job goes on in `cairn serve`)"
+    print(line)
+    print(f"landing page: {st['url']}")
+    if st.get("error"):
+        print(f"DataCite: {st['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _publish_check(publishing: PublishingService, investigation: int | None) -> int:
+    if investigation is not None:
+        report = publishing.check_investigation(None, investigation)
+        print(report["subject"] + (": can be minted" if report["mintable"]
+                                   else ": can't be minted yet"))
+        for f in report["findings"]:
+            print(f"  {f['level']:<11} {f['property']}: {f['message']}")
+        for doi in report["dois"]:
+            print(f"  has DOI {doi}")
+        return 0 if report["mintable"] else 1
+    total = blocked = 0
+    for i, label, findings in publishing.check_facility():
+        total += 1
+        mandatory = [f for f in findings if f.level == "mandatory"]
+        if mandatory:
+            blocked += 1
+            print(f"{i}\t{label}: " + "; ".join(f.message for f in mandatory))
+    print(f"{total - blocked} of {total} investigations without a DOI could be minted today; "
+          f"{blocked} could not (listed above, with what is missing)")
+    return 0
+
+
 def _show_job(job: Job) -> None:
     import json
 
@@ -311,6 +388,28 @@ def build_parser() -> argparse.ArgumentParser:
         sa.add_argument("--config", metavar="FILE", help="TOML configuration file",
                         default=argparse.SUPPRESS)
     se.set_defaults(func=cmd_search)
+
+    pu = with_config(sub.add_parser("publish", help="DOIs: check, mint, withdraw"))
+    psub = pu.add_subparsers(dest="action", required=True)
+    pc = psub.add_parser("check", help="what DataCite still needs, for one investigation or "
+                                       "for every investigation without a DOI")
+    pc.add_argument("investigation", nargs="?", type=int, metavar="ID")
+    pm = psub.add_parser("mint", help="mint a DOI and wait for DataCite's answer")
+    pm.add_argument("what", choices=["investigation", "instrument"])
+    pm.add_argument("id", type=int)
+    pm.add_argument("--draft", action="store_true",
+                    help="an investigation's DOI as a DataCite draft only (publish it later)")
+    pw = psub.add_parser("withdraw", help="hide a DOI; its landing page becomes a tombstone")
+    pw.add_argument("doi")
+    pw.add_argument("--reason", required=True, help="why (shown on the tombstone)")
+    pw.add_argument("--replaced-by", metavar="DOI_OR_URL", help="what replaces it")
+    for pa in (pm, pw):
+        pa.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds to wait for DataCite (default 120)")
+    for pa in psub.choices.values():
+        pa.add_argument("--config", metavar="FILE", help="TOML configuration file",
+                        default=argparse.SUPPRESS)
+    pu.set_defaults(func=cmd_publish)
     return p
 
 

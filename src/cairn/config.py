@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -272,6 +273,80 @@ class SearchSettings(_Section):
         return list(dict.fromkeys(v))
 
 
+class PublishingSettings(_Section):
+    """Publishing data (``cairn.publishing``): DOIs minted through DataCite's REST API, and
+    landing pages served by Cairn. Without ``datacite_url`` nothing is minted; checks and the
+    landing pages of DOIs already recorded still work."""
+
+    enabled: bool = True
+    #: DataCite's REST API: https://api.datacite.org, or https://api.test.datacite.org.
+    datacite_url: str = ""
+    #: The repository's DOI prefix, e.g. ``10.5072``.
+    prefix: str = ""
+    #: The repository account (DataCite Fabrica). The password is best given in the
+    #: environment: ``CAIRN_PUBLISHING__PASSWORD``.
+    username: str = ""
+    password: str = Field("", repr=False)
+    #: Put before every suffix Cairn makes (``ESRF-`` gives ``10.5072/esrf-inv-42``).
+    suffix_prefix: str = ""
+    #: DataCite's publisher; empty: the facility's full name.
+    publisher: str = ""
+    #: The publisher's identifier (DataCite 4.5), e.g. a ROR URL.
+    publisher_identifier: str = ""
+    #: The licence of published data, as an SPDX identifier (e.g. ``CC-BY-4.0``).
+    rights: str = ""
+    #: The public base of the landing pages; a DOI's page is this plus the DOI. Empty: this
+    #: server's ``<public_url>/doi/``.
+    landing_url: str = ""
+    #: InvestigationUser roles allowed to mint their investigation (and what it holds).
+    minter_roles: list[str] = ["PI", "principal_experimenter"]
+    #: Members of this grouping may mint anything they can read (empty: nobody but root).
+    minter_grouping: str = ""
+    #: Mint a DOI for every investigation when its release date passes (as ESRF does), for
+    #: release dates on or after ``auto_mint_from`` (an ISO date; required with auto_mint).
+    auto_mint: bool = False
+    auto_mint_from: date | None = None
+    auto_mint_interval_seconds: float = Field(3600.0, gt=0)
+    #: Seconds a change in the catalogue waits before its DOIs are sent again (changes in
+    #: that time go in one update).
+    update_delay_seconds: float = Field(30.0, ge=0)
+    #: Seconds between re-checks of every DOI's metadata against the catalogue (sizes and
+    #: formats change as files arrive).
+    refresh_interval_seconds: float = Field(86400.0, gt=0)
+    #: HTTP timeout of a call to DataCite.
+    timeout_seconds: float = Field(30.0, gt=0)
+
+    @field_validator("minter_roles", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return v.split(",") if isinstance(v, str) else v
+
+    @field_validator("datacite_url", "landing_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> PublishingSettings:
+        if self.datacite_url:
+            missing = [k for k in ("prefix", "username", "password") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"datacite_url is set, so {', '.join(missing)} must be too "
+                                 "(the password may come from CAIRN_PUBLISHING__PASSWORD)")
+        if self.prefix and not self.prefix.startswith("10."):
+            raise ValueError(f"prefix {self.prefix!r} is not a DOI prefix (10.NNNN)")
+        if self.auto_mint and self.auto_mint_from is None:
+            raise ValueError("auto_mint needs auto_mint_from: the first release date to mint "
+                             "(without it every past investigation would be minted at once)")
+        return self
+
+    @property
+    def can_mint(self) -> bool:
+        return bool(self.enabled and self.datacite_url)
+
+
 def _default_authn() -> dict[str, AuthnSettings]:
     return {"db": AuthnSettings(type="db")}
 
@@ -283,6 +358,7 @@ class Settings(_Section):
     data: DataSettings = DataSettings()
     jobs: JobsSettings = JobsSettings()
     search: SearchSettings = SearchSettings()
+    publishing: PublishingSettings = PublishingSettings()
 
     @model_validator(mode="after")
     def _data_paths(self) -> Settings:

@@ -20,6 +20,7 @@ from cairn.db.engine import Database
 from cairn.ids.service import DataService, TwoLevelStorage
 from cairn.ids.storage import Storage
 from cairn.jobs import Scheduler
+from cairn.publishing.service import PublishingService
 from cairn.search.indexer import SearchIndex
 from cairn.search.service import SearchService
 
@@ -65,6 +66,8 @@ class Cairn:
     jobs: Scheduler
     #: Free-text search; None when [search] enabled = false.
     search: SearchService | None = None
+    #: DOIs and landing pages; None when [publishing] enabled = false.
+    publishing: PublishingService | None = None
 
 
 def assemble(settings: Settings, db: Database | None = None) -> Cairn:
@@ -79,9 +82,11 @@ def assemble(settings: Settings, db: Database | None = None) -> Cairn:
     catalogue = open_catalogue(settings, db, jobs)
     data = open_data_service(catalogue, db, jobs)
     search = open_search(settings, catalogue, db, jobs)
+    publishing = open_publishing(settings, catalogue, jobs)
     jobs.register(*catalogue.job_kinds(), *data.job_kinds(),
-                  *(search.job_kinds() if search else ()))
-    cairn = Cairn(settings, db, catalogue, data, jobs, search)
+                  *(search.job_kinds() if search else ()),
+                  *(publishing.job_kinds() if publishing else ()))
+    cairn = Cairn(settings, db, catalogue, data, jobs, search, publishing)
     for name in settings.server.plugins:
         load_plugin(name, cairn)
     return cairn
@@ -99,6 +104,16 @@ def open_search(settings: Settings, catalogue: Catalogue, db: Database,
                            max_labels=s.facet_labels, jobs=jobs)
     search.start()
     return search
+
+
+def open_publishing(settings: Settings, catalogue: Catalogue, jobs: Scheduler | None
+                    ) -> PublishingService | None:
+    """DOIs through DataCite and their landing pages, following the catalogue's changes."""
+    if not settings.publishing.enabled:
+        return None
+    publishing = PublishingService(catalogue, settings.publishing, settings.public_url, jobs)
+    publishing.start()
+    return publishing
 
 
 def load_plugin(name: str, cairn: Cairn) -> None:

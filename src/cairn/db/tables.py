@@ -96,6 +96,7 @@ class Tables:
     ids_failure: Table
     ids_lock: Table
     job: Table
+    doi: Table
 
     def __getitem__(self, entity_name: str) -> Table:
         return self.entity[entity_name]
@@ -158,7 +159,7 @@ def build_tables(schema: Schema = SCHEMA, metadata: MetaData | None = None,
     ids_prepared, ids_failure, ids_lock = _data_service_tables(md)
     return Tables(metadata=md, entity=entity, session=session, passwd=passwd,
                   ids_prepared=ids_prepared, ids_failure=ids_failure, ids_lock=ids_lock,
-                  job=_job_table(md))
+                  job=_job_table(md), doi=_doi_table(md))
 
 
 def _data_service_tables(md: MetaData) -> tuple[Table, Table, Table]:
@@ -230,6 +231,45 @@ def _job_table(md: MetaData) -> Table:
         Index(ident("IDX_CAIRN_JOB_STATE"), "state", "not_before"),
         Index(ident("IDX_CAIRN_JOB_KEY"), "kind", "key"),
         Index(ident("IDX_CAIRN_JOB_FINISHED"), "finished"))
+
+
+def _doi_table(md: MetaData) -> Table:
+    """DOIs minted by Cairn (cairn_0005): what each names, where it stands at DataCite, and
+    what jobs drive it toward. Its DataPublication holds the metadata; this row holds what ICAT
+    has no place for (state, versions, withdrawal)."""
+    return Table(
+        ident("CAIRN_DOI"), md,
+        # Lower case: DOIs are case-insensitive.
+        Column(ident("DOI"), String(255), primary_key=True, key="doi"),
+        # investigation, collection, instrument or concept (cairn.publishing.model.Kind).
+        Column(ident("KIND"), String(16), nullable=False, key="kind"),
+        # The Investigation or Instrument it names (None for a collection and a concept).
+        Column(ident("SUBJECT_ID"), BigInteger(), key="subject_id"),
+        # Its DataPublication, once written (after DataCite has the draft).
+        Column(ident("PUBLICATION_ID"), BigInteger(), key="publication_id"),
+        # pending, draft, registered or findable: as DataCite last answered.
+        Column(ident("STATE"), String(16), nullable=False, key="state"),
+        # The state its jobs drive it toward.
+        Column(ident("TARGET"), String(16), nullable=False, key="target"),
+        # Versions: the concept DOI naming them all, and this one's number.
+        Column(ident("CONCEPT"), String(255), key="concept"),
+        Column(ident("VERSION"), Integer(), key="version"),
+        # What was asked for, until its DataPublication exists (JSON).
+        Column(ident("REQUEST"), LONG_TEXT, key="request"),
+        # The attributes DataCite last accepted (JSON): a change is sent only if it differs.
+        Column(ident("SENT"), LONG_TEXT, key="sent"),
+        # DataCite's last refusal, for the people who can fix it.
+        Column(ident("ERROR"), Text(), key="error"),
+        Column(ident("CREATED_BY"), String(255), nullable=False, key="created_by"),
+        Column(ident("CREATED"), DateTime(), nullable=False, key="created"),
+        Column(ident("UPDATED"), DateTime(), nullable=False, key="updated"),
+        # Withdrawn: when, why, and the DOI or URL that replaces it.
+        Column(ident("WITHDRAWN"), DateTime(), key="withdrawn"),
+        Column(ident("REASON"), String(1023), key="reason"),
+        Column(ident("REPLACED_BY"), String(255), key="replaced_by"),
+        Index(ident("IDX_CAIRN_DOI_SUBJECT"), "kind", "subject_id"),
+        Index(ident("IDX_CAIRN_DOI_PUBLICATION"), "publication_id"),
+        Index(ident("IDX_CAIRN_DOI_CONCEPT"), "concept"))
 
 
 TABLES = build_tables()

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cairn.errors import ErrorType, IcatError
 from cairn.startup import Cairn
-from cairn.web import cors, icat_rest, ids_rest, search_rest, soap
+from cairn.web import cors, icat_rest, ids_rest, landing, publishing_rest, search_rest, soap
 from cairn.web.jsonresponse import JSONResponse
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,13 @@ def create_app(cairn: Cairn) -> Starlette:
             yield
         finally:
             await run_in_threadpool(jobs.stop)  # running jobs finish; queued ones wait
+            if cairn.publishing is not None:
+                cairn.publishing.close()
             cairn.db.dispose()
 
     app = Starlette(
-        routes=icat_rest.routes() + search_rest.routes() + soap.routes(),
+        routes=icat_rest.routes() + search_rest.routes() + soap.routes()
+        + publishing_rest.routes() + landing.routes(),
         # /ids goes to the data service's own app (with its own CORS headers), ahead of the
         # catalogue's middleware.
         middleware=[Middleware(HeaderLimit), Middleware(ids_rest.IdsDispatch, service=data),
@@ -105,4 +108,5 @@ def create_app(cairn: Cairn) -> Starlette:
     app.state.catalogue = catalogue
     app.state.data = data
     app.state.search = cairn.search
+    app.state.publishing = cairn.publishing
     return app
