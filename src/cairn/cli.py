@@ -90,6 +90,14 @@ def _load_demo(catalogue: Catalogue, scale: float, user: str) -> None:
     secs = time.perf_counter() - start
     print(f"Demo facility loaded: {total:,} rows in {secs:.1f} s "
           f"({total / secs:,.0f} rows/s); {counts.get('Datafile', 0):,} datafiles.", flush=True)
+    if catalogue.settings.publishing.enabled:
+        from cairn.demo.publications import publish_demo
+
+        dois = publish_demo(catalogue, user)
+        base = catalogue.settings.publishing.landing_url or \
+            f"{catalogue.settings.public_url}/doi/"
+        print(f"Published {len(dois) - 1} investigations and a retired beamline; landing "
+              f"pages: {base}{dois[0]} ... tombstone: {base}{dois[-1]}", flush=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -403,6 +403,12 @@ def test_landing_of_a_pid_recorded_in_the_catalogue(world: World) -> None:
     landing = world.publishing.landing("10.9999/lsf.i03")
     assert landing is not None and landing.kind is Kind.INSTRUMENT
     assert landing.state is DoiState.FINDABLE
+    with world.catalogue.as_system() as work:
+        work.update(Obj(E["Investigation"], id=world.investigation,
+                        values={"doi": "10.9999/AB-1"}))
+    landing = world.publishing.landing("https://doi.org/10.9999/ab-1")
+    assert landing is not None and landing.kind is Kind.INVESTIGATION
+    assert landing.metadata.data == {"Investigation": [world.investigation]}
     assert world.publishing.landing("10.9999/nothing") is None
 
 
@@ -417,6 +423,7 @@ def test_nothing_is_minted_without_datacite(database_url: str,
         with pytest.raises(IcatError) as e:
             w.publishing.mint_investigation(None, w.investigation)
         assert "datacite_url" in e.value.message
+        assert w.publishing.refresh() == 0
         with db.read() as conn:
             assert conn.execute(select(db.tables.doi.c.doi)).first() is None
     finally:
@@ -425,3 +432,35 @@ def test_nothing_is_minted_without_datacite(database_url: str,
 
 def _utc(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC)
+
+
+def test_the_demo_has_landing_pages_and_a_tombstone(database_url: str) -> None:
+    from cairn.demo import load_demo
+    from cairn.demo.publications import publish_demo
+
+    db = Database(database_url)
+    migrate.upgrade(db)
+    db.detect_ids()
+    try:
+        catalogue = catalogue_of(db)
+        load_demo(catalogue)
+        dois = publish_demo(catalogue, "db/root")
+        assert len(dois) == 4 and len(set(dois)) == 4
+        service = PublishingService(catalogue, PublishingSettings(),
+                                    catalogue.settings.public_url)
+        pages = [service.landing(d) for d in dois]
+        assert all(p is not None for p in pages)
+        *published, retired = [p for p in pages if p is not None]
+        for page in published:
+            assert page.kind is Kind.INVESTIGATION and not page.tombstone
+            assert page.metadata.attributes["creators"] and page.metadata.files
+            assert page.metadata.files.datafiles > 0
+        assert retired.kind is Kind.INSTRUMENT and retired.tombstone
+        # recorded as DataCite would hold them: nothing to send again
+        with db.read() as conn:
+            rows = service.dois.all(conn)
+        assert {r.state for r in rows} == {DoiState.FINDABLE}
+        with catalogue.as_system(read_only=True) as work:
+            assert all(service.attributes(work, r) == r.sent for r in rows)
+    finally:
+        db.dispose()

@@ -27,8 +27,12 @@ from cairn.db import migrate
 from cairn.db.engine import Database
 from cairn.errors import ErrorType, IcatError
 from cairn.publishing import check as checks
-from cairn.publishing import metadata as m
+from cairn.publishing import data_publication, metadata
+from cairn.publishing.content import investigations_of
+from cairn.publishing.investigation import PANET_SCHEME, from_investigation
 from cairn.publishing.model import Files, Kind, Metadata
+from cairn.publishing.publication import Context, Dated, Publication, dump, undump
+from cairn.publishing.request import from_request, revise
 from cairn.schema import SCHEMA
 from cairn.startup import catalogue_of
 from tests.conftest import BACKENDS, make_database
@@ -36,7 +40,7 @@ from tests.integration.catalogue_objects import create
 
 NOW = datetime(2025, 1, 15, 9, 30, 12, 345678, tzinfo=UTC)
 ROR = "https://ror.org/0abcdef12"
-CTX = m.Context(publisher="", publisher_identifier=ROR, rights="CC-BY-4.0", now=NOW)
+CTX = Context(publisher="", publisher_identifier=ROR, rights="CC-BY-4.0", now=NOW)
 PANET = "http://purl.org/pan-science/PaNET/"
 DOI_OF = "10.1107/S160057672500001X"
 REPORT = "Adams A. (2025) LSF annual report, p. 12"
@@ -183,10 +187,10 @@ def _xml(attributes: dict[str, Any], doi: str) -> Any:
 NS = {"d": "http://datacite.org/schema/kernel-4"}
 
 
-def _automatic(w: World) -> tuple[m.Publication, Metadata]:
+def _automatic(w: World) -> tuple[Publication, Metadata]:
     with w.catalogue.as_system(read_only=True) as work:
-        pub = m.from_investigation(work, w.ids["inv"], CTX)
-        return pub, m.metadata(work, pub, CTX)
+        pub = from_investigation(work, w.ids["inv"], CTX)
+        return pub, metadata.metadata(work, pub, CTX)
 
 
 def test_an_investigation_maps_onto_datacite(world: World) -> None:
@@ -215,10 +219,10 @@ def test_an_investigation_maps_onto_datacite(world: World) -> None:
                           {"date": "2025-01-15", "dateType": "Issued"}]
     assert a["subjects"] == [
         {"subject": "small-angle X-ray scattering", "subjectScheme": "PaNET",
-         "schemeUri": m.PANET_SCHEME, "valueUri": PANET + "PaNET01188",
+         "schemeUri": PANET_SCHEME, "valueUri": PANET + "PaNET01188",
          "classificationCode": "PaNET01188"},
         {"subject": "wide-angle X-ray scattering", "subjectScheme": "PaNET",
-         "schemeUri": m.PANET_SCHEME, "valueUri": PANET + "PaNET01189",
+         "schemeUri": PANET_SCHEME, "valueUri": PANET + "PaNET01189",
          "classificationCode": "PaNET01189"},
         {"subject": "polymers"}, {"subject": "shear"}]
     assert a["relatedIdentifiers"] == [
@@ -265,10 +269,10 @@ def test_a_stored_publication_reads_back_the_same(world: World) -> None:
     funding_rows = world.count("FundingReference")
     doi = "10.99999/lsf-ab-123"
     with world.catalogue.as_system() as work:
-        pid = m.store(work, pub, doi)
+        pid = data_publication.store(work, pub, doi)
     with world.catalogue.as_system(read_only=True) as work:
-        loaded = m.load(work, pid)
-        again = m.metadata(work, loaded, CTX)
+        loaded = data_publication.load(work, pid)
+        again = metadata.metadata(work, loaded, CTX)
         row = work.get("DataPublication p INCLUDE p.type, p.content", pid)
     assert (loaded.id, loaded.doi) == (pid, doi)
     assert replace(loaded, id=None, doi=None) == pub
@@ -285,7 +289,7 @@ def test_a_stored_publication_reads_back_the_same(world: World) -> None:
         work.update(Obj(SCHEMA.entities["DataPublicationUser"], id=first.id,
                         values={"contributorType": "datacollector"}))
     with world.catalogue.as_system(read_only=True) as work:
-        edited = m.metadata(work, m.load(work, pid), CTX).attributes
+        edited = metadata.metadata(work, data_publication.load(work, pid), CTX).attributes
     assert edited["titles"] == [{"title": "Shear crystallisation, edited"}]
     assert [c["name"] for c in edited["creators"]] == ["Zed, Zoe", "Adams, Amy"]
     assert [(c["name"], c["contributorType"]) for c in edited["contributors"]] == [
@@ -299,9 +303,9 @@ def test_the_catalogue_zone_decides_days_and_instants(world: World) -> None:
     try:
         catalogue = catalogue_of(db)
         with catalogue.as_system(read_only=True) as work:
-            pub = m.from_investigation(work, world.ids["inv"], CTX)
-            md = m.metadata(work, pub, CTX)
-            instrument = m.instrument(work, world.ids["instrument"], CTX)
+            pub = from_investigation(work, world.ids["inv"], CTX)
+            md = metadata.metadata(work, pub, CTX)
+            instrument = metadata.instrument(work, world.ids["instrument"], CTX)
     finally:
         db.dispose()
     assert md.release == datetime(2027, 3, 3, 23, tzinfo=UTC)
@@ -338,9 +342,9 @@ def _request(w: World, **more: Any) -> dict[str, Any]:
 def test_a_users_selection_reads_back_the_same(world: World) -> None:
     ids = world.ids
     with world.user_unit("db/amy") as work:
-        pub = m.from_request(work, _request(world), CTX)
-        md = m.metadata(work, pub, CTX)
-        assert m.investigations_of(work, pub) == [ids["inv"]]
+        pub = from_request(work, _request(world), CTX)
+        md = metadata.metadata(work, pub, CTX)
+        assert investigations_of(work, pub) == [ids["inv"]]
     a = md.attributes
     assert md.kind is Kind.COLLECTION
     assert (pub.type_name, pub.resource_type_general) == ("User-defined dataset", "Dataset")
@@ -368,40 +372,40 @@ def test_a_users_selection_reads_back_the_same(world: World) -> None:
 
     users = world.count("User")
     with world.catalogue.as_system() as work:
-        pid = m.store(work, pub, "10.99999/lsf-dc-1")
+        pid = data_publication.store(work, pub, "10.99999/lsf-dc-1")
     assert world.count("User") == users + 1  # Erin has no ICAT user: one is made for her
     with world.catalogue.as_system(read_only=True) as work:
-        loaded = m.load(work, pid)
-        assert m.metadata(work, loaded, CTX) == md
+        loaded = data_publication.load(work, pid)
+        assert metadata.metadata(work, loaded, CTX) == md
     assert replace(loaded, id=None, doi=None) == pub
-    assert m.undump(m.dump(pub)) == pub
+    assert undump(dump(pub)) == pub
     with world.catalogue.as_system() as work:
-        m.remove(work, pid)
+        data_publication.remove(work, pid)
     assert world.count("User") == users
     with world.catalogue.as_system(read_only=True) as work, pytest.raises(IcatError) as e:
-        m.load(work, pid)
+        data_publication.load(work, pid)
     assert e.value.type is ErrorType.NO_SUCH_OBJECT_FOUND
 
 
 def test_a_new_version_changes_what_it_names(world: World) -> None:
     with world.user_unit("db/amy") as work:
-        pub = m.from_request(work, _request(world), CTX)
+        pub = from_request(work, _request(world), CTX)
         later = replace(CTX, now=datetime(2026, 2, 1, tzinfo=UTC))
-        v2 = m.revise(work, pub, {"title": "Three scans", "datasetIds": [world.ids["ds2"]]},
-                      later)
+        v2 = revise(work, pub, {"title": "Three scans", "datasetIds": [world.ids["ds2"]]},
+                 later)
         with pytest.raises(IcatError) as e:
-            m.revise(work, pub, {"datasetIds": [world.ids["ds3"]]}, later)
+            revise(work, pub, {"datasetIds": [world.ids["ds3"]]}, later)
     assert e.value.type is ErrorType.INSUFFICIENT_PRIVILEGES
     assert (v2.title, v2.dataset_ids, v2.datafile_ids) == (
         "Three scans", [world.ids["ds2"]], pub.datafile_ids)
     assert v2.users == pub.users and v2.description == pub.description
-    assert v2.dates == [m.Dated("Issued", "2026-02-01")]
+    assert v2.dates == [Dated("Issued", "2026-02-01")]
     assert pub.title == "Two scans of sheared polymers"  # the first version is untouched
 
 
 def _refused(work: Any, request: Any) -> IcatError:
     with pytest.raises(IcatError) as e:
-        m.from_request(work, request, CTX)
+        from_request(work, request, CTX)
     return e.value
 
 
@@ -444,18 +448,18 @@ def test_a_request_is_refused_with_a_reason(world: World) -> None:
 
 def test_a_user_counts_only_the_files_they_may_read(world: World) -> None:
     with world.catalogue.as_system(read_only=True) as work:
-        pub = m.from_investigation(work, world.ids["other"], CTX)
-        assert m.metadata(work, pub, CTX).files == Files(1, 1, 1, 7, ["nexus 4.3"])
+        pub = from_investigation(work, world.ids["other"], CTX)
+        assert metadata.metadata(work, pub, CTX).files == Files(1, 1, 1, 7, ["nexus 4.3"])
     with world.user_unit("db/amy") as work:
-        assert m.metadata(work, pub, CTX).files == Files(0, 0, 1, 0, [])
+        assert metadata.metadata(work, pub, CTX).files == Files(0, 0, 1, 0, [])
         with pytest.raises(IcatError) as e:
-            m.from_investigation(work, world.ids["other"], CTX)
+            from_investigation(work, world.ids["other"], CTX)
     assert e.value.type is ErrorType.INSUFFICIENT_PRIVILEGES
 
 
 def test_an_instrument_maps_after_pidinst(world: World) -> None:
     with world.catalogue.as_system(read_only=True) as work:
-        md = m.instrument(work, world.ids["instrument"], CTX)
+        md = metadata.instrument(work, world.ids["instrument"], CTX)
     a = md.attributes
     facility = {"name": "Lightsource Facility", "nameType": "Organizational",
                 "nameIdentifiers": [{"nameIdentifier": ROR, "nameIdentifierScheme": "ROR",
@@ -488,7 +492,7 @@ def test_an_instrument_maps_after_pidinst(world: World) -> None:
 
 def test_the_check_names_what_is_missing_and_where(world: World) -> None:
     with world.catalogue.as_system(read_only=True) as work:
-        bare = m.metadata(work, m.from_investigation(work, world.ids["bare"], CTX), CTX)
+        bare = metadata.metadata(work, from_investigation(work, world.ids["bare"], CTX), CTX)
     subject = f"investigation 'EF-1' (id {world.ids['bare']})"
     findings = checks.check(bare, subject)
     assert [(f.property, f.level) for f in findings] == [

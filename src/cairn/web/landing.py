@@ -22,7 +22,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from cairn.errors import IcatError
-from cairn.publishing import formats
+from cairn.publishing import formats, reading
 from cairn.publishing.model import Kind, Landing, State, Version
 
 #: Modest: a page changes when its metadata are updated, its embargo ends or it is withdrawn.
@@ -48,8 +48,8 @@ def environment() -> Environment:
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True, lstrip_blocks=True)
-    env.filters["doi_url"] = formats.doi_url
-    env.filters["words"] = formats.words
+    env.filters["doi_url"] = reading.doi_url
+    env.filters["words"] = reading.words
     return env
 
 
@@ -71,7 +71,7 @@ def _download(landing: Landing) -> dict[str, Any] | None:
         return None
     query = "&".join(f"{p}={','.join(map(str, v))}" for p, v in ids.items())
     service = landing.data_service_url.rstrip("/")
-    if service.endswith("/ids") and formats.safe_url(service):
+    if service.endswith("/ids") and reading.safe_url(service):
         # Cairn serves the catalogue beside its data service.
         icat_url = service[: -len("/ids")] + "/ICATService/ICAT?wsdl"
     else:
@@ -102,9 +102,9 @@ def _replaced_by(landing: Landing) -> tuple[str, str | None] | None:
     r = (landing.replaced_by or "").strip()
     if not r:
         return None
-    if formats.looks_like_doi(r) or r.lower().startswith(("https://doi.org/", "http://doi.org/")):
-        return r, formats.doi_url(r)
-    return r, formats.safe_url(r)
+    if reading.looks_like_doi(r) or r.lower().startswith(("https://doi.org/", "http://doi.org/")):
+        return r, reading.doi_url(r)
+    return r, reading.safe_url(r)
 
 
 def _versions(landing: Landing) -> list[Version]:
@@ -121,45 +121,45 @@ def context(landing: Landing, style: str = "apa") -> dict[str, Any]:
     """What the landing templates show, read from the landing data."""
     attrs = landing.metadata.attributes
     files = landing.metadata.files
-    general, specific = formats.resource_type(attrs)
-    commissioned, decommissioned = formats.commissioning(attrs)
+    general, specific = reading.resource_type(attrs)
+    commissioned, decommissioned = reading.commissioning(attrs)
     if decommissioned is None and landing.metadata.decommissioned is not None:
-        decommissioned = formats.iso_date(landing.metadata.decommissioned)
+        decommissioned = reading.iso_date(landing.metadata.decommissioned)
     withdrawn = landing.withdrawn is not None
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", landing.doi).strip("._") or "citation"
     show_data = not landing.tombstone and not landing.embargoed
     return {
         "landing": landing,
         "doi": landing.doi,
-        "doi_url": formats.doi_url(landing.doi),
+        "doi_url": reading.doi_url(landing.doi),
         "instrument": landing.kind == Kind.INSTRUMENT,
         "concept_kind": landing.kind == Kind.CONCEPT,
-        "title": formats.title(attrs),
-        "other_titles": formats.other_titles(attrs),
-        "creators": formats.creators(attrs),
-        "contributors": [c for c in formats.contributors(attrs)
+        "title": reading.title(attrs),
+        "other_titles": reading.other_titles(attrs),
+        "creators": reading.creators(attrs),
+        "contributors": [c for c in reading.contributors(attrs)
                          if landing.kind != Kind.INSTRUMENT or c.role != "HostingInstitution"],
-        "publisher": formats.publisher(attrs),
-        "year": formats.year(attrs),
+        "publisher": reading.publisher(attrs),
+        "year": reading.year(attrs),
         "resource_type": specific or general,
         "resource_type_general": general,
         "version": attrs.get("version"),
         "descriptions": [] if withdrawn else [
-            d for d in formats.descriptions(attrs) if d[0] != "TechnicalInfo"],
-        "technical": [] if withdrawn else formats.technical_info(attrs),
-        "subjects": [] if withdrawn else formats.subjects(attrs),
+            d for d in reading.descriptions(attrs) if d[0] != "TechnicalInfo"],
+        "technical": [] if withdrawn else reading.technical_info(attrs),
+        "subjects": [] if withdrawn else reading.subjects(attrs),
         # An instrument's commissioning dates have their own rows.
-        "dates": [d for d in formats.dates(attrs) if landing.kind != Kind.INSTRUMENT
+        "dates": [d for d in reading.dates(attrs) if landing.kind != Kind.INSTRUMENT
                   or d[2] is None or d[2].lower() not in ("commissioned", "decommissioned")],
-        "funding": [] if withdrawn else formats.funding(attrs),
-        "related": [] if withdrawn else formats.related(attrs),
-        "alternate_identifiers": formats.alternate_identifiers(attrs),
-        "rights": formats.rights(attrs),
+        "funding": [] if withdrawn else reading.funding(attrs),
+        "related": [] if withdrawn else reading.related(attrs),
+        "alternate_identifiers": reading.alternate_identifiers(attrs),
+        "rights": reading.rights(attrs),
         "language": attrs.get("language"),
         # Instruments (PIDINST).
-        "owners": formats.owners(attrs),
-        "model": formats.instrument_model(attrs),
-        "instrument_types": formats.instrument_types(attrs),
+        "owners": reading.owners(attrs),
+        "model": reading.instrument_model(attrs),
+        "instrument_types": reading.instrument_types(attrs),
         "commissioned": commissioned,
         "decommissioned": decommissioned,
         # Versions.
@@ -167,15 +167,15 @@ def context(landing: Landing, style: str = "apa") -> dict[str, Any]:
         "concept": landing.concept,
         # Data.
         "files": files if files is not None and not withdrawn else None,
-        "size": formats.human_size(files.size) if files is not None and files.size else None,
-        "file_formats": formats.file_formats(landing),
+        "size": reading.human_size(files.size) if files is not None and files.size else None,
+        "file_formats": reading.file_formats(landing),
         "embargoed": landing.embargoed,
-        "release": (formats.iso_date(landing.metadata.release)
+        "release": (reading.iso_date(landing.metadata.release)
                     if landing.metadata.release is not None else None),
         "download": _download(landing) if show_data else None,
         # Tombstone.
         "tombstone": landing.tombstone,
-        "withdrawn": formats.iso_date(landing.withdrawn) if landing.withdrawn else None,
+        "withdrawn": reading.iso_date(landing.withdrawn) if landing.withdrawn else None,
         "reason": landing.reason,
         "replaced_by": _replaced_by(landing),
         "noindex": landing.tombstone or landing.state != State.FINDABLE,
@@ -212,7 +212,7 @@ def link_header(landing: Landing) -> str:
         return "<" + quote(url, safe=":/?#[]@!$&'()*+,;=%~") + ">"
 
     attrs = landing.metadata.attributes
-    links = [f'{target(formats.doi_url(landing.doi))}; rel="cite-as"']
+    links = [f'{target(reading.doi_url(landing.doi))}; rel="cite-as"']
     for fmt in ("datacite", "jsonld", "bibtex", "ris", "csl", "citation"):
         media = formats.MEDIA_TYPES[fmt].split(";")[0]
         links.append(f'{target(_with_format(landing.url, fmt))}; rel="describedby"; '
@@ -221,10 +221,10 @@ def link_header(landing: Landing) -> str:
     links.append(f'<https://schema.org/{schema_type}>; rel="type"')
     links.append('<https://schema.org/AboutPage>; rel="type"')
     if landing.withdrawn is None:
-        for a in formats.creators(attrs):
+        for a in reading.creators(attrs):
             if a.orcid:
                 links.append(f'{target(a.orcid)}; rel="author"')
-        for _, url in formats.rights(attrs):
+        for _, url in reading.rights(attrs):
             if url:
                 links.append(f'{target(url)}; rel="license"')
     return ", ".join(links)
