@@ -235,6 +235,13 @@ def test_who_may_mint(world: World) -> None:
     assert out["createdBy"] == "db/alice" and out["target"] == "draft"
     world.run()
     assert world.server.record(out["doi"]).state == "draft"
+    assert world.publishing.landing(out["doi"]) is None  # a draft is not public
+    with pytest.raises(IcatError) as e:  # nor is its state, but to whoever may change it
+        world.publishing.state(world.session("bob"), out["doi"])
+    assert e.value.type is ErrorType.INSUFFICIENT_PRIVILEGES
+    with pytest.raises(IcatError) as e:
+        world.publishing.mint_investigation(world.session("alice"), 999999)
+    assert e.value.type is ErrorType.NO_SUCH_OBJECT_FOUND
     # the grouping may mint anything it can read; an instrument's scientist its instrument
     other = world.make_investigation("AB-3", "Dolomite at depth")
     assert world.publishing.mint_investigation(world.session("dana"), other)["doi"]

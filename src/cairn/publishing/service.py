@@ -211,7 +211,7 @@ class PublishingService:
 
     def check_investigation(self, sid: str | None, investigation_id: int) -> dict[str, Any]:
         with self._unit(sid, read_only=True) as work:
-            work.require_readable("Investigation", [investigation_id])
+            _require(work, "Investigation", investigation_id)
             existing = self.dois.of_subject(work.conn, DoiKind.INVESTIGATION, investigation_id)
             pub = from_investigation(work, investigation_id, self.context())
             md = metadata.metadata(work, pub, self.context())
@@ -220,7 +220,7 @@ class PublishingService:
 
     def check_instrument(self, sid: str | None, instrument_id: int) -> dict[str, Any]:
         with self._unit(sid, read_only=True) as work:
-            work.require_readable("Instrument", [instrument_id])
+            _require(work, "Instrument", instrument_id)
             existing = self.dois.of_subject(work.conn, DoiKind.INSTRUMENT, instrument_id)
             md = metadata.instrument(work, instrument_id, self.context())
             return self._report(md, f"instrument {instrument_id}", existing)
@@ -266,7 +266,7 @@ class PublishingService:
         """A DOI for the whole investigation (again: the one it has)."""
         target = State.DRAFT if draft else State.FINDABLE
         with self._unit(sid) as work:
-            work.require_readable("Investigation", [investigation_id])
+            _require(work, "Investigation", investigation_id)
             self._may_mint(work, [investigation_id])
             existing = [d for d in self.dois.of_subject(work.conn, DoiKind.INVESTIGATION,
                                                         investigation_id)
@@ -282,7 +282,7 @@ class PublishingService:
 
     def mint_instrument(self, sid: str | None, instrument_id: int) -> dict[str, Any]:
         with self._unit(sid) as work:
-            work.require_readable("Instrument", [instrument_id])
+            _require(work, "Instrument", instrument_id)
             self._may_mint(work, instrument=instrument_id)
             existing = self.dois.of_subject(work.conn, DoiKind.INSTRUMENT, instrument_id)
             if existing:
@@ -373,8 +373,12 @@ class PublishingService:
             self._queue(work, d.doi)
 
     def state(self, sid: str | None, doi: str) -> dict[str, Any]:
+        """A DOI's state, for whoever may change it (its minter, those who may mint what it
+        names, root)."""
         with self._unit(sid, read_only=True) as work:
-            return self._get(work, doi).to_json(self.landing_base)
+            d = self._get(work, doi)
+            self._may_change(work, d)
+            return d.to_json(self.landing_base)
 
     def list(self, sid: str | None) -> list[dict[str, Any]]:
         """The caller's DOIs (root: all)."""
@@ -640,9 +644,11 @@ class PublishingService:
         now = datetime.now(UTC)
         with self.catalogue.as_system(read_only=True) as work:
             d = self.dois.get(work.conn, doi)
-            if d is not None:
-                return self._landing(work, d, now)
-            return self._landing_of_pid(work, doi, now)
+            if d is None:
+                return self._landing_of_pid(work, doi, now)
+            if d.state in (State.PENDING, State.DRAFT):
+                return None  # a draft is not public (and does not resolve at DataCite)
+            return self._landing(work, d, now)
 
     def _landing(self, work: Work, d: Doi, now: datetime) -> Landing:
         withdrawn, reason = d.withdrawn, d.reason
@@ -705,6 +711,15 @@ def _event(state: State, target: State) -> str | None:
     if target is State.REGISTERED:
         return {State.FINDABLE: "hide", State.DRAFT: "register"}.get(state)
     return None
+
+
+def _require(work: Work, entity: str, id: int) -> None:
+    """NO_SUCH_OBJECT_FOUND for an id that does not exist (a rule readable by all would let
+    it pass ``require_readable``), then INSUFFICIENT_PRIVILEGES unless it is readable."""
+    t = work.tables[entity]
+    if work.conn.execute(select(t.c.id).where(t.c.id == id)).first() is None:
+        raise no_such_object(f"{entity}[id:{id}] does not exist")
+    work.require_readable(entity, [id])
 
 
 def _object(value: Any) -> dict[str, Any]:
