@@ -347,6 +347,115 @@ class PublishingSettings(_Section):
         return bool(self.enabled and self.datacite_url)
 
 
+class TransportSettings(_Section):
+    """One way of getting a download (TopCat's downloadType)."""
+
+    display_name: str = ""
+    description: str = ""
+    #: The data service clients fetch from; empty: this server's ``<public_url>/ids``.
+    ids_url: str = ""
+    #: Only members of these groupings may use it (empty: everybody).
+    allowed_groupings: list[str] = []
+    #: Users of these authenticators may not (e.g. ``["anon"]``).
+    disallowed_authn: list[str] = []
+    #: An e-mail address is required to submit with it.
+    mail_required: bool = False
+
+
+def _default_transports() -> dict[str, TransportSettings]:
+    return {"https": TransportSettings(display_name="HTTPS",
+                                       description="Download through your browser")}
+
+
+class FacilityDownloads(_Section):
+    """Limits of one facility's carts (TopCat's facility.<F>.limit.*)."""
+
+    #: Most datafiles a cart may hold when submitted.
+    limit_count: int = Field(1_000_000, ge=1)
+    #: Most bytes a cart may hold when submitted.
+    limit_size: int = Field(100 * 10**12, ge=1)
+
+
+class QueuePriorities(_Section):
+    """Who may queue large downloads, and how urgently (lower first; <= 0 forbids).
+
+    The first that applies: ``user`` by name; then the best of ``grouping`` (membership),
+    ``instrument_scientist`` and ``investigation_role`` (InvestigationUser.role; key ``*`` for
+    any role); then ``authenticator`` (by mnemonic); then ``default``."""
+
+    user: dict[str, int] = {}
+    grouping: dict[str, int] = {}
+    instrument_scientist: int | None = None
+    investigation_role: dict[str, int] = {}
+    authenticator: dict[str, int] = {}
+    default: int = 1
+
+
+class MailSettings(_Section):
+    """E-mail when a download is ready (and, optionally, when it has been delivered)."""
+
+    #: The SMTP server; empty: no mail.
+    smtp_host: str = ""
+    smtp_port: int = Field(25, ge=1, le=65535)
+    starttls: bool = False
+    username: str = ""
+    password: str = Field("", repr=False)
+    sender: str = "cairn@localhost"
+    subject: str = "Your download ${fileName} is ready"
+    #: The body; placeholders ${email} ${userName} ${facilityName} ${preparedId}
+    #: ${fileName} ${size} ${downloadUrl} ${customValue}.
+    body: str = ("Dear ${userName},\n\nyour download ${fileName} (${size}) from "
+                 "${facilityName} is ready:\n\n${downloadUrl}\n")
+    #: Bodies per transport, overriding ``body``.
+    transport_bodies: dict[str, str] = {}
+    #: Also mail when every byte of a download has been delivered.
+    on_delivered: bool = False
+    delivered_subject: str = "Your download ${fileName} has been delivered"
+    delivered_body: str = ("Dear ${userName},\n\nall ${size} of ${fileName} have been "
+                           "delivered.\n")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.smtp_host)
+
+
+class DownloadSettings(_Section):
+    """The download manager (``cairn.downloads``): carts, downloads and queues under
+    ``/topcat``, as TopCat / datagateway-download-api serves them."""
+
+    enabled: bool = True
+    #: Facilities by name, with their limits; empty: every Facility of the catalogue, with
+    #: the default limits.
+    facilities: dict[str, FacilityDownloads] = {}
+    #: How data can be got (the first is the default); ``https`` streams from Cairn's own data
+    #: service. Other transports are left RESTORING for an outside agent to complete.
+    transports: dict[str, TransportSettings] = Field(default_factory=_default_transports)
+    #: Users who may call /topcat/admin (empty: the root users).
+    admins: list[str] = []
+    #: The anonymous user: its carts are per session.
+    anon_user: str = "anon/anon"
+    anon_download_enabled: bool = True
+    #: Most downloads restoring at once (the rest wait QUEUED; <= 0: no limit).
+    max_active: int = 4
+    #: Cart submits queue too (as queue/* calls always do) instead of preparing at once.
+    queue_carts: bool = False
+    #: Files per part of a queued visit or data collection.
+    part_files: int = Field(10_000, ge=1)
+    #: Most locations in one queue/files or getSize/files call.
+    max_files: int = Field(10_000, ge=1)
+    priorities: QueuePriorities = QueuePriorities()
+    mail: MailSettings = MailSettings()
+    #: Seconds between checks of restoring downloads.
+    poll_seconds: float = Field(10.0, gt=0)
+
+    @field_validator("transports")
+    @classmethod
+    def _some(cls, v: dict[str, TransportSettings]) -> dict[str, TransportSettings]:
+        if not v:
+            raise ValueError("at least one transport is needed (e.g. https)")
+        return v
+
+
 def _default_authn() -> dict[str, AuthnSettings]:
     return {"db": AuthnSettings(type="db")}
 
@@ -359,6 +468,7 @@ class Settings(_Section):
     jobs: JobsSettings = JobsSettings()
     search: SearchSettings = SearchSettings()
     publishing: PublishingSettings = PublishingSettings()
+    downloads: DownloadSettings = DownloadSettings()
 
     @model_validator(mode="after")
     def _data_paths(self) -> Settings:

@@ -97,6 +97,7 @@ class Tables:
     ids_lock: Table
     job: Table
     doi: Table
+    downloads: DownloadTables
 
     def __getitem__(self, entity_name: str) -> Table:
         return self.entity[entity_name]
@@ -159,7 +160,8 @@ def build_tables(schema: Schema = SCHEMA, metadata: MetaData | None = None,
     ids_prepared, ids_failure, ids_lock = _data_service_tables(md)
     return Tables(metadata=md, entity=entity, session=session, passwd=passwd,
                   ids_prepared=ids_prepared, ids_failure=ids_failure, ids_lock=ids_lock,
-                  job=_job_table(md), doi=_doi_table(md))
+                  job=_job_table(md), doi=_doi_table(md),
+                  downloads=_download_tables(md))
 
 
 def _data_service_tables(md: MetaData) -> tuple[Table, Table, Table]:
@@ -271,5 +273,102 @@ def _doi_table(md: MetaData) -> Table:
         Index(ident("IDX_CAIRN_DOI_PUBLICATION"), "publication_id"),
         Index(ident("IDX_CAIRN_DOI_CONCEPT"), "concept"))
 
+
+
+@dataclass
+class DownloadTables:
+    """The download manager's carts and downloads (cairn_0006), as TopCat keeps them."""
+
+    cart: Table
+    cart_item: Table
+    download: Table
+    download_item: Table
+    download_type: Table
+    conf_var: Table
+
+
+def _download_tables(md: MetaData) -> DownloadTables:
+    """Carts and downloads (cairn_0006). Times are naive UTC in whole seconds."""
+    def id_column() -> Column[Any]:
+        return Column(ident("ID"), ID_TYPE, Identity(start=1), primary_key=True,
+                      autoincrement=True, key="id")
+
+    cart = Table(
+        ident("CAIRN_CART"), md, id_column(),
+        Column(ident("FACILITY_NAME"), String(255), nullable=False, key="facility"),
+        # The owner; an anonymous user's carts are per session: <anon user>/<session hash>.
+        Column(ident("USER_NAME"), String(255), nullable=False, key="user"),
+        Column(ident("CREATED"), DateTime(), nullable=False, key="created"),
+        Column(ident("UPDATED"), DateTime(), nullable=False, key="updated"),
+        UniqueConstraint("facility", "user", name=ident("UNQ_CAIRN_CART_0")))
+    cart_item = Table(
+        ident("CAIRN_CART_ITEM"), md, id_column(),
+        Column(ident("CART_ID"), BigInteger(), nullable=False, key="cart"),
+        # investigation, dataset or datafile
+        Column(ident("ENTITY_TYPE"), String(16), nullable=False, key="entity_type"),
+        Column(ident("ENTITY_ID"), BigInteger(), nullable=False, key="entity_id"),
+        Column(ident("NAME"), String(255), nullable=False, key="name"),
+        # What holds it, as JSON [["investigation", 1], ["dataset", 2]]: adding a parent
+        # removes the items it holds.
+        Column(ident("PARENTS"), Text(), nullable=False, key="parents"),
+        ForeignKeyConstraint(["cart"], ["CAIRN_CART.id"], ondelete="CASCADE",
+                             name=ident("FK_CAIRN_CART_ITEM_CART")),
+        UniqueConstraint("cart", "entity_type", "entity_id",
+                         name=ident("UNQ_CAIRN_CART_ITEM_0")))
+    download = Table(
+        ident("CAIRN_DOWNLOAD"), md, id_column(),
+        Column(ident("FACILITY_NAME"), String(255), nullable=False, key="facility"),
+        Column(ident("USER_NAME"), String(255), nullable=False, key="user"),
+        Column(ident("FULL_NAME"), String(255), key="full_name"),
+        Column(ident("TRANSPORT"), String(255), nullable=False, key="transport"),
+        Column(ident("FILE_NAME"), String(255), nullable=False, key="file_name"),
+        Column(ident("PREPARED_ID"), String(36), key="prepared_id"),
+        Column(ident("EMAIL"), String(255), key="email"),
+        Column(ident("IS_EMAIL_SENT"), Boolean(create_constraint=False), nullable=False,
+               key="is_email_sent"),
+        # PREPARING, RESTORING, COMPLETE, EXPIRED, PAUSED, QUEUED (TopCat's), DELIVERED.
+        Column(ident("STATUS"), String(16), nullable=False, key="status"),
+        Column(ident("PRIORITY"), Integer(), nullable=False, key="priority"),
+        # Bytes of the data (TopCat's THE_SIZE; -1 unknown).
+        Column(ident("THE_SIZE"), BigInteger(), nullable=False, key="size"),
+        Column(ident("IS_TWO_LEVEL"), Boolean(create_constraint=False), nullable=False,
+               key="is_two_level"),
+        Column(ident("CREATED"), DateTime(), nullable=False, key="created"),
+        Column(ident("COMPLETED"), DateTime(), key="completed"),
+        Column(ident("IS_DELETED"), Boolean(create_constraint=False), nullable=False,
+               key="is_deleted"),
+        Column(ident("DELETED_AT"), DateTime(), key="deleted_at"),
+        # Delivery: the zip's length, the byte ranges of it sent so far (JSON [[a, b), ...]),
+        # their total, and when the last byte went out.
+        Column(ident("LENGTH"), BigInteger(), key="length"),
+        Column(ident("SENT_RANGES"), Text(), key="sent_ranges"),
+        Column(ident("BYTES_SENT"), BigInteger(), nullable=False, key="bytes_sent"),
+        Column(ident("DELIVERED"), DateTime(), key="delivered"),
+        # Set by an admin for the ready mail (TopCat's customValue), and the last failure.
+        Column(ident("CUSTOM_VALUE"), Text(), key="custom_value"),
+        Column(ident("ERROR"), Text(), key="error"),
+        Index(ident("IDX_CAIRN_DOWNLOAD_USER"), "facility", "user"),
+        Index(ident("IDX_CAIRN_DOWNLOAD_STATUS"), "status"),
+        Index(ident("IDX_CAIRN_DOWNLOAD_PREPARED"), "prepared_id"))
+    download_item = Table(
+        ident("CAIRN_DOWNLOAD_ITEM"), md, id_column(),
+        Column(ident("DOWNLOAD_ID"), BigInteger(), nullable=False, key="download"),
+        Column(ident("ENTITY_TYPE"), String(16), nullable=False, key="entity_type"),
+        Column(ident("ENTITY_ID"), BigInteger(), nullable=False, key="entity_id"),
+        ForeignKeyConstraint(["download"], ["CAIRN_DOWNLOAD.id"], ondelete="CASCADE",
+                             name=ident("FK_CAIRN_DOWNLOAD_ITEM_DOWNLOAD")),
+        Index(ident("IDX_CAIRN_DOWNLOAD_ITEM_DOWNLOAD"), "download"))
+    download_type = Table(
+        ident("CAIRN_DOWNLOAD_TYPE"), md,
+        Column(ident("FACILITY_NAME"), String(255), primary_key=True, key="facility"),
+        Column(ident("TYPE"), String(255), primary_key=True, key="type"),
+        Column(ident("DISABLED"), Boolean(create_constraint=False), nullable=False,
+               key="disabled"),
+        Column(ident("MESSAGE"), String(1024), key="message"))
+    conf_var = Table(
+        ident("CAIRN_CONF_VAR"), md,
+        Column(ident("NAME"), String(255), primary_key=True, key="name"),
+        Column(ident("VALUE"), Text(), key="value"))
+    return DownloadTables(cart, cart_item, download, download_item, download_type, conf_var)
 
 TABLES = build_tables()
