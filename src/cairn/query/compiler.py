@@ -411,14 +411,20 @@ class Compiler:
             where = [self._cond(ctx, alt.where, "WHERE")] if alt.where is not None else []
             where.extend(ctx.scope.correlations)
             if ctx.scope.trees:
-                stmt: Select[Any] = select(literal_column("1")).select_from(
-                    *ctx.scope.from_clauses())
+                # Everything but its own FROM comes from outside, at any depth: left to
+                # auto-correlation (which looks only at the statement directly around it), an
+                # EXISTS two levels down would list the enclosing row's table in its own FROM
+                # and test any row of it instead.
+                own = ctx.scope.from_clauses()
+                stmt: Select[Any] = (select(literal_column("1")).select_from(*own)
+                                     .correlate_except(*own))
                 conds.append(exists(stmt.where(*where)) if where else exists(stmt))
             else:
                 conds.append(and_(*where) if where else true())
         cond = or_(*conds) if len(conds) != 1 else conds[0]
         if inner.trees:
-            stmt = select(literal_column("1")).select_from(*inner.from_clauses())
+            own = inner.from_clauses()
+            stmt = select(literal_column("1")).select_from(*own).correlate_except(*own)
             cond = exists(stmt.where(*keyed, *inner.correlations, cond))
         return RowCondition(cond, frozenset(params))
 
