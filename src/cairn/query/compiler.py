@@ -415,16 +415,16 @@ class Compiler:
                 # auto-correlation (which looks only at the statement directly around it), an
                 # EXISTS two levels down would list the enclosing row's table in its own FROM
                 # and test any row of it instead.
-                own = ctx.scope.from_clauses()
-                stmt: Select[Any] = (select(literal_column("1")).select_from(*own)
-                                     .correlate_except(*own))
+                froms = ctx.scope.from_clauses()
+                stmt: Select[Any] = (select(literal_column("1")).select_from(*froms)
+                                     .correlate_except(*froms))
                 conds.append(exists(stmt.where(*where)) if where else exists(stmt))
             else:
                 conds.append(and_(*where) if where else true())
         cond = or_(*conds) if len(conds) != 1 else conds[0]
         if inner.trees:
-            own = inner.from_clauses()
-            stmt = select(literal_column("1")).select_from(*own).correlate_except(*own)
+            froms = inner.from_clauses()
+            stmt = select(literal_column("1")).select_from(*froms).correlate_except(*froms)
             cond = exists(stmt.where(*keyed, *inner.correlations, cond))
         return RowCondition(cond, frozenset(params))
 
