@@ -17,6 +17,10 @@ from cairn.catalogue.service import Catalogue
 from cairn.config import ConfigError, DataSettings, Settings
 from cairn.db import migrate
 from cairn.db.engine import Database
+from cairn.downloads.delivery import Delivery
+from cairn.downloads.lifecycle import Lifecycle
+from cairn.downloads.mail import Mailer
+from cairn.downloads.service import DownloadService
 from cairn.ids.service import DataService, TwoLevelStorage
 from cairn.ids.storage import Storage
 from cairn.jobs import Scheduler
@@ -68,6 +72,8 @@ class Cairn:
     search: SearchService | None = None
     #: DOIs and landing pages; None when [publishing] enabled = false.
     publishing: PublishingService | None = None
+    #: Carts, downloads and queues (/topcat); None when [downloads] enabled = false.
+    downloads: DownloadService | None = None
 
 
 def assemble(settings: Settings, db: Database | None = None) -> Cairn:
@@ -83,10 +89,12 @@ def assemble(settings: Settings, db: Database | None = None) -> Cairn:
     data = open_data_service(catalogue, db, jobs)
     search = open_search(settings, catalogue, db, jobs)
     publishing = open_publishing(settings, catalogue, jobs)
+    downloads = open_downloads(settings, catalogue, data, jobs)
     jobs.register(*catalogue.job_kinds(), *data.job_kinds(),
                   *(search.job_kinds() if search else ()),
-                  *(publishing.job_kinds() if publishing else ()))
-    cairn = Cairn(settings, db, catalogue, data, jobs, search, publishing)
+                  *(publishing.job_kinds() if publishing else ()),
+                  *(downloads.job_kinds() if downloads else ()))
+    cairn = Cairn(settings, db, catalogue, data, jobs, search, publishing, downloads)
     for name in settings.server.plugins:
         load_plugin(name, cairn)
     return cairn
@@ -114,6 +122,20 @@ def open_publishing(settings: Settings, catalogue: Catalogue, jobs: Scheduler | 
     publishing = PublishingService(catalogue, settings.publishing, settings.public_url, jobs)
     publishing.start()
     return publishing
+
+
+def open_downloads(settings: Settings, catalogue: Catalogue, data: DataService,
+                   jobs: Scheduler | None) -> DownloadService | None:
+    """Carts, downloads and queues on the data service, and delivery tracking of what its
+    getData sends of their prepared ids."""
+    s = settings.downloads
+    if not s.enabled:
+        return None
+    lifecycle = Lifecycle(catalogue, data, s, jobs)
+    mailer = Mailer(catalogue.db, s, settings.public_url)
+    data.on_delivery(Delivery(catalogue.db, s, jobs))
+    return DownloadService(catalogue, data, s, settings.public_url, jobs,
+                           lifecycle=lifecycle, mailer=mailer)
 
 
 def load_plugin(name: str, cairn: Cairn) -> None:

@@ -165,6 +165,12 @@ def _epoch_ms(value: int | None) -> datetime | None:
             from None
 
 
+#: Told what getData sent of a prepared id: ``(prepared_id, start, end, length)``, bytes
+#: ``[start, end)`` of a body of ``length`` bytes (None: unknown). See
+#: :meth:`DataService.on_delivery`.
+DeliveryListener = Callable[[str, int, int, int | None], None]
+
+
 class DataService:
     """The data service over the catalogue's core API (as the session's user, or as the
     system where ids.server uses its reader account) and its own tables in ``db``."""
@@ -177,6 +183,7 @@ class DataService:
         self.twolevel = twolevel
         self.icat_url = icat_url
         self.prepared = PreparedStore(db, settings.prepared_lifetime_seconds)
+        self._delivery_listeners: list[DeliveryListener] = []
 
     def job_kinds(self) -> list[Kind | Periodic]:
         """The data service's work on the scheduler: the purge of expired preparedIds, and
@@ -233,16 +240,23 @@ class DataService:
     def prepare(self, session_id: str | None, sel: Selection, *, zip: bool,
                 compress: bool) -> str:
         with self._work(session_id) as work:
-            resolved = self._resolver(work).resolve(sel)
-            if self.twolevel is not None:
-                self.twolevel.reset(resolved.dataset_list, resolved.datafiles)
-            pid = self.prepared.save(work.conn, work.user, zip or sel.must_zip, compress,
-                                     resolved)
-            if self.twolevel is not None:
-                # As ids.server: restores are queued in the background (by a job requested
-                # with the prepared id, so neither exists without the other) and
-                # prepareData answers at once.
-                work.enqueue(PREPARE, {"prepared_id": pid})
+            return self.prepare_in(work, sel, zip=zip, compress=compress)
+
+    def prepare_in(self, work: Work, sel: Selection, *, zip: bool, compress: bool) -> str:
+        """prepareData inside the caller's unit of work, with its caller's permissions: the
+        snapshot and (two-level) its restore job exist only if that unit commits. The
+        download manager prepares this way as Cairn itself on behalf of a download's user
+        (``Catalogue.as_system(user=...)``), whose right was checked at submission."""
+        resolved = self._resolver(work).resolve(sel)
+        if self.twolevel is not None:
+            self.twolevel.reset(resolved.dataset_list, resolved.datafiles)
+        pid = self.prepared.save(work.conn, work.user, zip or sel.must_zip, compress,
+                                 resolved)
+        if self.twolevel is not None:
+            # As ids.server: restores are queued in the background (by a job requested
+            # with the prepared id, so neither exists without the other) and prepareData
+            # answers at once.
+            work.enqueue(PREPARE, {"prepared_id": pid})
         return pid
 
     def _restore_prepared(self, ctx: JobContext) -> None:
@@ -335,6 +349,25 @@ class DataService:
             resolved = self.resolve(session_id, sel)
         if self.twolevel is not None:
             self.twolevel.reset(resolved.dataset_list, resolved.datafiles)
+
+    # -- delivery: what getData actually sent of a prepared id --------------------------------
+
+    def on_delivery(self, listener: DeliveryListener) -> None:
+        """Have ``listener`` told, once per getData response of a prepared id (at its end,
+        or when the client went away), which bytes of the body went out: the download
+        manager confirms delivery with it. Listeners run in the adapter's worker thread."""
+        self._delivery_listeners.append(listener)
+
+    def delivered(self, prepared_id: str, start: int, end: int, length: int | None) -> None:
+        """The adapter's report: bytes ``[start, end)`` of the body of ``prepared_id`` were
+        handed to the client; the body has ``length`` bytes (None: unknown). A listener that
+        fails is logged: a download never fails for its bookkeeping."""
+        for listener in self._delivery_listeners:
+            try:
+                listener(prepared_id, start, end, length)
+            except Exception:
+                log.exception("a delivery listener failed on %s [%d, %d)", prepared_id,
+                              start, end)
 
     # -- getData -----------------------------------------------------------------------------
 

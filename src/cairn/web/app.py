@@ -16,7 +16,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cairn.errors import ErrorType, IcatError
 from cairn.startup import Cairn
-from cairn.web import cors, icat_rest, ids_rest, landing, publishing_rest, search_rest, soap
+from cairn.web import (
+    cors,
+    icat_rest,
+    ids_rest,
+    landing,
+    publishing_rest,
+    search_rest,
+    soap,
+    topcat_rest,
+)
 from cairn.web.jsonresponse import JSONResponse
 
 log = logging.getLogger(__name__)
@@ -96,7 +105,7 @@ def create_app(cairn: Cairn) -> Starlette:
 
     app = Starlette(
         routes=icat_rest.routes() + search_rest.routes() + soap.routes()
-        + publishing_rest.routes() + landing.routes(),
+        + publishing_rest.routes() + landing.routes() + topcat_rest.routes(),
         # /ids goes to the data service's own app (with its own CORS headers), ahead of the
         # catalogue's middleware.
         middleware=[Middleware(HeaderLimit), Middleware(ids_rest.IdsDispatch, service=data),
@@ -109,4 +118,5 @@ def create_app(cairn: Cairn) -> Starlette:
     app.state.data = data
     app.state.search = cairn.search
     app.state.publishing = cairn.publishing
+    app.state.downloads = cairn.downloads
     return app

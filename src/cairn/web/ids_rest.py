@@ -27,14 +27,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cairn.errors import ErrorType, IcatError, bad_parameter, internal
-from cairn.ids.download import answer
+from cairn.ids.download import Answer, answer
 from cairn.ids.errors import ids_error, not_implemented
 from cairn.ids.filespan import FileSpan
+from cairn.ids.ranges import stream_offset
 from cairn.ids.selection import Selection
 from cairn.ids.service import IDS_VERSION, DataService, PutRequest
 from cairn.ids.storage import not_found
 from cairn.web import cors
-from cairn.web.streaming import FileSpanResponse, StreamResponse, release
+from cairn.web.streaming import FileSpanResponse, SentListener, StreamResponse, release
 from cairn.web.upload_stream import store_body
 
 log = logging.getLogger(__name__)
@@ -280,6 +281,7 @@ async def get_data(request: Request) -> Response:
             if close is not None:
                 close()
         return StreamResponse(ans.status, ans.headers, None)
+    on_sent = _delivery(service, pid, ans, dl.body.length, request.headers.get("range"))
     if ans.file is not None:
         try:
             span = await run_in_threadpool(FileSpan.open, *ans.file)
@@ -290,8 +292,33 @@ async def get_data(request: Request) -> Response:
         except BaseException:
             await release(dl.release)
             raise
-        return FileSpanResponse(ans.status, ans.headers, span, on_close=dl.release)
-    return StreamResponse(ans.status, ans.headers, ans.chunks, on_close=dl.release)
+        return FileSpanResponse(ans.status, ans.headers, span, on_close=dl.release,
+                                on_sent=on_sent)
+    return StreamResponse(ans.status, ans.headers, ans.chunks, on_close=dl.release,
+                          on_sent=on_sent)
+
+
+def _delivery(service: DataService, prepared_id: str | None, ans: Answer,
+              length: int | None, range_header: str | None) -> SentListener | None:
+    """What reports the bytes a getData response of a prepared id sent
+    (:meth:`DataService.delivered`): where in the body they start, and the body's length,
+    learnt at the end of a stream of unknown length that ran to its end."""
+    if prepared_id is None:
+        return None
+    start = 0
+    if ans.status == 206:
+        content_range = ans.headers.get("Content-Range")  # "bytes a-b/len"
+        start = int(content_range[6:].split("-", 1)[0]) if content_range \
+            else stream_offset(range_header)  # a regenerated stream skipping its start
+
+    def report(sent: int, complete: bool) -> None:
+        end = start + sent
+        total = length
+        if total is None and complete and (sent or not start):
+            total = end  # (not when an offset past its end made the stream empty)
+        service.delivered(prepared_id, start, end, total)
+
+    return report
 
 
 # -- put ----------------------------------------------------------------------------------------

@@ -6,6 +6,11 @@ by a worker thread only when the disk must be waited for (:class:`FileSpanRespon
 :mod:`cairn.ids.filespan`). Other downloads (zips, S3) stream from a dedicated thread per
 response that reads ahead a few chunks (:class:`StreamResponse`): disk and network overlap.
 Either way memory stays at a few MiB per download.
+
+Both count the body bytes handed to the client and, when given ``on_sent``, report them once
+at the end of the response (or when the client went away): ``on_sent(sent, complete)``. A
+byte counts once ``send`` has returned with the connection still open; bytes still in the
+kernel's socket buffer when the client goes away count as sent (TCP tells no more).
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ DISK_READERS = 8
 _disk_readers: ThreadPoolExecutor | None = None
 
 
+#: Told, once per response, how many body bytes went out and whether that was all of them.
+SentListener = Callable[[int, bool], None]
+
+
 async def release(fn: Callable[[], None]) -> None:
     """Run a lock release (database work in two-level storage) off the event loop, even
     while the request is being cancelled."""
@@ -55,7 +64,8 @@ class StreamResponse(Response):
     """
 
     def __init__(self, status: int, headers: Mapping[str, str], chunks: Iterator[bytes] | None,
-                 on_close: Callable[[], None] | None = None) -> None:
+                 on_close: Callable[[], None] | None = None,
+                 on_sent: SentListener | None = None) -> None:
         # Not Response.__init__: it would add "content-length: 0" to a body of unknown length.
         self.status_code = status
         self.background = None
@@ -63,6 +73,10 @@ class StreamResponse(Response):
                             for k, v in headers.items()]
         self.chunks = chunks
         self.on_close = on_close
+        self.on_sent = on_sent
+        #: Body bytes handed to the client so far, and whether that is the whole body.
+        self.sent = 0
+        self.complete = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -73,8 +87,11 @@ class StreamResponse(Response):
                 return
             await self._pump(self.chunks, receive, send)
         finally:
-            if self.on_close is not None:
-                await release(self.on_close)
+            try:
+                if self.on_close is not None:
+                    await release(self.on_close)
+            finally:
+                await _report(self.on_sent, self.sent, self.complete)
 
     async def _pump(self, chunks: Iterator[bytes], receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
@@ -120,6 +137,7 @@ class StreamResponse(Response):
                     item = getter.result()
                 room.release()
                 if item is done:
+                    self.complete = True
                     await send({"type": "http.response.body", "body": b"",
                                 "more_body": False})
                     return
@@ -128,6 +146,10 @@ class StreamResponse(Response):
                     log.error("download aborted after the headers were sent: %s", message)
                     raise _Aborted(message)
                 await send({"type": "http.response.body", "body": item, "more_body": True})
+                if not await _still_there(watcher):
+                    log.info("download abandoned by the client")
+                    return
+                self.sent += len(item)
         finally:
             stop.set()
             watcher.cancel()
@@ -143,13 +165,17 @@ class FileSpanResponse(Response):
     """
 
     def __init__(self, status: int, headers: Mapping[str, str], span: FileSpan,
-                 on_close: Callable[[], None] | None = None) -> None:
+                 on_close: Callable[[], None] | None = None,
+                 on_sent: SentListener | None = None) -> None:
         self.status_code = status
         self.background = None
         self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                             for k, v in headers.items()]
         self.span = span
         self.on_close = on_close
+        self.on_sent = on_sent
+        self.sent = 0
+        self.complete = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         span = self.span
@@ -170,6 +196,11 @@ class FileSpanResponse(Response):
                         pending = None
                     await send({"type": "http.response.body", "body": data,
                                 "more_body": True})
+                    if not await _still_there(watcher):
+                        log.info("download abandoned by the client")
+                        return
+                    self.sent += len(data)
+                self.complete = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except Exception as e:
                 message = e.message if isinstance(e, IcatError) else repr(e)
@@ -184,8 +215,11 @@ class FileSpanResponse(Response):
                 pending.add_done_callback(lambda _: span.close())
             else:
                 span.close()
-            if self.on_close is not None:
-                await release(self.on_close)
+            try:
+                if self.on_close is not None:
+                    await release(self.on_close)
+            finally:
+                await _report(self.on_sent, self.sent, self.complete)
 
 
 def _disk_pool() -> ThreadPoolExecutor:
@@ -193,6 +227,25 @@ def _disk_pool() -> ThreadPoolExecutor:
     if _disk_readers is None:
         _disk_readers = ThreadPoolExecutor(DISK_READERS, thread_name_prefix="ids-disk-read")
     return _disk_readers
+
+
+async def _report(on_sent: SentListener | None, sent: int, complete: bool) -> None:
+    """Tell ``on_sent`` what went out (off the loop, even while the request is cancelled);
+    nothing to tell when not a byte went out of a body that had some."""
+    if on_sent is not None and (sent or complete):
+        await release(lambda: on_sent(sent, complete))
+
+
+async def _still_there(watcher: asyncio.Future[None]) -> bool:
+    """Whether the client is still there after a send, i.e. whether the chunk went out.
+
+    A send on a connection that has just failed returns without yielding (the server drops
+    the chunk), and the server learns of the failure in a callback: without yielding here, a
+    chunk-after-chunk loop would "send" the rest of the body to nobody. Yield twice: once for
+    the server's connection_lost to run, once for the watcher to hear of it."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    return not watcher.done()
 
 
 async def _gone(receive: Receive) -> None:
