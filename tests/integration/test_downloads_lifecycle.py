@@ -445,6 +445,35 @@ def test_a_prepared_id_that_has_gone_is_prepared_again(two: World, how: str) -> 
     assert second != first and w.fetch(second) == w.expected("ds1")
 
 
+def test_a_complete_download_whose_prepared_id_expired_is_prepared_again(world: World
+                                                                       ) -> None:
+    w = world
+    d = w.add([("dataset", w.ids["ds0"])], email="alice@example.org")
+    w.run()
+    first = w.row(d).prepared_id
+    assert w.status(d) is Status.COMPLETE and w.mails == [{"download": d, "event": "ready"}]
+    p = w.db.tables.ids_prepared
+    with w.db.begin() as conn:  # past its lifetime: its link would answer 410
+        conn.execute(update(p).where(p.c.id == first).values(created=datetime(2001, 1, 1)))
+    w.lifecycle.schedule()
+    w.run()
+    row = w.row(d)
+    assert row.status == Status.COMPLETE and row.prepared_id not in (None, first)
+    assert w.fetch(row.prepared_id) == w.expected("ds0")
+    assert w.mails == [{"download": d, "event": "ready"}] * 2  # the new link, mailed
+
+
+def test_a_file_missing_from_storage_expires_the_download_before_it_is_offered(
+        world: World) -> None:
+    w = world
+    d = w.add([("dataset", w.ids["ds0"])], email="alice@example.org")
+    w.data.main.delete(w.locations[w.files["ds0"][0]])
+    w.run()
+    row = w.row(d)
+    assert row.status == Status.EXPIRED and "missing" in row.error
+    assert w.mails == []  # no mail for a link that would not work
+
+
 # -- the queue -----------------------------------------------------------------------------------
 
 
@@ -736,7 +765,7 @@ def test_files_are_found_by_location(world: World) -> None:
 
 
 def test_part_names_and_packing() -> None:
-    assert part_names("visit", 1) == ["visit"]
+    assert part_names("visit", 1) == ["visit_part_1_of_1"]
     assert part_names("visit", 3) == ["visit_part_1_of_3", "visit_part_2_of_3",
                                       "visit_part_3_of_3"]
     names = part_names("v", 12)

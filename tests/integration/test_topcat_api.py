@@ -395,6 +395,8 @@ def test_submit_to_a_zip(env: Env) -> None:
                  "BadRequestException", "email is required for ada")
     assert_error(tc.post(path, jdoe, fileName="x", transport="globus"), 403,
                  "ForbiddenException", "not allowed to use globus")
+    assert_error(tc.post(path, jdoe, fileName="x", transport="https", email="not-an-address"),
+                 400, "BadRequestException", "not an e-mail address")
     assert len(tc.cart(jdoe)["cartItems"]) == 2  # refused submits keep the cart
     download_id = tc.submit(jdoe, "my data", email="jdoe@example.org")
     assert tc.cart(jdoe)["cartItems"] == []
@@ -545,6 +547,9 @@ def test_ready_mail_carries_the_custom_value(env: Env) -> None:
     download_id = tc.submit(acord, "agent-mail", transport="globus", email="acord@example.org")
     env.await_status(acord, download_id, "RESTORING")
     admin = env.login("useroffice")
+    # DELIVERED is measured, never set by hand
+    assert_error(tc.put(f"/admin/download/{download_id}/status", admin, value="DELIVERED"),
+                 400, "BadRequestException", "every byte")
     ok(tc.put(f"/admin/download/{download_id}/status", admin, value="COMPLETE",
               customValue="token-42"))
     (mail,) = wait_until(lambda: env.inbox.about("agent-mail"), 30, "the ready mail")
@@ -684,6 +689,8 @@ def test_queue_visit(env: Env) -> None:
     named = ok(tc.post("/user/queue/visit", env.login("acord"), transport="https",
                        visitId="V1", fileName="mine"))
     assert len(named) == 2  # acord reads investigation A only: A1 | A2, A3
+    assert [tc.download(env.login("acord"), i)["fileName"] for i in named] == [
+        "mine_part_1_of_2", "mine_part_2_of_2"]
     assert_error(tc.post("/user/queue/visit", jdoe, transport="https", visitId="V2"), 404,
                  "NotFoundException")
     assert_error(tc.post("/user/queue/visit", jdoe, transport="https"), 400,
@@ -722,7 +729,7 @@ def test_queue_data_collection(env: Env) -> None:
                      dataCollectionId=dc))
     (only,) = ids
     d = env.await_status(jdoe, only, "COMPLETE")
-    assert d["fileName"] == f"{FACILITY}_DataCollection{dc}"
+    assert d["fileName"] == f"{FACILITY}_DataCollection{dc}_part_1_of_1"
     assert env.fetch(d) == env.expected(*cat.files["A2"], f)
     assert_error(tc.post("/user/queue/dataCollection", jdoe, transport="https",
                          dataCollectionId=0), 400, "BadRequestException")

@@ -162,42 +162,57 @@ class Lifecycle:
     # -- the jobs ---------------------------------------------------------------------------
 
     def _prepare(self, ctx: JobContext) -> None:
-        """PREPARING -> a prepared id, then COMPLETE or RESTORING."""
+        """PREPARING -> a prepared id, then RESTORING (two-level storage, or a transport an
+        outside agent completes) or, once its zip has been laid out, COMPLETE."""
         row = self._row(int(ctx.payload["download"]))
         if row is None or row.is_deleted or row.status != Status.PREPARING:
             return None  # paused, deleted, done or changed by someone else meanwhile
         single = not self.data.two_level and served(row.transport)
+        current: Row[Any] | None = row
         try:
-            # The user's right to the data was checked at submission: no checks now.
-            with self.cat.as_system(user=row.user) as work:
-                sel = self._selection(work.conn, row.id)
-                pid = self.data.prepare_in(work, sel, zip=True, compress=False)
-                values: dict[str, Any] = {
-                    "prepared_id": pid, "size": self._size(work.conn, pid), "error": None,
-                    "is_two_level": self.data.two_level, "completed": None}
-                if single:
-                    values.update(status=Status.COMPLETE.value, completed=utcnow())
-                else:
-                    values.update(status=Status.RESTORING.value)
-                if not self._cas(work.conn, row, **values):
-                    raise _Lost()  # the prepared id and its restore job go with the unit
-                if single:
-                    self._ready(work, row)
-                elif served(row.transport):
-                    self._request(work, POLL, row.id)
+            # A prepared id with the status still PREPARING: an earlier run of this job
+            # prepared it and stopped before COMPLETE; lay its zip out now.
+            if row.prepared_id is None or not single:
+                current = self._prepared(row, single)
+            if current is not None:
+                self._complete(current)
         except _Lost:
             log.info("download %s changed while it was prepared; left as it is now", row.id)
-            return None
         except IcatError as e:
             if e.type not in _PERMANENT:
                 raise  # the database: try again
-            self._expire(row, f"The data could not be prepared: {e.message}")
-            return None
-        log.info("download %s prepared as %s: %s", row.id, pid,
-                 "COMPLETE" if single else "RESTORING")
-        if single:
-            self._measure(row.id, pid)
+            self._expire(current or row, f"The data could not be prepared: {e.message}")
         return None
+
+    def _prepared(self, row: Row[Any], single: bool) -> Row[Any] | None:
+        """Prepare the download's selection (its prepared id and restore job exist only if
+        this unit commits); the row as it is now, or None when it went on to RESTORING."""
+        # The user's right to the data was checked at submission: no checks now.
+        with self.cat.as_system(user=row.user) as work:
+            sel = self._selection(work.conn, row.id)
+            pid = self.data.prepare_in(work, sel, zip=True, compress=False)
+            values: dict[str, Any] = {
+                "prepared_id": pid, "size": self._size(work.conn, pid), "error": None,
+                "is_two_level": self.data.two_level, "completed": None}
+            if not single:
+                values.update(status=Status.RESTORING.value)
+            if not self._cas(work.conn, row, **values):
+                raise _Lost()  # the prepared id and its restore job go with the unit
+            if not single and served(row.transport):
+                self._request(work, POLL, row.id)
+        log.info("download %s prepared as %s", row.id, pid)
+        return None if not single else self._row(row.id)
+
+    def _complete(self, row: Row[Any]) -> None:
+        """Single-level storage: lay the zip out (its exact length, every file found in
+        storage), then COMPLETE, so a user's link works the moment it is offered."""
+        length = self._zip_length(row.prepared_id)
+        with self.cat.as_system() as work:
+            if not self._cas(work.conn, row, status=Status.COMPLETE.value,
+                             completed=utcnow(), length=length, error=None):
+                raise _Lost()
+            self._ready(work, row)
+        log.info("download %s COMPLETE (%s bytes)", row.id, length)
 
     def _poll(self, ctx: JobContext) -> Again | None:
         """RESTORING (http/https) -> COMPLETE once the data is online."""
@@ -218,7 +233,13 @@ class Lifecycle:
             return None
         if not ready:
             return Again(after=self.settings.poll_seconds)
-        length = self._zip_length(row.prepared_id)
+        try:
+            length = self._zip_length(row.prepared_id)
+        except IcatError as e:
+            if e.type not in _PERMANENT:
+                raise
+            self._expire(row, e.message)
+            return None
         with self.cat.as_system() as work:
             if self._cas(work.conn, row, status=Status.COMPLETE.value, completed=utcnow(),
                          length=length, error=None):
@@ -232,6 +253,7 @@ class Lifecycle:
         ``max_active`` are PREPARING or RESTORING (any transport: a download waiting for an
         outside agent holds its slot, as in TopCat); how many were started."""
         self._adopt()
+        self._renew()
         started = 0
         d = self.t.download
         while True:
@@ -276,6 +298,22 @@ class Lifecycle:
                 if kind is not None and (kind, str(r.id)) not in live:
                     log.info("download %s has no %s job: requested", r.id, kind)
                     self._request(work, kind, int(r.id))
+
+    def _renew(self) -> None:
+        """Prepare again each COMPLETE download whose prepared id has expired or gone (its
+        link would answer 410 or 404): a ready download never offers a dead link. The new
+        link is mailed again."""
+        d, p = self.t.download, self.db.tables.ids_prepared
+        oldest = self.db.now() - self.data.prepared.lifetime
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(d).select_from(d.outerjoin(p, p.c.id == d.c.prepared_id))
+                .where(d.c.status == Status.COMPLETE.value, d.c.is_deleted == false(),
+                       d.c.prepared_id.is_not(None),
+                       (p.c.id.is_(None)) | (p.c.created <= oldest))
+                .order_by(d.c.id).limit(1000)).all()
+        for row in rows:
+            self._back_to_preparing(row, "its prepared id expired")
 
     # -- transitions ------------------------------------------------------------------------
 
@@ -342,30 +380,15 @@ class Lifecycle:
 
     def _zip_length(self, prepared_id: str) -> int | None:
         """Exact bytes of the zip getData serves for the prepared id (it stats the files,
-        whose catalogue sizes may be wrong); None if it cannot be had now."""
-        try:
-            got = self.data.download(prepared_id, None, Selection(), zip=True,
-                                     compress=False, outname=None)
-        except Exception as e:  # a missing file, an outage: getData will tell the user
-            log.warning("the zip of prepared id %s could not be measured: %s", prepared_id, e)
-            return None
+        whose catalogue sizes may be wrong). A file missing from storage raises the data
+        service's error (the download cannot be served); None when the zip has no length
+        known in advance."""
+        got = self.data.download(prepared_id, None, Selection(), zip=True, compress=False,
+                                 outname=None)
         try:
             return got.body.length
         finally:
             got.release()
-
-    def _measure(self, download_id: int, prepared_id: str) -> None:
-        """The zip's length, for a download already COMPLETE (single-level: the prepared id
-        had to be committed first). Best effort: without it, delivery learns the length
-        from the first getData."""
-        length = self._zip_length(prepared_id)
-        if length is None:
-            return
-        d = self.t.download
-        with self.db.begin() as conn:
-            conn.execute(update(d).where(d.c.id == download_id,
-                                         d.c.prepared_id == prepared_id,
-                                         d.c.length.is_(None)).values(length=length))
 
 
 def _fresh() -> dict[str, Any]:

@@ -132,10 +132,8 @@ def files_items(work: Work, locations: Sequence[str]) -> tuple[list[Item], list[
 
 
 def part_names(file_name: str, n: int) -> list[str]:
-    """``<name>_part_<k>_of_<n>``, k from 1 zero-padded to the width of n; one part keeps the
-    name."""
-    if n == 1:
-        return [file_name]
+    """``<name>_part_<k>_of_<n>``, k from 1 zero-padded to the width of n (one part too, as
+    TopCat names it)."""
     width = len(str(n))
     return [f"{file_name}_part_{k:0{width}d}_of_{n}" for k in range(1, n + 1)]
 

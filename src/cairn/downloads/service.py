@@ -34,7 +34,7 @@ from cairn.downloads import queueing
 from cairn.downloads.carts import Carts, owner_of
 from cairn.downloads.items import parse_items, parse_removal
 from cairn.downloads.lifecycle import Lifecycle
-from cairn.downloads.mail import Mailer, request_mail
+from cairn.downloads.mail import Mailer, request_mail, valid_address
 from cairn.downloads.model import ENTITY_TYPES, Download, Status
 from cairn.downloads.query_offset import QueryOffset, apply, parse_query_offset
 from cairn.downloads.store import Store, utcnow
@@ -206,8 +206,8 @@ class DownloadService:
         email = (email or "").strip() or None
         if email is None and self.settings.transports[transport].mail_required:
             raise bad_request(f"email is required for {transport}")
-        if email is not None and len(email) > 255:
-            raise bad_request("email is longer than 255 characters")
+        if email is not None and (len(email) > 255 or not valid_address(email)):
+            raise bad_request(f"email {email[:255]!r} is not an e-mail address")
         return email
 
     def _check_anonymous(self, caller: Caller) -> None:
@@ -554,6 +554,9 @@ class DownloadService:
         then, even if a ready mail went before): how an outside transport agent says it is
         done."""
         status = _status(value)
+        if status is Status.DELIVERED:
+            raise bad_request("DELIVERED is not set by hand: Cairn sets it when every byte of "
+                              "the download has gone out (set COMPLETE instead)")
         with self._admin(facility, session_id) as c:
             d = self.store.download(c.work.conn, download_id)
             if d is None:
