@@ -143,12 +143,13 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from cairn.db import migrate
+    from cairn.db import migrate, sizes
     from cairn.db.engine import Database
 
     settings = _settings(args)
     db = Database(settings.database_url, zone=settings.zone)
     print(f"schema at {migrate.upgrade(db)}")
+    sizes.keep(db, settings.catalogue.keep_file_sizes)
     return 0
 
 
@@ -331,6 +332,26 @@ def _publish_check(publishing: PublishingService, investigation: int | None) -> 
     return 0
 
 
+def cmd_sizes(args: argparse.Namespace) -> int:
+    """Recount Dataset and Investigation fileSize/fileCount from the datafiles, in one
+    transaction: for a catalogue whose sums were never kept (an icat.server database without
+    its optional triggers) or were written wrong."""
+    from cairn.db import sizes
+    from cairn.startup import open_database
+
+    db = open_database(_settings(args))
+    started = time.perf_counter()
+    with db.begin() as conn:
+        fixed = sizes.recompute(conn)
+        keeper = sizes.keeper(conn)
+    print(f"corrected {fixed.datasets} datasets and {fixed.investigations} investigations "
+          f"in {time.perf_counter() - started:.1f} s")
+    if keeper is None:
+        print("nothing keeps these sums up to date in this database ([catalogue] "
+              "keep_file_sizes = false, or the schema is not migrated)", file=sys.stderr)
+    return 0
+
+
 def _show_job(job: Job) -> None:
     import json
 
@@ -434,6 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
         pa.add_argument("--config", metavar="FILE", help="TOML configuration file",
                         default=argparse.SUPPRESS)
     pu.set_defaults(func=cmd_publish)
+
+    sz = with_config(sub.add_parser("sizes", help="Dataset/Investigation fileSize and fileCount"))
+    szr = sz.add_subparsers(dest="action", required=True).add_parser(
+        "recompute", help="recount them from the datafiles (one statement per level)")
+    szr.add_argument("--config", metavar="FILE", help="TOML configuration file",
+                     default=argparse.SUPPRESS)
+    sz.set_defaults(func=cmd_sizes)
     return p
 
 

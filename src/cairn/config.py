@@ -70,6 +70,9 @@ class CatalogueSettings(_Section):
     time_zone: str = "UTC"
     #: Create or upgrade the schema at start-up (Alembic migrations).
     migrate: bool = True
+    #: Keep Dataset/Investigation fileSize and fileCount exact with database triggers
+    #: (cairn.db.sizes); false: as clients write them (icat.server without its triggers).
+    keep_file_sizes: bool = True
 
     @field_validator("time_zone")
     @classmethod

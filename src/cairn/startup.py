@@ -15,7 +15,7 @@ from cairn.authn import db as db_authn
 from cairn.authn.registry import build_authenticators
 from cairn.catalogue.service import Catalogue
 from cairn.config import ConfigError, DataSettings, Settings
-from cairn.db import migrate
+from cairn.db import migrate, sizes
 from cairn.db.engine import Database
 from cairn.downloads.delivery import Delivery
 from cairn.downloads.lifecycle import Lifecycle
@@ -38,6 +38,7 @@ def open_database(settings: Settings) -> Database:
     db = Database(settings.database_url, zone=settings.zone)
     if settings.catalogue.migrate:
         migrate.upgrade(db)
+        sizes.keep(db, settings.catalogue.keep_file_sizes)
     db.detect_ids()
     if not db.ids.identity:
         log.info("ids come from the sequence %s (increment %d), as icat.server's",

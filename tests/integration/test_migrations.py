@@ -110,8 +110,10 @@ def expected(tables: list[Table]) -> dict[str, dict[str, Any]]:
 
 
 def all_tables(tables: Tables) -> list[Table]:
+    d = tables.downloads
     return [*migrate.catalogue_tables(tables), tables.passwd, tables.ids_prepared,
-            tables.ids_failure, tables.ids_lock, tables.job]
+            tables.ids_failure, tables.ids_lock, tables.job, tables.doi, d.cart, d.cart_item,
+            d.download, d.download_item, d.download_type, d.conf_var]
 
 
 def assert_same(actual: dict[str, Any], wanted: dict[str, Any]) -> None:

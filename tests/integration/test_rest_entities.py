@@ -91,7 +91,8 @@ def test_create_nested_and_get_with_include(server: Server, root: str,
     assert o["facility"]["id"] == facility["facility"]
     assert o["type"]["id"] == facility["InvestigationType"]
     assert o["datasets"] == []  # one-to-many relations are not part of INCLUDE 1
-    assert o["fileSize"] == 0 and o["fileCount"] == 0  # Java's default for these Longs
+    # The sums of its two datafiles (100 and 101 bytes), kept by the database (cairn.db.sizes).
+    assert o["fileSize"] == 201 and o["fileCount"] == 2
     assert "summary" not in o  # null attributes are omitted
     # Without INCLUDE the many-to-one fields are absent.
     plain = get(server, root, "Investigation", inv).json()["Investigation"]

@@ -722,10 +722,14 @@ def test_filter_ranges_on_document_fields(cat: Catalogue) -> None:
         "from": ms("2021-01-01T00:00"), "to": ms("2022-12-31T00:00")}}), cat.inv("B", "C"))
 
 
-def test_filter_on_a_file_size_not_set(cat: Catalogue) -> None:
-    # No investigation has a fileSize: its document (and its source) says 0.
+def test_filter_on_an_investigation_s_file_size(cat: Catalogue) -> None:
+    # The sums of their datafiles, kept by the database (cairn.db.sizes): A 4200, B and C
+    # 8000, D 3000 bytes.
+    same(cat.found("Investigation", filter={"investigation.fileSize": {"from": 4000,
+                                                                       "to": 8000}}),
+         cat.inv("A", "B", "C"))
     same(cat.found("Investigation", filter={"investigation.fileSize": {"from": 0, "to": 0}}),
-         cat.inv("A", "B", "C", "D"))
+         [])
 
 
 def test_huge_numbers(cat: Catalogue) -> None:

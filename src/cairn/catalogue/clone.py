@@ -10,11 +10,18 @@ from cairn.authz import Access
 from cairn.catalogue.cascade import closure
 from cairn.catalogue.changes import ChangeKind
 from cairn.catalogue.validate import check_fields, check_unique
+from cairn.db import sizes
 from cairn.errors import bad_parameter, no_such_object
 from cairn.schema import SCHEMA, Entity
 
 if TYPE_CHECKING:
     from cairn.catalogue.work import Work
+
+#: Sums the database may keep (cairn.db.sizes): then a copy starts at 0 and the copies of
+#: its datafiles (always copied with it) add up to the original's; copied, they would count
+#: twice. Where nothing keeps them, they are copied as they are.
+KEPT_SUMS = {"Dataset": {"fileSize": 0, "fileCount": 0},
+             "Investigation": {"fileSize": 0, "fileCount": 0}}
 
 
 def _apply_keys(entity: Entity, row: dict[str, Any], keys: dict[str, Any]) -> None:
@@ -44,6 +51,7 @@ def clone(work: Work, entity: Entity, id: int, keys: dict[str, Any]) -> int:
         work.check_all(Access.READ, name, found.get(name, ()))
     mapping: dict[tuple[str, int], int] = {}
     created: dict[str, list[int]] = {}
+    kept = KEPT_SUMS if sizes.keeper(work.conn) is not None else {}
     for name in SCHEMA.export_order:  # parents before children
         ids = found.get(name)
         if not ids:
@@ -51,6 +59,7 @@ def clone(work: Work, entity: Entity, id: int, keys: dict[str, Any]) -> int:
         ent = SCHEMA.entities[name]
         table = work.db.tables[name]
         cols = [c for c in table.c if c.key != "id"]
+        sums = kept.get(name, {})
         for chunk in work.chunks(sorted(ids)):
             rows = work.conn.execute(select(table).where(table.c.id.in_(chunk))
                                      .order_by(table.c.id)).all()
@@ -61,7 +70,7 @@ def clone(work: Work, entity: Entity, id: int, keys: dict[str, Any]) -> int:
                     ref = row[f.name]
                     if ref is not None:
                         row[f.name] = mapping.get((f.type, ref), ref)
-                row.update(createId=work.user, modId=work.user, createTime=work.now,
+                row.update(sums, createId=work.user, modId=work.user, createTime=work.now,
                            modTime=work.now)
                 if name == entity.name and r.id == id:
                     _apply_keys(ent, row, keys)

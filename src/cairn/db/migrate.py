@@ -233,7 +233,7 @@ def _alter_table(ops: Operations, items: list[AddColumn | WidenColumn],
     added = {c.column.name for c in items if isinstance(c, AddColumn)}
     # Batch mode: SQLite can only change a column by rebuilding the table, which Alembic does
     # from the reflected table (columns, named constraints, indexes); elsewhere plain ALTERs.
-    with ops.batch_alter_table(table.name) as batch:
+    with _triggers_set_aside(ops.get_bind()), ops.batch_alter_table(table.name) as batch:
         for c in items:
             col = c.column
             if isinstance(c, AddColumn):
@@ -254,6 +254,24 @@ def _alter_table(ops: Operations, items: list[AddColumn | WidenColumn],
                 batch.create_index(_named(index.name), cols, unique=bool(index.unique))
 
 
+@contextmanager
+def _triggers_set_aside(conn: Connection) -> Iterator[None]:
+    """SQLite alters a column by rebuilding its table: that drops the table's own triggers,
+    and renaming the rebuilt table fails while another trigger names it. Every trigger (the
+    size triggers of :mod:`cairn.db.sizes`) is dropped for the rebuild and created again
+    after; a failure rolls the whole migration back, triggers included."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    saved = conn.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL").all()
+    for name, _sql in saved:
+        conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+    yield
+    for _name, sql in saved:
+        conn.exec_driver_sql(sql)
+
+
 def _named(name: object) -> str:
     """A constraint's or index's name: every one of Cairn's tables declares it."""
     assert isinstance(name, str), f"unnamed constraint ({name!r})"
@@ -269,7 +287,7 @@ def revert_changes(ops: Operations, changes: Sequence[Change]) -> None:
         if table.name.upper() not in live:
             continue
         cols = live[table.name.upper()]
-        with ops.batch_alter_table(table.name) as batch:
+        with _triggers_set_aside(bind), ops.batch_alter_table(table.name) as batch:
             for c in items:
                 col = c.column
                 if col.name.upper() not in cols:

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, select
 
 from cairn.catalogue.changes import ChangeKind
 from cairn.catalogue.service import Catalogue
+from cairn.db import sizes
 from cairn.db.tables import Tables
 from cairn.demo.bulk import BulkWriter, Sink
 from cairn.demo.vocab import (
@@ -96,6 +97,9 @@ def load_demo(catalogue: Catalogue, scale: float = 1.0, seed: int = 1,
     One unit of work of the system, written as ``user``: its rows are change events like any
     other write's. Raises :class:`CatalogueNotEmpty` (a ``ValueError``) if any table the demo
     writes already holds rows; nothing is written then.
+
+    Datasets and investigations are written with fileSize and fileCount 0, and
+    :func:`cairn.db.sizes.bulk_load` makes them the sums of their datafiles.
     """
     if not scale > 0:
         raise ValueError(f"scale must be positive, not {scale!r}")
@@ -103,8 +107,9 @@ def load_demo(catalogue: Catalogue, scale: float = 1.0, seed: int = 1,
         _check_empty(work.conn, work.tables)
         writer = BulkWriter(work.conn, work.tables, user, work.now)
         generator = _Generator(writer, random.Random(seed), scale, progress)
-        generator.run()
-        writer.finish()
+        with sizes.bulk_load(work.conn):
+            generator.run()
+            writer.finish()
         for entity, ids in writer.created().items():
             work.record(entity, ChangeKind.CREATE, ids)
     generator.report(final=True)
@@ -392,20 +397,18 @@ class _Generator:
         n_ds = rng.randint(*DATASETS)
         slot = int((end - start).total_seconds()) // n_ds
         location = f"{p.name}-{visit}"
-        size_total = count_total = 0
         for k in range(n_ds):
             ds_start = start + timedelta(seconds=k * slot + rng.randint(0, 600))
-            size, count = self._dataset(inv, k, bl, location, ds_start, samples, doi,
-                                        complete=not (last_cycle and rng.random() < 0.5))
-            size_total += size
-            count_total += count
+            self._dataset(inv, k, bl, location, ds_start, samples, doi,
+                          complete=not (last_cycle and rng.random() < 0.5))
+        # fileSize, fileCount: 0 until the datafiles add up (sizes.bulk_load).
         self.inv_s.put(inv, (self.facility, p.type_id, p.name, visit, p.title, p.summary, start,
-                             end, release, doi, size_total, count_total))
+                             end, release, doi, 0, 0))
 
     def _dataset(self, inv: int, k: int, bl: Beamline, inv_location: str, ds_start: datetime,
                  samples: list[tuple[int, str]], inv_doi: str | None,
-                 complete: bool) -> tuple[int, int]:
-        """Generate one dataset with its files; return its (fileSize, fileCount)."""
+                 complete: bool) -> None:
+        """Generate one dataset with its files."""
         rng = self.rng
         x = rng.random()
         if k == 0:  # a visit often starts with a calibration, and has scans before results
@@ -435,66 +438,57 @@ class _Generator:
         self.ds_technique_s.add((ds, self.technique[bl.technique]))
         self.ds_instr_s.add((ds, self.instrument[bl.name]))
 
-        size = count = 0
         t = ds_start
         if kind == "raw":
-            t, s, c = self._frames(ds, location, name, bl.frame_format,
-                                   rng.randint(*bl.frames), t, bl.frame_seconds)
-            size, count = size + s, count + c
+            t = self._frames(ds, location, name, bl.frame_format, rng.randint(*bl.frames), t,
+                             bl.frame_seconds)
             master = self._file(ds, location, f"{name}.nxs", "nexus", t)
             for pname in rng.sample(("photon_energy", "exposure_time", "beam_current",
                                      "temperature"), rng.randint(2, 4)):
-                add_param(self.df_param_s, master[0], pname, self._value(pname, bl))
-            log = self._file(ds, location, f"{name}.log", "log", t)
-            size, count = size + master[1] + log[1], count + 2
+                add_param(self.df_param_s, master, pname, self._value(pname, bl))
+            self._file(ds, location, f"{name}.log", "log", t)
         elif kind == "calibration":
-            t, s, c = self._frames(ds, location, name, bl.frame_format, rng.randint(2, 10), t,
-                                   bl.frame_seconds)
-            master = self._file(ds, location, f"{name}.nxs", "nexus", t)
-            size, count = s + master[1], c + 1
+            t = self._frames(ds, location, name, bl.frame_format, rng.randint(2, 10), t,
+                             bl.frame_seconds)
+            self._file(ds, location, f"{name}.nxs", "nexus", t)
         else:
             formats = ("mtz", "log") if bl.type == "MX" else ("hdf5", "ascii", "log")
             for j in range(rng.randint(1, 6)):
                 fmt = formats[j % len(formats)]
                 t += timedelta(seconds=rng.randint(60, 900))  # pipelines run in minutes
-                fid, s = self._file(ds, location, f"{name}_{j + 1:02d}.{self.format[fmt][1]}",
-                                    fmt, t)
+                fid = self._file(ds, location, f"{name}_{j + 1:02d}.{self.format[fmt][1]}",
+                                 fmt, t)
                 if fmt == "mtz":
                     add_param(self.df_param_s, fid, "resolution", self._value("resolution", bl))
-                size, count = size + s, count + 1
         ds_end = t + timedelta(seconds=rng.randint(5, 120))
         doi = f"{inv_doi}/{name}" if inv_doi and kind == "raw" and rng.random() < 0.3 else None
         description = f"{kind.capitalize()} data, {bl.technique}"
         self.ds_s.put(ds, (inv, name, self.ds_type[kind], sample_id, description, location,
-                           complete, ds_start, ds_end, doi, size, count))
-        return size, count
+                           complete, ds_start, ds_end, doi, 0, 0))
 
     def _frames(self, ds: int, location: str, stem: str, fmt: str, n: int, t0: datetime,
-                step: int) -> tuple[datetime, int, int]:
-        """The per-frame files of a scan: the bulk of the catalogue, so kept tight."""
+                step: int) -> datetime:
+        """The per-frame files of a scan (the bulk of the catalogue, so kept tight); the time
+        of the last one."""
         fmt_id, ext = self.format[fmt]
         lo, hi = FILE_SIZES[fmt]
         span = hi - lo
         rnd, bits, add = self.rng.random, self.rng.getrandbits, self.df_s.add
         prefix = f"{location}/{stem}_"
-        total = 0
         t = t0
         for j in range(1, n + 1):
             fname = f"{j:05d}.{ext}"
             t = t0 + timedelta(seconds=j * step)
-            size = lo + int(rnd() * span)
-            total += size
-            add((ds, f"{stem}_{fname}", prefix + fname, size, f"{bits(32):08x}", t, t, fmt_id))
-        return t, total, n
+            add((ds, f"{stem}_{fname}", prefix + fname, lo + int(rnd() * span),
+                 f"{bits(32):08x}", t, t, fmt_id))
+        return t
 
     def _file(self, ds: int, location: str, name: str, fmt: str,
-              t: datetime) -> tuple[int, int]:
+              t: datetime) -> int:
         fmt_id = self.format[fmt][0]
         lo, hi = FILE_SIZES[fmt]
-        size = self.rng.randint(lo, hi)
-        fid = self.df_s.add((ds, name, f"{location}/{name}", size,
-                             f"{self.rng.getrandbits(32):08x}", t, t, fmt_id))
-        return fid, size
+        return self.df_s.add((ds, name, f"{location}/{name}", self.rng.randint(lo, hi),
+                              f"{self.rng.getrandbits(32):08x}", t, t, fmt_id))
 
     def _value(self, pname: str, bl: Beamline, when: datetime | None = None) -> Any:
         pt = self.ptype[pname][1]

@@ -150,6 +150,9 @@ root_users = ["simple/root"]
 # python-icat's reference dump comes from a server in Berlin: date-only values it ingests
 # (``endDate: 2019-12-31``) are midnight in the server's zone.
 time_zone = "Europe/Berlin"
+# Its reference dumps come from a server without icat.server's optional size triggers
+# (datasets with files have fileCount 0): Cairn's are left out to match.
+keep_file_sizes = false
 
 [authn.simple]
 type = "simple"
