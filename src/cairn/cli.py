@@ -27,6 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cairn.startup import ROOT_PASSWORD_ENV, assemble, ensure_root_account
+    from cairn.web import accesslog
     from cairn.web.app import create_app
 
     settings = _settings(args)
@@ -50,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"{cairn.db.engine.url.render_as_string(hide_password=True)})", flush=True)
     app = create_app(cairn)
     settle_heap()
+    accesslog.install()  # no session or prepared id in the access log
     uvicorn.run(app, host=settings.server.host, port=settings.server.port,
                 log_level=args.log_level, proxy_headers=True)
     return 0

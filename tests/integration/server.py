@@ -63,7 +63,7 @@ class Server:
     """A Cairn process serving one database; stopped with :meth:`stop`."""
 
     def __init__(self, tmp: Path, db_url: str, extra_config: str = "",
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, log_level: str = "warning") -> None:
         self.db_url = db_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -71,7 +71,7 @@ class Server:
         self.log = (tmp / "server.log").open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cairn.cli", "serve", "--config", str(self.config),
-             "--log-level", "warning"],
+             "--log-level", log_level],
             stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         self.http = httpx.Client(base_url=self.url, timeout=30)
         try:
