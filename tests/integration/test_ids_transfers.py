@@ -34,8 +34,8 @@ from tests.integration.server import Server
 from tests.waiting import wait_until
 
 MB = 1 << 20
-#: How local storage names an unfinished upload's temporary file (beside its final place).
-TEMP_PREFIX = ".cairn-put-"
+#: Where local storage keeps unfinished uploads: ``.cairn-tmp/<process token>/<x>.part``.
+SCRATCH = ".cairn-tmp"
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Env:
     def temporaries(self) -> dict[str, int]:
         """The temporary files of unfinished uploads (path -> bytes written so far)."""
         out: dict[str, int] = {}
-        for p in self.main.rglob(f"{TEMP_PREFIX}*") if self.main.exists() else ():
+        for p in (self.main / SCRATCH).rglob("*.part") if self.main.exists() else ():
             try:
                 out[str(p.relative_to(self.main))] = p.stat().st_size
             except FileNotFoundError:  # finished or cleaned up meanwhile
@@ -294,7 +294,7 @@ def test_many_stalled_uploads_do_not_stall_the_server(env: Env) -> None:
         assert time.monotonic() - t < 10
         env.ids.ok_put(env.jdoe, env.fx.ds_a1, uniq("still"), b"served", env.fx.fmt)
         # What must remain: all but the stalled uploads' temporary files.
-        mark = Mark(mark.gone, {p for p in env.stored() if TEMP_PREFIX not in p},
+        mark = Mark(mark.gone, {p for p in env.stored() if not p.startswith(SCRATCH)},
                     env.datafiles())
     finally:
         for s in socks:

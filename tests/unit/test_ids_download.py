@@ -7,6 +7,7 @@ import zipfile
 import zlib
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -217,7 +218,7 @@ def test_store_body(storage: LocalStorage) -> None:
     parts = [bytes([i]) * 70_000 for i in range(40)]  # ~2.8 MB in 70 kB packets
 
     async def main() -> tuple[str, object]:
-        return await store_body(storage, 2, 3, _body(parts))
+        return await store_body(partial(upload, storage, 2, 3), _body(parts))
 
     location, result = anyio.run(main)
     data = b"".join(parts)
@@ -230,13 +231,15 @@ def test_store_body_interrupted_leaves_nothing(storage: LocalStorage) -> None:
     before = sorted(o.location for o in storage.list())
 
     async def main() -> None:
-        await store_body(storage, 2, 3, _body([b"x" * 600_000] * 10, fail_after=5))
+        await store_body(partial(upload, storage, 2, 3),
+                         _body([b"x" * 600_000] * 10, fail_after=5))
 
     with pytest.raises(ConnectionResetError):
         anyio.run(main)
     assert sorted(o.location for o in storage.list()) == before
     assert [p.name for p in (storage.root / "2" / "3").iterdir()
             if p.name.startswith(".")] == []
+    assert not (storage.root / ".cairn-tmp").exists()  # no temporary file, no scratch folder
 
 
 def test_store_body_stops_reading_when_storage_fails() -> None:
@@ -255,7 +258,7 @@ def test_store_body_stops_reading_when_storage_fails() -> None:
             yield b"x" * 600_000
 
     async def main() -> None:
-        await store_body(Full(), 2, 3, body())
+        await store_body(partial(upload, Full(), 2, 3), body())
 
     with pytest.raises(IcatError, match="disk full"):
         anyio.run(main)

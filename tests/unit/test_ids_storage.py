@@ -166,16 +166,17 @@ class TestLocalStorage(StorageContract):
         # What pathlib raises when another request prunes the folder between its mkdir
         # (EEXIST) and its is_dir check: the put makes the folder again.
         real, raised = Path.mkdir, []
+        target = storage.root / "7" / "8"
 
         def racing(self: Path, *args: object, **kwargs: object) -> None:
-            if not raised:
+            if self == target and not raised:
                 raised.append(self)
                 raise FileExistsError(17, "File exists", str(self))
             real(self, *args, **kwargs)  # type: ignore[arg-type]
 
         monkeypatch.setattr(Path, "mkdir", racing)
         storage.put("7/8/f", [b"data"])
-        assert raised == [storage.root / "7" / "8"]
+        assert raised == [target]
         assert (storage.root / "7" / "8" / "f").read_bytes() == b"data"
 
     def test_puts_and_aborted_puts_in_one_folder_concurrently(

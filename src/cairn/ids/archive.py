@@ -25,6 +25,7 @@ from typing import IO
 from cairn.errors import internal
 from cairn.ids.checksum import PutResult
 from cairn.ids.mapper import DefaultZipMapper, ZipMapper
+from cairn.ids.scratch import ScratchDir
 from cairn.ids.storage import CHUNK_SIZE, Storage, StoredObject
 from cairn.ids.zipstream import ZipMember, deflate_zip
 
@@ -47,7 +48,7 @@ def write_dataset(main: Storage, archive: Storage, key: str,
 
 
 def restore_dataset(archive: Storage, main: Storage, key: str, locations: Mapping[str, str],
-                    work_dir: str | os.PathLike[str], *,
+                    work_dir: str | os.PathLike[str] | ScratchDir, *,
                     mapper: ZipMapper | None = None) -> list[str]:
     """Unpack the archive zip ``key`` onto main storage; return the locations written.
 
@@ -55,10 +56,15 @@ def restore_dataset(archive: Storage, main: Storage, key: str, locations: Mappin
     DsRestorer, the archive is corrupt if an entry repeats, an entry matches no datafile, or a
     datafile has no entry; then, and on any other failure, whatever was restored is deleted
     again and the error raised (INTERNAL). The zip is fetched to a temporary file in
-    ``work_dir`` first because reading a zip needs its end (the central directory) first.
+    ``work_dir`` first because reading a zip needs its end (the central directory) first: in
+    the process's own folder of the cache when that is a :class:`ScratchDir`, so that a
+    crash leaves it to the sweep (:mod:`cairn.ids.leftovers`).
     """
     mapper = mapper or DefaultZipMapper()
-    fd, tmp = tempfile.mkstemp(prefix=".cairn-restore-", suffix=".zip", dir=work_dir)
+    if isinstance(work_dir, ScratchDir):
+        fd, tmp = work_dir.temp_file(".zip")
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=".cairn-restore-", suffix=".zip", dir=work_dir)
     written: list[str] = []
     try:
         with os.fdopen(fd, "wb") as f:
@@ -97,6 +103,8 @@ def restore_dataset(archive: Storage, main: Storage, key: str, locations: Mappin
     finally:
         with contextlib.suppress(OSError):
             Path(tmp).unlink()
+        if isinstance(work_dir, ScratchDir):
+            work_dir.tidy()
     return written
 
 

@@ -19,6 +19,7 @@ import hmac
 import uuid
 
 from cairn.errors import bad_parameter, insufficient_privileges
+from cairn.ids.scratch import SCRATCH
 
 #: Longest location accepted (ICAT's Datafile.location column is VARCHAR(255)).
 MAX_LOCATION_LENGTH = 255
@@ -39,7 +40,8 @@ def check_location(location: object) -> str:
 
     Refused: empty, too long, absolute (``/x``), ``.``/``..``/empty components (``a//b``,
     ``a/``), backslashes (a Windows separator on some systems), NUL and other control
-    characters. This is what keeps a location from ever naming a file outside its storage.
+    characters, and anything in the reserved ``.cairn-tmp`` folder. This is what keeps a
+    location from ever naming a file outside its storage, or another process's temporary one.
     """
     if not isinstance(location, str) or not location:
         raise bad_parameter("Illegal location: empty")
@@ -51,9 +53,12 @@ def check_location(location: object) -> str:
         raise bad_parameter(f"Illegal location {location!r}: contains a backslash")
     if location.startswith("/"):
         raise bad_parameter(f"Illegal location {location!r}: absolute path")
-    for part in location.split("/"):
+    parts = location.split("/")
+    for part in parts:
         if part in ("", ".", ".."):
             raise bad_parameter(f"Illegal location {location!r}: bad path component {part!r}")
+    if parts[0] == SCRATCH:  # unfinished work of running processes (cairn.ids.scratch)
+        raise bad_parameter(f"Illegal location {location!r}: {SCRATCH} is reserved")
     return location
 
 

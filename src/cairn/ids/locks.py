@@ -14,7 +14,9 @@ favoured: an exclusive request fails at its first conflict, a shared one looks a
 moment before it gives up, since all it usually sees is an archive job's attempt that is
 withdrawing again because of the readers. A row carries its
 process and a heartbeat that process refreshes; rows whose heartbeat stopped belong to a
-dead process and are ignored, then deleted.
+dead process and are ignored, then deleted. Rows on dataset id -1 are no locks but
+processes' presence (:mod:`cairn.ids.leftovers`): they conflict with nothing and are not
+listed.
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ class LockManager:
         with self.db.begin() as conn:
             conn.execute(update(t).where(t.c.owner == self.owner).values(heartbeat=now))
         with self.db.begin() as conn:
-            gone = conn.execute(delete(t).where(t.c.heartbeat < now - self.stale)).rowcount
+            gone = conn.execute(delete(t).where(t.c.heartbeat < now - self.stale,
+                                                t.c.dataset_id >= 0)).rowcount
         if gone:
             log.warning("Removed %d dataset locks of processes that stopped", gone)
 
@@ -122,7 +125,7 @@ class LockManager:
         with self.db.connect() as conn:
             rows = conn.execute(
                 select(t.c.dataset_id, t.c.shared, func.count())
-                .where(t.c.heartbeat >= cutoff)
+                .where(t.c.heartbeat >= cutoff, t.c.dataset_id >= 0)
                 .group_by(t.c.dataset_id, t.c.shared)
                 .order_by(t.c.dataset_id)).all()
         counts: dict[int, int] = {}

@@ -9,14 +9,18 @@ failure flags) is delegated to a :class:`TwoLevelStorage` when an archive is con
 Where ids.server's single-level storage answers 501 (``archive``, ``restore``, ``write``), so
 does Cairn; ``isPrepared`` is true, ``getStatus`` ONLINE (after validating the selection) and
 ``reset`` a no-op, as there.
+
+A put and a delete note the locations they will create or remove in main storage's scratch
+area until both catalogue and storage are done, so that what a crash interrupts is finished
+or undone by the sweep of :mod:`cairn.ids.leftovers`, which the data service runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -33,13 +37,15 @@ from cairn.errors import IcatError, bad_parameter, insufficient_privileges, no_s
 from cairn.ids.checksum import PutResult
 from cairn.ids.download import Body, download_body, download_name
 from cairn.ids.errors import data_not_online, not_implemented
-from cairn.ids.locations import MAX_LOCATION_LENGTH, add_digest
+from cairn.ids.leftovers import DELETE_NOTE, PUT_NOTE, Presence, Sweeper, note_body
+from cairn.ids.locations import MAX_LOCATION_LENGTH, add_digest, new_location
 from cairn.ids.mapper import DfInfo, DsInfo
 from cairn.ids.prepared import PreparedStore, check_uuid
+from cairn.ids.scratch import ScratchDir
 from cairn.ids.selection import ResolvedSelection, Resolver, Selection
 from cairn.ids.storage import Storage
-from cairn.ids.upload import put_answer
-from cairn.jobs import Failed, JobContext, Kind, Periodic
+from cairn.ids.upload import put_answer, upload
+from cairn.jobs import Failed, JobContext, Kind, Periodic, process_name
 from cairn.schema import SCHEMA
 
 log = logging.getLogger(__name__)
@@ -85,6 +91,8 @@ class TwoLevelStorage(Protocol):
 
     def job_kinds(self) -> list[Kind | Periodic]: ...
 
+    def scratch(self) -> tuple[list[Storage], list[ScratchDir]]: ...
+
 
 @dataclass
 class Download:
@@ -112,12 +120,38 @@ class PutRequest:
 
 @dataclass
 class PutPlan:
-    """A put that passed every check: what the upload is stored for and then catalogued as."""
+    """A put that passed every check: what the upload is stored for and then catalogued as,
+    where, and what it holds until :meth:`release` (locks, the note of its location)."""
 
     request: PutRequest
     dataset: DsInfo
     datafile: Obj
-    release: Callable[[], None]
+    location: str
+    locks: ExitStack
+    #: The note in main storage naming ``location`` until the put is over.
+    note: str
+    storage: Storage
+    #: Kept past the end when a file could not be removed: the sweep removes it once this
+    #: process is gone.
+    keep_note: bool = False
+
+    def release(self) -> None:
+        """The put is over (stored and catalogued, or failed): let go of what it holds."""
+        try:
+            self.locks.close()
+        finally:
+            if not self.keep_note:
+                drop_note(self.storage, self.note)
+
+
+def drop_note(storage: Storage, name: str) -> None:
+    """Drop a note of an operation that is over. A note that stays is harmless (the sweep
+    finds everything as the note expects once this process is gone): never fail for it."""
+    try:
+        storage.drop_note(name)
+    except Exception:
+        log.exception("could not drop the note %s (it goes when this process has stopped)",
+                      name)
 
 
 _JAVA_LONG = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
@@ -184,13 +218,24 @@ class DataService:
         self.icat_url = icat_url
         self.prepared = PreparedStore(db, settings.prepared_lifetime_seconds)
         self._delivery_listeners: list[DeliveryListener] = []
+        # This process's name, as its jobs and locks carry it: its unfinished work in storage
+        # is named after it, and its presence row keeps other processes' sweeps off it.
+        jobs = catalogue.jobs
+        owner = jobs.owner if jobs is not None else process_name()
+        stale = jobs.stale_seconds if jobs is not None else catalogue.settings.job_stale_seconds
+        main.bind(owner)
+        self.presence = Presence(db, owner, stale)
+        storages, dirs = twolevel.scratch() if twolevel is not None else ([], [])
+        self.sweeper = Sweeper(self.presence, [main, *storages], dirs, self._referenced, jobs)
 
     def job_kinds(self) -> list[Kind | Periodic]:
-        """The data service's work on the scheduler: the purge of expired preparedIds, and
-        with two-level storage the restores for prepared data and the storage jobs."""
+        """The data service's work on the scheduler: the purge of expired preparedIds, the
+        presence heartbeat and the sweep of what crashed processes left, and with two-level
+        storage the restores for prepared data and the storage jobs."""
         interval = min(3600.0, self.settings.prepared_lifetime_seconds / 4)
         out: list[Kind | Periodic] = [Periodic("ids.prepared.purge", interval,
-                                               self.purge_prepared)]
+                                               self.purge_prepared),
+                                      *self.sweeper.job_kinds()]
         if self.twolevel is not None:
             out.append(Kind(PREPARE, self._restore_prepared, max_attempts=3))
             out.extend(self.twolevel.job_kinds())
@@ -461,6 +506,7 @@ class DataService:
                         "datafileFormat": Obj(_FORMAT, id=format_id)})
         self._trial_create(req.session_id, obj)
         locks = ExitStack()
+        location = new_location(dataset.investigation_id, dataset.id)
         try:
             if self.twolevel is not None:
                 locks.enter_context(self.twolevel.lock([dataset_id], True))
@@ -472,10 +518,29 @@ class DataService:
                         raise data_not_online(
                             "Before putting, getting or deleting a datafile, its dataset has "
                             "to be restored, restoration requested automatically")
+            # Noted before a byte is stored: if this process dies before the Datafile is
+            # committed, the sweep removes the file (see cairn.ids.leftovers).
+            note = self._note(PUT_NOTE, [location])
         except BaseException:
             locks.close()
             raise
-        return PutPlan(req, dataset, obj, locks.close)
+        return PutPlan(req, dataset, obj, location, locks, note, self.main)
+
+    def _note(self, kind: str, locations: list[str]) -> str:
+        self.presence.ensure()  # alive before leaving anything a sweep could take for dead
+        name = f"{uuid.uuid4().hex}{kind}"
+        self.main.write_note(name, note_body(locations))
+        return name
+
+    def _referenced(self, location: str) -> bool:
+        """Whether a Datafile names ``location`` (exactly, or with a hash; ids.server's
+        prefix LIKE also matched ``a/10`` for ``a/1``)."""
+        escaped = location.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self._reader(read_only=True) as work:
+            df = work.tables["Datafile"]
+            return bool(work.conn.execute(select(func.count()).select_from(df).where(or_(
+                df.c.location == location,
+                df.c.location.like(escaped + " %", escape="\\")))).scalar_one())
 
     def _dataset_for_put(self, work: Work, dataset_id: int) -> DsInfo:
         """ids.server reads ``Dataset INCLUDE Investigation, Facility`` with the user's
@@ -504,6 +569,12 @@ class DataService:
         assert fmt is not None and fmt.id is not None
         work.get("DatafileFormat", fmt.id)
 
+    def put_store(self, plan: PutPlan, chunks: Iterable[bytes]) -> tuple[str, PutResult]:
+        """Store the body at the plan's location (blocking: the HTTP adapter runs it on a
+        thread of its own, :func:`cairn.web.upload_stream.store_body`)."""
+        return upload(self.main, plan.dataset.investigation_id, plan.dataset.id, chunks,
+                      location=plan.location)
+
     def put_commit(self, plan: PutPlan, location: str, result: PutResult) -> dict[str, Any]:
         """Catalogue an uploaded file (and request its archive write, in the same
         transaction); if that fails, delete the file again."""
@@ -527,8 +598,12 @@ class DataService:
                         checksum=result.checksum, create_id=work.user, mod_id=work.user),
                         work)
         except BaseException:
-            with contextlib.suppress(Exception):
+            try:
                 self.main.delete(location)
+            except Exception:
+                log.exception("could not remove %s after a failed put; it goes when this "
+                              "process has stopped", location)
+                plan.keep_note = True
             raise
         return put_answer(df_id, location, result)
 
@@ -547,27 +622,31 @@ class DataService:
                     raise data_not_online(
                         "Before putting, getting or deleting a datafile, its dataset has to "
                         "be restored, restoration requested automatically")
-            with self._work(session_id) as work:
-                if datafiles:
-                    work.delete([(_DATAFILE, d.id) for d in datafiles])
-                if self.twolevel is not None:
-                    self.twolevel.after_delete(datasets, datafiles, work)
-            for d in datafiles:
-                self._delete_file_if_unreferenced(d)
+            # Noted before the commit: if this process dies after it, the sweep removes the
+            # files of the deleted Datafiles (see cairn.ids.leftovers).
+            note = self._note(DELETE_NOTE, [d.location for d in datafiles]) \
+                if datafiles else None
+            removed = True
+            try:
+                with self._work(session_id) as work:
+                    if datafiles:
+                        work.delete([(_DATAFILE, d.id) for d in datafiles])
+                    if self.twolevel is not None:
+                        self.twolevel.after_delete(datasets, datafiles, work)
+                for d in datafiles:
+                    removed = self._delete_file_if_unreferenced(d) and removed
+            finally:
+                if note is not None and removed:
+                    drop_note(self.main, note)
 
-    def _delete_file_if_unreferenced(self, d: DfInfo) -> None:
-        """Remove the file unless another Datafile still names it (exactly, or with a hash;
-        ids.server's prefix LIKE also matched ``a/10`` for ``a/1``)."""
-        escaped = d.location.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        with self._reader(read_only=True) as work:
-            df = work.tables["Datafile"]
-            still = work.conn.execute(select(func.count()).select_from(df).where(or_(
-                df.c.location == d.location,
-                df.c.location.like(escaped + " %", escape="\\")))).scalar_one()
-        if still:
-            return
+    def _delete_file_if_unreferenced(self, d: DfInfo) -> bool:
+        """Remove the file unless another Datafile still names it; False if that failed."""
+        if self._referenced(d.location):
+            return True
         try:
             self.main.delete(d.location)
         except Exception:
-            log.exception("could not delete %s from main storage (Datafile %s is deleted)",
-                          d.location, d.id)
+            log.exception("could not delete %s from main storage (Datafile %s is deleted); it "
+                          "goes when this process has stopped", d.location, d.id)
+            return False
+        return True

@@ -19,6 +19,10 @@ Contract every backend keeps:
 - Missing objects are NO_SUCH_OBJECT_FOUND; unsafe locations are BAD_PARAMETER. Other
   failures (I/O, network) propagate as they are.
 - All methods block; callers on an event loop run them in a worker thread.
+
+Unfinished work (temporary files, multipart uploads, notes) lives in the storage's scratch
+area under the token of the process that does it (:mod:`cairn.ids.scratch`); the methods of
+the last section let :mod:`cairn.ids.leftovers` find and remove what dead processes left.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 
 from cairn.errors import bad_parameter, no_such_object
 from cairn.ids.checksum import PutResult
+from cairn.ids.scratch import UNBOUND, owner_token
 
 #: Default size of the chunks ``read`` yields: big enough that per-chunk overhead (a thread
 #: hop, an ASGI message) vanishes next to the copy, small enough to keep memory flat.
@@ -89,6 +94,47 @@ class Storage(ABC):
     def read_all(self, location: str) -> bytes:
         """The whole object in memory: for small objects and tests only."""
         return b"".join(self.read(location))
+
+    # -- unfinished work ---------------------------------------------------------------------
+    # The defaults suit a storage whose contents die with the process (nothing to sweep).
+
+    #: The token of the process whose unfinished work this object names (see :meth:`bind`).
+    token: str = UNBOUND
+
+    def bind(self, owner: str) -> None:
+        """Name this object's unfinished work after the process ``owner`` (its scheduler's
+        name), once: the first binding stands, so a service assembled from parts that each
+        bind the storage keeps one identity."""
+        if self.token == UNBOUND:
+            self.token = owner_token(owner)
+
+    def write_note(self, name: str, data: bytes) -> None:
+        """Keep ``data`` under ``name`` in this process's scratch area, durably, until
+        :meth:`drop_note`: what undoing this process's work needs if it dies meanwhile."""
+        return None
+
+    def drop_note(self, name: str) -> None:
+        """Remove a note of this process (no error if it is absent)."""
+        return None
+
+    def scratch_owners(self) -> set[str]:
+        """Tokens of the processes with unfinished work (or its remains) here."""
+        return set()
+
+    def notes(self, token: str) -> dict[str, bytes]:
+        """The notes of a process, by name."""
+        return {}
+
+    def clear_scratch(self, token: str) -> bool:
+        """Remove everything a dead process left in the scratch area (temporary files,
+        notes; on S3 its unfinished multipart uploads are aborted). False if something had
+        to wait for the next sweep."""
+        return True
+
+    def clear_strays(self, older_than: float) -> int:
+        """Remove unfinished work that names no process (left by a Cairn before scratch
+        areas) and is older than ``older_than`` seconds; how much was removed."""
+        return 0
 
 
 def check_span(start: int, end: int | None) -> None:

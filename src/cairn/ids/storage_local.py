@@ -5,24 +5,27 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from cairn.ids.checksum import Crc32Counter, PutResult
 from cairn.ids.locations import check_location
+from cairn.ids.scratch import SCRATCH, ScratchDir
 from cairn.ids.storage import CHUNK_SIZE, Storage, StoredObject, check_span, not_found
 
-#: Temporary files of unfinished puts: hidden, never listed, removed on failure.
-_TMP_PREFIX = ".cairn-put-"
-_TMP_SUFFIX = ".part"
-#: Tries at making a put's folder and temporary file while other requests prune folders.
-_TEMP_ATTEMPTS = 5
+#: What Cairn before scratch areas named a put's temporary file, beside its final place:
+#: never listed (only a walk of the whole storage could find such files of a crash).
+_LEGACY_PREFIX = ".cairn-put-"
+_LEGACY_SUFFIX = ".part"
+#: Tries at placing a file while a concurrent delete prunes its (empty) folder.
+_PLACE_ATTEMPTS = 5
 
 
 class LocalStorage(Storage):
-    """Objects as files under ``root``; folders are created and pruned as needed."""
+    """Objects as files under ``root``; folders are created and pruned as needed. A put
+    writes to a temporary file in ``root/.cairn-tmp/<process token>/`` and renames it into
+    place (one file system: the rename is atomic)."""
 
     def __init__(self, root: str | os.PathLike[str], *, chunk_size: int = CHUNK_SIZE,
                  fsync: bool = True) -> None:
@@ -44,9 +47,14 @@ class LocalStorage(Storage):
 
     # -- writing ---------------------------------------------------------------------------
 
+    @property
+    def scratch(self) -> ScratchDir:
+        return ScratchDir(self.root, self.token)
+
     def put(self, location: str, chunks: Iterable[bytes]) -> PutResult:
         path = self.path(location)
-        fd, tmp = self._temp_file(path.parent)
+        scratch = self.scratch
+        fd, tmp = scratch.temp_file(".part")
         counter = Crc32Counter()
         try:
             with os.fdopen(fd, "wb") as f:
@@ -56,30 +64,33 @@ class LocalStorage(Storage):
                 f.flush()
                 if self.fsync:
                     os.fsync(f.fileno())
-            # rename is atomic within a file system: readers never see a partial file.
-            os.replace(tmp, path)
+            self._place(tmp, path)
         except BaseException:
             # Also on GeneratorExit/KeyboardInterrupt/cancellation: an interrupted upload
-            # leaves neither a temporary file nor the folders made for it.
+            # leaves no temporary file (a killed process leaves it to the sweep).
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            self._prune(path.parent)
             raise
+        finally:
+            scratch.tidy()
         if self.fsync:
             self._fsync_dir(path.parent)
         return counter.result()
 
-    def _temp_file(self, folder: Path) -> tuple[int, str]:
-        # A concurrent delete may prune the folder between mkdir and mkstemp, or inside
-        # mkdir itself (pathlib then sees EEXIST but no folder: FileExistsError): retry.
-        for attempt in range(_TEMP_ATTEMPTS):
+    def _place(self, tmp: str, path: Path) -> None:
+        """Rename ``tmp`` to ``path``, making its folder. A concurrent delete may prune the
+        folder between mkdir and rename, or inside mkdir itself (pathlib then sees EEXIST but
+        no folder: FileExistsError): retry."""
+        for attempt in range(_PLACE_ATTEMPTS):
             try:
-                folder.mkdir(parents=True, exist_ok=True)
-                return tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=folder)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # rename is atomic within a file system: readers never see a partial file.
+                os.replace(tmp, path)
+                return
             except (FileNotFoundError, FileExistsError):
-                if attempt == _TEMP_ATTEMPTS - 1:
+                if attempt == _PLACE_ATTEMPTS - 1:
+                    self._prune(path.parent)
                     raise
-        raise AssertionError("unreachable")
 
     def _fsync_dir(self, folder: Path) -> None:
         # Makes the rename itself durable.
@@ -146,9 +157,11 @@ class LocalStorage(Storage):
         base = self.path(folder) if folder else self.root
         if not base.is_dir():
             return
-        for dirpath, _dirnames, filenames in os.walk(base):
+        for dirpath, dirnames, filenames in os.walk(base):
+            if dirpath == str(self.root) and SCRATCH in dirnames:
+                dirnames.remove(SCRATCH)  # unfinished work is no object
             for name in filenames:
-                if name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX):
+                if name.startswith(_LEGACY_PREFIX) and name.endswith(_LEGACY_SUFFIX):
                     continue
                 full = os.path.join(dirpath, name)
                 try:
@@ -161,6 +174,47 @@ class LocalStorage(Storage):
     def folder_exists(self, folder: str) -> bool:
         # ids.storage_file: a dataset is on main storage when its folder exists.
         return self.path(folder).is_dir()
+
+    # -- unfinished work ---------------------------------------------------------------------
+
+    def write_note(self, name: str, data: bytes) -> None:
+        if name.endswith(".part"):
+            raise ValueError("notes never end in .part (temporary files do)")
+        scratch = self.scratch
+        fd = scratch.create(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                if self.fsync:
+                    os.fsync(f.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(scratch.folder / name)
+            raise
+        if self.fsync:  # the note must outlive a power cut that the work it guards outlives
+            self._fsync_dir(scratch.folder)
+
+    def drop_note(self, name: str) -> None:
+        scratch = self.scratch
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch.folder / name)
+        scratch.tidy()
+
+    def scratch_owners(self) -> set[str]:
+        return self.scratch.owners()
+
+    def notes(self, token: str) -> dict[str, bytes]:
+        out = {}
+        for p in self.scratch.files(token):
+            if not p.name.endswith(".part"):
+                with contextlib.suppress(FileNotFoundError):
+                    out[p.name] = p.read_bytes()
+        return out
+
+    def clear_scratch(self, token: str) -> bool:
+        self.scratch.remove(token)
+        return True
 
 
 def _file_chunks(f: BinaryIO, start: int, end: int | None, chunk_size: int) -> Iterator[bytes]:

@@ -34,6 +34,7 @@ from cairn.ids import archive as copies
 from cairn.ids.locations import dataset_folder
 from cairn.ids.locks import DataBusy, LockManager
 from cairn.ids.mapper import DfInfo, DsInfo, ZipMapper
+from cairn.ids.scratch import ScratchDir, owner_token
 from cairn.ids.storage import Storage
 from cairn.ids.twolevel_queue import (
     ARCHIVING_STATES,
@@ -55,8 +56,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DataBusy", "TwoLevel"]
 
-#: Temporary restore zips older than this are left by a crash (another process on this
-#: machine may be using the same cache directory right now).
+#: Restore zips named as before scratch folders (beside each other in the cache, with no
+#: owner) are taken for a crash's once this old.
 STALE_RESTORE_SECONDS = 86400
 
 
@@ -75,6 +76,9 @@ class TwoLevel:
         self.archive = archive
         self.settings = settings
         self.scheduler = scheduler
+        # Temporary files and uploads carry this process's name (cairn.ids.scratch).
+        main.bind(scheduler.owner)
+        archive.bind(scheduler.owner)
         # Keyword arguments override the settings (tests).
         stale = float(stale_seconds if stale_seconds is not None
                       else settings.stale_claim_timeout)
@@ -85,7 +89,8 @@ class TwoLevel:
         self.locks = LockManager(db, scheduler.owner, stale_seconds=stale)
         self.reader = CatalogueReader(db, settings.key)
         cache = Path(settings.cache_dir) if settings.cache_dir else Path(tempfile.gettempdir())
-        self.moves = UnitMoves(main, archive, self.reader, cache / "dataset", mapper)
+        self.moves = UnitMoves(main, archive, self.reader, cache / "dataset", mapper,
+                               token=owner_token(scheduler.owner))
         self.tidy_interval = float(tidy_interval_seconds if tidy_interval_seconds is not None
                                    else settings.eviction_check_interval_seconds)
         self.stale_seconds = stale
@@ -93,8 +98,9 @@ class TwoLevel:
 
     def job_kinds(self) -> list[Kind | Periodic]:
         """What two-level storage runs on the scheduler: its requests (every process),
-        the lock heartbeat and the sweep of crashed restores (each process for itself),
-        and the eviction check (one process at a time)."""
+        the lock heartbeat and the sweep of restore zips left by older Cairns (each process
+        for itself), and the eviction check (one process at a time). What crashes leave now
+        is swept by the data service (:meth:`scratch`)."""
         out: list[Kind | Periodic] = [
             Kind(KIND, self.run, merge=self.queue.merge, max_attempts=None,
                  retry_delay=lambda failures: self.retry_seconds),
@@ -112,8 +118,13 @@ class TwoLevel:
         ran (tests and tools; the scheduler does this in the background)."""
         return self.scheduler.run_pending([KIND])
 
+    def scratch(self) -> tuple[list[Storage], list[ScratchDir]]:
+        """Where this process keeps unfinished work besides main storage: the archive, and
+        the cache folder of restore zips (for :class:`cairn.ids.leftovers.Sweeper`)."""
+        return [self.archive], [self.moves.scratch]
+
     def _clean_work_dir(self) -> None:
-        """Temporary restore zips left by a crash."""
+        """Restore zips that an older Cairn left by a crash (they name no owner)."""
         cutoff = time.time() - STALE_RESTORE_SECONDS
         try:
             for p in self.moves.work_dir.glob(".cairn-restore-*"):

@@ -2,7 +2,8 @@
 
 The endpoint's order (ids.server's, §1.3): validate parameters, read the dataset, then
 ``location, result = upload(storage, inv_id, ds_id, chunks)`` (the HTTP adapter runs it on a
-thread of its own, fed with the request body: :func:`cairn.web.upload_stream.store_body`),
+thread of its own, fed with the request body: :func:`cairn.web.upload_stream.store_body`
+through :meth:`cairn.ids.service.DataService.put_store`),
 create the Datafile (location with hash if a key is set, ``fileSize = result.size``,
 ``checksum = result.checksum``); if that fails, ``storage.delete(location)``. Answer 201 with
 :func:`put_answer`. A body that fails or is cut off mid-way raises out of :func:`upload`
@@ -20,9 +21,10 @@ from cairn.ids.storage import Storage
 
 
 def upload(storage: Storage, investigation_id: int, dataset_id: int,
-           chunks: Iterable[bytes]) -> tuple[str, PutResult]:
-    """Store a new file for a dataset; return its location, size and CRC32."""
-    location = new_location(investigation_id, dataset_id)
+           chunks: Iterable[bytes], location: str | None = None) -> tuple[str, PutResult]:
+    """Store a new file for a dataset (at ``location`` if the caller chose it, as the data
+    service does to note it beforehand); return its location, size and CRC32."""
+    location = location or new_location(investigation_id, dataset_id)
     return location, storage.put(location, chunks)
 
 

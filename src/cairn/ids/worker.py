@@ -32,6 +32,7 @@ from cairn.errors import IcatError, internal
 from cairn.ids import archive as copies
 from cairn.ids.locations import dataset_folder, strip_digest
 from cairn.ids.mapper import DefaultZipMapper, DfInfo, DsInfo, ZipMapper
+from cairn.ids.scratch import UNBOUND, ScratchDir
 from cairn.ids.storage import Storage
 from cairn.ids.zipstream import ZipMember
 from cairn.jobs.model import chunks
@@ -119,11 +120,14 @@ class UnitMoves:
     """Copies and deletions for one storage unit type."""
 
     def __init__(self, main: Storage, archive: Storage, reader: CatalogueReader,
-                 work_dir: str | os.PathLike[str], mapper: ZipMapper | None = None) -> None:
+                 work_dir: str | os.PathLike[str], mapper: ZipMapper | None = None,
+                 token: str = UNBOUND) -> None:
         self.main = main
         self.archive = archive
         self.reader = reader
+        #: Restore zips go to ``<work_dir>/.cairn-tmp/<token>/`` (the process's token).
         self.work_dir = Path(work_dir)
+        self.scratch = ScratchDir(self.work_dir, token)
         self.mapper = mapper or DefaultZipMapper()
 
     # -- online checks ------------------------------------------------------------------------
@@ -192,9 +196,8 @@ class UnitMoves:
         key = dataset_folder(ds.investigation_id, ds.id)
         if not self.archive.exists(key):
             raise internal(f"Dataset {ds_id} has no archive copy at {key}")
-        self.work_dir.mkdir(parents=True, exist_ok=True)
         copies.restore_dataset(self.archive, self.main, key, {f.name: f.location for f in files},
-                               self.work_dir, mapper=self.mapper)
+                               self.scratch, mapper=self.mapper)
 
     # -- DATAFILE unit ------------------------------------------------------------------------
 

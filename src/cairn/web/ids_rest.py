@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -342,8 +343,8 @@ async def put(request: Request) -> Response:
         await _drain(request, DRAIN_LIMIT)
         raise
     try:
-        location, result = await store_body(service.main, plan.dataset.investigation_id,
-                                            plan.dataset.id, request.stream())
+        location, result = await store_body(partial(service.put_store, plan),
+                                            request.stream())
         body = await run_in_threadpool(service.put_commit, plan, location, result)
     finally:
         await release(plan.release)

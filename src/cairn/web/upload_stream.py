@@ -6,24 +6,26 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import anyio
 
 from cairn.ids.checksum import PutResult
-from cairn.ids.storage import CHUNK_SIZE, Storage
-from cairn.ids.upload import upload
+from cairn.ids.storage import CHUNK_SIZE
 from cairn.web.streaming import READ_AHEAD
+
+#: The blocking half: stores the chunks it is given (``DataService.put_store`` of a plan).
+Store = Callable[[Iterable[bytes]], tuple[str, PutResult]]
 
 
 class _BodyGone(Exception):
     """The request body ended early (client gone, bad framing): abort the storage put."""
 
 
-async def store_body(storage: Storage, investigation_id: int, dataset_id: int,
-                     body: AsyncIterator[bytes]) -> tuple[str, PutResult]:
-    """:func:`cairn.ids.upload.upload` of a request body, on a thread of its own.
+async def store_body(store: Store, body: AsyncIterator[bytes]) -> tuple[str, PutResult]:
+    """``store`` (a storage put: :func:`cairn.ids.upload.upload`) of a request body, on a
+    thread of its own.
 
     The blocking put does not occupy a worker of the shared pool for the whole upload (forty
     slow uploads would otherwise stall every other request). The loop gathers the body into
@@ -55,7 +57,7 @@ async def store_body(storage: Storage, investigation_id: int, dataset_id: int,
 
     def run() -> None:
         try:
-            out = upload(storage, investigation_id, dataset_id, chunks())
+            out = store(chunks())
             loop.call_soon_threadsafe(settle, done.set_result, out)
         except BaseException as e:
             loop.call_soon_threadsafe(settle, done.set_exception, e)
