@@ -335,6 +335,23 @@ def revert_model(old_version: str, new_version: str) -> None:
     revert_changes(_current_ops(), model_changes(tables_at(old_version), tables_at(new_version)))
 
 
+def create_service_tables(*tables: Table) -> None:
+    """Revision body for Cairn's own tables: create those absent (a database made by
+    ``create_all()`` of today's declarations already has them)."""
+    bind = _current_ops().get_bind()
+    existing = {name.upper() for name in inspect(bind).get_table_names()}
+    for table in tables:
+        if table.name.upper() not in existing:
+            table.create(bind)
+
+
+def drop_service_tables(*tables: Table) -> None:
+    """Revision body of a downgrade: drop them, last first."""
+    bind = _current_ops().get_bind()
+    for table in reversed(tables):
+        table.drop(bind)
+
+
 def missing(conn: Connection, tables: Tables) -> list[str]:
     """What the live database lacks of the catalogue tables of a model (empty: all present)."""
     live = _live(conn)

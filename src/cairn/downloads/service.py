@@ -170,6 +170,16 @@ class DownloadService:
              .where(g.c.name.in_(list(groupings)), u.c.name == user))
         return bool(work.conn.execute(q).scalar_one())
 
+    def _usable(self, caller: Caller, name: str) -> TransportSettings:
+        """The transport ``name``, if the caller may use it; else the error saying why."""
+        t = self.settings.transports.get(name)
+        if t is None:
+            raise bad_request(f"Unknown transport {name!r}; this server offers: "
+                              + ", ".join(self.settings.transports))
+        if not self._may_use(caller.work, caller.user, t):
+            raise forbidden(f"{caller.user} not allowed to use {name}")
+        return t
+
     def _may_use(self, work: Work, user: str, t: TransportSettings) -> bool:
         mnemonic = user.partition("/")[0] if "/" in user else ""
         if mnemonic and mnemonic in t.disallowed_authn:
@@ -190,12 +200,7 @@ class DownloadService:
         the error saying why not."""
         if name is None or not name.strip():
             name = next(iter(self.settings.transports))
-        t = self.settings.transports.get(name)
-        if t is None:
-            raise bad_request(f"Unknown transport {name!r}; this server offers: "
-                              + ", ".join(self.settings.transports))
-        if not self._may_use(caller.work, caller.user, t):
-            raise forbidden(f"{caller.user} not allowed to use {name}")
+        self._usable(caller, name)
         switch = self.store.download_type(caller.work.conn, facility, name)
         if switch is not None and switch[0]:
             raise forbidden(f"The transport {name} is disabled"
@@ -450,12 +455,7 @@ class DownloadService:
                   ) -> dict[str, Any]:
         with self._caller(session_id, read_only=True) as c:
             facility = self._facility(c.work, facility)
-            t = self.settings.transports.get(name)
-            if t is None:
-                raise bad_request(f"Unknown transport {name!r}; this server offers: "
-                                  + ", ".join(self.settings.transports))
-            if not self._may_use(c.work, c.user, t):
-                raise forbidden(f"{c.user} not allowed to use {name}")
+            self._usable(c, name)
             return self._transport_json(c.work, facility, name)
 
     # -- queues -------------------------------------------------------------------------------

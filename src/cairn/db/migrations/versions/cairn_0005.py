@@ -4,9 +4,7 @@ Revision ID: cairn_0005
 Revises: cairn_0004
 """
 
-from alembic import op
-from sqlalchemy import inspect
-
+from cairn.db import migrate
 from cairn.db.tables import TABLES
 
 revision = "cairn_0005"
@@ -18,11 +16,8 @@ DOI = TABLES.doi
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    # Absent-only, as cairn_0002: a database made by create_all() already has it.
-    if DOI.name.upper() not in {n.upper() for n in inspect(bind).get_table_names()}:
-        DOI.create(bind)
+    migrate.create_service_tables(DOI)
 
 
 def downgrade() -> None:
-    DOI.drop(op.get_bind())
+    migrate.drop_service_tables(DOI)

@@ -4,9 +4,7 @@ Revision ID: cairn_0006
 Revises: cairn_0005
 """
 
-from alembic import op
-from sqlalchemy import inspect
-
+from cairn.db import migrate
 from cairn.db.tables import TABLES
 
 revision = "cairn_0006"
@@ -19,15 +17,8 @@ NEW = (D.cart, D.cart_item, D.download, D.download_item, D.download_type, D.conf
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    # Absent-only, as cairn_0002: a database made by create_all() already has them.
-    existing = {name.upper() for name in inspect(bind).get_table_names()}
-    for table in NEW:
-        if table.name.upper() not in existing:
-            table.create(bind)
+    migrate.create_service_tables(*NEW)
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    for table in reversed(NEW):
-        table.drop(bind)
+    migrate.drop_service_tables(*NEW)
