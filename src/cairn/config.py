@@ -446,6 +446,9 @@ class DownloadSettings(_Section):
     part_files: int = Field(10_000, ge=1)
     #: Most locations in one queue/files or getSize/files call.
     max_files: int = Field(10_000, ge=1)
+    #: Most datafiles one search/files call returns (TopCat's search.maxResults); the search
+    #: itself is Cairn's own, on whenever Datafile is indexed.
+    search_max_results: int = Field(10_000, ge=1)
     priorities: QueuePriorities = QueuePriorities()
     mail: MailSettings = MailSettings()
     #: Seconds between checks of restoring downloads.

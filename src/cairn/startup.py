@@ -90,7 +90,7 @@ def assemble(settings: Settings, db: Database | None = None) -> Cairn:
     data = open_data_service(catalogue, db, jobs)
     search = open_search(settings, catalogue, db, jobs)
     publishing = open_publishing(settings, catalogue, jobs)
-    downloads = open_downloads(settings, catalogue, data, jobs)
+    downloads = open_downloads(settings, catalogue, data, jobs, search)
     jobs.register(*catalogue.job_kinds(), *data.job_kinds(),
                   *(search.job_kinds() if search else ()),
                   *(publishing.job_kinds() if publishing else ()),
@@ -126,7 +126,8 @@ def open_publishing(settings: Settings, catalogue: Catalogue, jobs: Scheduler | 
 
 
 def open_downloads(settings: Settings, catalogue: Catalogue, data: DataService,
-                   jobs: Scheduler | None) -> DownloadService | None:
+                   jobs: Scheduler | None, search: SearchService | None = None
+                   ) -> DownloadService | None:
     """Carts, downloads and queues on the data service, and delivery tracking of what its
     getData sends of their prepared ids."""
     s = settings.downloads
@@ -136,7 +137,7 @@ def open_downloads(settings: Settings, catalogue: Catalogue, data: DataService,
     mailer = Mailer(catalogue.db, s, settings.public_url)
     data.on_delivery(Delivery(catalogue.db, s, jobs))
     return DownloadService(catalogue, data, s, settings.public_url, jobs,
-                           lifecycle=lifecycle, mailer=mailer)
+                           lifecycle=lifecycle, mailer=mailer, search=search)
 
 
 def load_plugin(name: str, cairn: Cairn) -> None:

@@ -11,6 +11,7 @@ done), useroffice as the admin, and a local SMTP server (aiosmtpd) for the ready
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -718,6 +719,70 @@ def test_queue_files(env: Env) -> None:
                          files=[loc[a]] * 5), 400, "BadRequestException", "Limit of 4")
 
 
+def test_search_files(env: Env) -> None:
+    """Free-text search for datafiles, in icat.lucene's answer shape, paged with searchAfter:
+    a user finds the files of their own investigations; an admin is not narrowed to theirs,
+    but still finds only what the rules let them read."""
+    tc, cat, jdoe = env.tc, env.cat, env.login("jdoe")
+
+    def page(sid: str, **form: Any) -> dict[str, Any]:
+        r = tc.http.post("/topcat/user/search/files",
+                         params={"facilityName": FACILITY, "sessionId": sid,
+                                 **({"maxResults": form.pop("maxResults")}
+                                    if "maxResults" in form else {})},
+                         data=form)
+        body = ok(r)
+        assert isinstance(body, dict)
+        return body
+
+    mine = {f for d in ("A1", "A2", "A3", "B1") for f in cat.files[d]}
+    # The index follows the uploads through the job queue.
+    wait_until(lambda: len(page(jdoe, query="*.dat", maxResults=10)["results"]) == len(mine),
+               30, "the datafiles to be indexed")
+    found: dict[int, dict[str, Any]] = {}
+    after: str | None = None
+    pages = 0
+    while True:
+        body = page(jdoe, query="*.dat", maxResults=3, **({"searchAfter": after} if after else {}))
+        pages += 1
+        assert 0 < len(body["results"]) <= 3
+        for hit in body["results"]:
+            assert hit["_id"] not in found
+            found[hit["_id"]] = hit["_source"]
+        if "search_after" not in body:
+            break
+        after = json.dumps(body["search_after"])
+    assert pages == 3
+    assert set(found) == mine
+    for f, source in found.items():
+        assert source == {"id": f, "location": cat.locations[f],
+                          "fileSize": len(cat.content[f][1])}
+    # maxResults unset: at most max_files (4) per page, as TopCat.
+    assert len(page(jdoe, query="*.dat")["results"]) == 4
+    # A narrower query.
+    body = page(jdoe, query="b1_*", maxResults=10)
+    assert {h["_id"] for h in body["results"]} == set(cat.files["B1"])
+    # The admin is not narrowed to their investigations (they are on none) but reads only
+    # the public one.
+    admin = env.login("useroffice")
+    body = page(admin, query="*.dat", maxResults=10)
+    assert {h["_id"] for h in body["results"]} == set(cat.files["P1"])
+    r = tc.http.post("/topcat/user/search/files",
+                     params={"facilityName": FACILITY, "sessionId": jdoe, "maxResults": 10001},
+                     data={"query": "*.dat"})
+    assert_error(r, 400, "BadRequestException", "maxResults cannot exceed 10000")
+    r = tc.http.post("/topcat/user/search/files",
+                     params={"facilityName": FACILITY, "sessionId": jdoe}, data={})
+    assert_error(r, 400, "BadRequestException", "query is required")
+    r = tc.http.post("/topcat/user/search/files",
+                     params={"facilityName": FACILITY, "sessionId": "no-such-session"},
+                     data={"query": "*"})
+    assert_error(r, 400, "BadRequestException")
+    r = tc.http.post("/topcat/user/search/files",
+                     params={"facilityName": "NOPE", "sessionId": jdoe}, data={"query": "*"})
+    assert_error(r, 400, "BadRequestException", "NOPE")
+
+
 def test_queue_data_collection(env: Env) -> None:
     tc, cat, jdoe = env.tc, env.cat, env.login("jdoe")
     rest = Rest(env.server)
@@ -743,7 +808,8 @@ def test_defaults_and_anonymous_downloads_off(tmp_path: Path) -> None:
     """Every Facility of the catalogue is a facility, root users are the admins, the one
     transport is https; and anonymous downloads can be switched off."""
     url, _ = make_database("sqlite", tmp_path)
-    server = Server(tmp_path, url, extra_config="[downloads]\nanon_download_enabled = false\n")
+    server = Server(tmp_path, url, extra_config="[downloads]\nanon_download_enabled = false\n"
+                    "[search]\nenabled = false\n")
     try:
         cat = build(server, "DEFAULTS")
         tc = Topcat(server, "DEFAULTS")
@@ -757,6 +823,8 @@ def test_defaults_and_anonymous_downloads_off(tmp_path: Path) -> None:
         tc.add(anon, f"dataset {cat.ds['P1']}")
         assert_error(tc.post("/user/cart/DEFAULTS/submit", anon, transport="https",
                              fileName="x"), 403, "ForbiddenException", "anonymous")
+        assert_error(tc.post("/user/search/files", jdoe, query="*"), 400,
+                     "BadRequestException", "Querying not enabled")
         tc.add(jdoe, f"dataset {cat.ds['A1']}")
         download_id = tc.submit(jdoe)
         wait_until(lambda: tc.download(jdoe, download_id)["status"] == "COMPLETE", 30,

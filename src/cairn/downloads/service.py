@@ -17,13 +17,14 @@ ids, locations, ``queryOffset``) only ever reaches SQL as bound parameters.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, func, select
 
@@ -42,6 +43,9 @@ from cairn.errors import ErrorType, IcatError
 from cairn.ids.selection import Selection
 from cairn.ids.service import DataService
 from cairn.jobs import Kind, Periodic, Scheduler
+
+if TYPE_CHECKING:
+    from cairn.search.service import SearchService
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +97,11 @@ class Caller:
 class DownloadService:
     def __init__(self, catalogue: Catalogue, data: DataService, settings: DownloadSettings,
                  public_url: str, jobs: Scheduler | None = None,
-                 lifecycle: Lifecycle | None = None, mailer: Mailer | None = None) -> None:
+                 lifecycle: Lifecycle | None = None, mailer: Mailer | None = None,
+                 search: SearchService | None = None) -> None:
         self.catalogue = catalogue
+        #: Free-text search, for ``search/files`` (None: search is switched off).
+        self.search = search
         self.data = data
         self.settings = settings
         self.public_url = public_url.rstrip("/")
@@ -440,6 +447,46 @@ class DownloadService:
             raise bad_request("At least one Datafile.location required")
         if len(files) > self.settings.max_files:
             raise bad_request(f"Limit of {self.settings.max_files} files exceeded")
+
+    # -- finding files --------------------------------------------------------------------------
+
+    def search_files(self, facility: str | None, session_id: str | None,
+                     max_results: int | None, text: str | None,
+                     search_after: str | None) -> dict[str, Any]:
+        """The locations and sizes of the datafiles a free-text query finds, for queue/files,
+        in icat.lucene's answer shape (TopCat passes icat.lucene's answer on as it is).
+
+        TopCat asks icat.lucene directly, which knows nothing of rules, so it narrows a
+        non-admin to the investigations they are on; Cairn's search runs under the caller's
+        rules as well, and keeps that narrowing so the same query finds the same files."""
+        if self.search is None or "Datafile" not in self.search.index.docs:
+            raise bad_request("Querying not enabled: free-text search of Datafiles is off "
+                              "here ([search] enabled, entities)")
+        limit = self.settings.search_max_results
+        if max_results is not None and max_results > limit:
+            raise bad_request(f"maxResults cannot exceed {limit}")
+        if max_results is None or max_results < 1:
+            max_results = min(limit, self.settings.max_files)
+        if text is None or not text.strip():
+            raise bad_request("query is required: free text in Lucene syntax")
+        with self._caller(session_id, read_only=True) as c:
+            self._facility(c.work, facility)
+            user = c.user
+        query: dict[str, Any] = {"target": "Datafile", "text": text}
+        if not self._is_admin_session(session_id):
+            query["user"] = user
+        found = self.search.search_documents(
+            session_id, json.dumps(query), search_after=search_after or None,
+            max_count=str(max_results))
+        out: dict[str, Any] = {"results": [
+            {"_id": hit["id"], "_shardIndex": -1,
+             **({"_score": hit["score"]} if "score" in hit else {}),
+             "_source": {k: hit["source"][k] for k in ("id", "location", "fileSize")
+                         if k in hit["source"]}}
+            for hit in found["results"]]}
+        if "search_after" in found:
+            out["search_after"] = found["search_after"]
+        return out
 
     # -- transports ---------------------------------------------------------------------------
 

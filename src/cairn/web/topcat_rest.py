@@ -255,9 +255,9 @@ def queue_allowed(s: DownloadService, p: Params) -> bool:
     return s.queue_allowed(p.facility, p.sid)
 
 
-def search_files(s: DownloadService, p: Params) -> None:
-    # TopCat proxies icat.lucene here only with search.enabled; Cairn's search is /icat's.
-    raise bad_request("Querying not enabled")
+def search_files(s: DownloadService, p: Params) -> Any:
+    return s.search_files(p.facility, p.sid, p.integer("maxResults", required=False),
+                          p.get("query"), p.get("searchAfter"))
 
 
 # -- admin --------------------------------------------------------------------------------------
