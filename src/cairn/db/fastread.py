@@ -5,7 +5,8 @@ work (measured on SQLite: 136 µs against 9 µs for one row by id), and rebuildi
 SELECT to add its LIMIT costs as much again: most of a small page's time. Two shapes run on
 every request, so they go to the cursor with SQL text SQLAlchemy rendered once:
 
-- :func:`rows_in`: whole rows by a list of keys (sessions, loads by id, INCLUDE steps);
+- :func:`rows_in`: whole rows by a list of keys (sessions, loads by id, INCLUDE steps), by id
+  or in another order (INCLUDEd lists);
 - :class:`CompiledSelect`: a compiled query with its limit and offset (searches; rows unconverted);
 - :func:`rows_keyed`: any statement around a list of keys, compiled once (authorization
   checks of INCLUDEd objects).
@@ -110,14 +111,16 @@ _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": None, "name
 
 
 @lru_cache(maxsize=1024)
-def _plan(dialect: Dialect, table: Table, column: str) -> _Plan | None:
+def _plan(dialect: Dialect, table: Table, column: str, order: tuple[str, ...]
+          ) -> _Plan | None:
     mark = _MARKS.get(dialect.paramstyle)
     if mark is None:
         return None  # a driver Cairn does not ship: SQLAlchemy's path instead
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(c.name) for c in table.columns)
     head = f"SELECT {names} FROM {quote(table.name)} WHERE {quote(table.c[column].name)}"
-    return _Plan(table, head, f" ORDER BY {quote(table.c.id.name)}", mark, _arrays(dialect))
+    tail = " ORDER BY " + ", ".join(quote(table.c[key].name) for key in order)
+    return _Plan(table, head, tail, mark, _arrays(dialect))
 
 
 def _arrays(dialect: Dialect) -> bool:
@@ -132,13 +135,15 @@ def rows_in(conn: Connection, table: Table, column: str, values: Sequence[Any]
     return _convert(*fetch_in(conn, table, column, values))
 
 
-def fetch_in(conn: Connection, table: Table, column: str, values: Sequence[Any]) -> Fetched:
-    """:func:`rows_in`, unconverted."""
+def fetch_in(conn: Connection, table: Table, column: str, values: Sequence[Any],
+             order: tuple[str, ...] = ("id",)) -> Fetched:
+    """:func:`rows_in`, unconverted; ordered by the columns ``order`` names (their keys)."""
     if not values:
         return [], ()
-    plan = _plan(conn.dialect, table, column)
+    plan = _plan(conn.dialect, table, column, order)
     if plan is None:
-        stmt = select(table).where(table.c[column].in_(values)).order_by(table.c.id)
+        stmt = (select(table).where(table.c[column].in_(values))
+                .order_by(*(table.c[key] for key in order)))
         return list(conn.execute(stmt)), ()
     if plan.arrays and len(values) >= ARRAY_FROM:
         rows, description = _run(conn, f"{plan.head} = ANY({plan.mark}){plan.tail}",
@@ -210,8 +215,10 @@ class CompiledSelect:
         return rows, self.processors
 
 
-#: (anchor, dialect; key, length) -> the statement built and compiled
-_KEYED: IdentityCache[tuple[Select[Any], CompiledSelect | None]] = IdentityCache(10_000)
+#: (anchor, dialect; key, length) -> the statement built and compiled. An entry with an
+#: authorization predicate is ~35 kB and pins the predicate (~100 kB): bounded to ~140 MB.
+_KEYED: IdentityCache[tuple[Select[Any], CompiledSelect | None]] = \
+    IdentityCache(1024, "fastread.keyed")
 
 
 #: A key condition on a column: ``column IN (:k0, :k1, ...)`` or ``column = ANY(:keys)``.

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from cairn.catalogue import admin
+from cairn.catalogue.objects import Obj
 from cairn.catalogue.service import API_VERSION, Catalogue, entity_named
 from cairn.errors import bad_parameter
 from cairn.web.entity_json import (
+    format_date,
     items_of,
     load_json,
     parse_entities,
     unwrap,
 )
+from cairn.web.forms import read_form  # [server] max_request_bytes
 from cairn.web.json_rows import JsonShape, entity_bytes, results_bytes
 from cairn.web.jsonresponse import JSONResponse, json_bytes
 
@@ -30,7 +38,8 @@ def _catalogue(request: Request) -> Catalogue:
 
 
 async def _form(request: Request) -> dict[str, Any]:
-    form = await request.form()
+    # [server] max_request_bytes, not Starlette's 1 MB per field (cairn.web.forms)
+    form = await read_form(request, _catalogue(request).settings.server.max_request_bytes)
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
@@ -180,6 +189,71 @@ async def cloner(request: Request) -> Response:
     return JSONResponse({"id": new_id})
 
 
+# -- administration and testing (§4.7) ---------------------------------------------------------
+
+
+async def jpql(request: Request) -> Response:
+    """The first results of a query run without authorization, as text (root only)."""
+    cat = _catalogue(request)
+    q = request.query_params
+    wanted = _int(q["max"], "max") if "max" in q else None
+    values = await run_in_threadpool(admin.jpql, cat, q.get("sessionId"), q.get("query"),
+                                     wanted)
+    return PlainTextResponse(_jpql_text(values, wanted or admin.JPQL_MAX, cat.zone))
+
+
+def _jpql_text(values: list[Any], wanted: int, zone: ZoneInfo) -> str:
+    # icat.server's form, "Count 2: Dataset:12, [a, 3]"; it says "at least 5" whatever the
+    # max, Cairn names the max.
+    head = f"Count at least {wanted}" if len(values) == wanted else f"Count {len(values)}"
+    return head + (": " + ", ".join(_text(v, zone) for v in values) if values else "")
+
+
+def _text(value: Any, zone: ZoneInfo) -> str:
+    if isinstance(value, Obj):
+        if value.name == "User":  # as icat.server's User prints itself
+            return f"User[name={value.values.get('name')}]"
+        return f"{value.name}:{value.id}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_text(v, zone) for v in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return format_date(value, zone)
+    return str(value)
+
+
+async def _pause(seconds: float) -> float:
+    """Wait at least ``seconds`` without holding a worker thread; the seconds waited."""
+    start = time.monotonic()
+    while (left := seconds - (time.monotonic() - start)) > 0:
+        await asyncio.sleep(left)
+    return time.monotonic() - start
+
+
+async def wait_millis(request: Request) -> Response:
+    form = await _form(request)
+    ms = _int(form["ms"], "ms") if "ms" in form else 0  # none: no wait, as in icat.server
+    await run_in_threadpool(admin.require_root, _catalogue(request), form.get("sessionId"))
+    await _pause(admin.wait_seconds(ms, "ms"))
+    return no_content()
+
+
+async def sleep(request: Request) -> Response:
+    seconds = admin.wait_seconds(_int(request.path_params["seconds"], "seconds"), "seconds")
+    return JSONResponse({"slept": int(await _pause(seconds) * 1000)})
+
+
+def _stale(what: str) -> Handler:
+    async def mark(request: Request) -> Response:
+        admin.mark_rules_stale(_catalogue(request), what, _client_ip(request))  # no I/O
+        return no_content()
+
+    return mark
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/icat/version", version, methods=["GET"]),
@@ -194,4 +268,11 @@ def routes() -> list[BaseRoute]:
         Route("/icat/entityManager", entity_write, methods=["POST"]),
         Route("/icat/entityManager", entity_delete, methods=["DELETE"]),
         Route("/icat/cloner", cloner, methods=["POST"]),
+        Route("/icat/jpql", jpql, methods=["GET"]),
+        Route("/icat/waitMillis", wait_millis, methods=["POST"]),
+        Route("/icat/sleep/{seconds}", sleep, methods=["GET"]),
+        Route("/icat/gatekeeper/markPublicTablesStale", _stale("public tables"),
+              methods=["POST"]),
+        Route("/icat/gatekeeper/markPublicStepsStale", _stale("public steps"),
+              methods=["POST"]),
     ]

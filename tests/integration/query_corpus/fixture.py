@@ -432,9 +432,15 @@ def _scalar(typ: str, value: Any) -> Any:
 
 
 def _children(entity: str, field: str, parent: int) -> list[int]:
+    """A one-to-many list in the order of the child's unique key when it starts with the
+    parent (the rest of the key, then id), else by id."""
     f = SCHEMA.entities[entity].fields[field]
     back = SCHEMA.inverse(f).name
-    return sorted(i for i, r in ROWS.get(f.type, {}).items() if r.get(back) == parent)
+    key = SCHEMA.entities[f.type].key
+    rest = key[1:] if len(key) > 1 and key[0] == back else ()
+    rows = ROWS.get(f.type, {})
+    mine = [i for i, r in rows.items() if r.get(back) == parent]
+    return sorted(mine, key=lambda i: (*(rows[i][k] for k in rest), i))
 
 
 def plain(entity: str, id: int, include: Tree | None = None) -> dict[str, Any]:
