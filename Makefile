@@ -16,9 +16,12 @@ $(BIN)/cairn: pyproject.toml
 
 install: $(BIN)/cairn
 
-# Cairn on SQLite under ./cairn-data with the demo facility, at http://127.0.0.1:8080/icat
+# Cairn on SQLite under ./cairn-data with the demo facility, at http://127.0.0.1:8080/icat;
+# prints how to sign in. PORT=8123 picks another port; SCALE=3 makes a bigger facility and
+# FILE_SIZE=1M bigger datafiles (both only when ./cairn-data is still empty).
 demo: install
-	$(BIN)/cairn serve --demo
+	$(BIN)/cairn serve --demo $(if $(PORT),--port $(PORT)) $(if $(SCALE),--scale $(SCALE)) \
+		$(if $(FILE_SIZE),--file-size $(FILE_SIZE))
 
 serve: install
 	$(BIN)/cairn serve

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import os
 import sys
 import time
@@ -24,19 +23,40 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from cairn.startup import ROOT_PASSWORD_ENV, assemble, ensure_root_account
-    from cairn.web import accesslog
+    from cairn import logs
+    from cairn.startup import (
+        ROOT_PASSWORD_ENV,
+        assemble,
+        created_paths,
+        ensure_root_account,
+        open_database,
+        provisional,
+    )
+    from cairn.web import accesslog, serving
     from cairn.web.app import create_app
 
     settings = _settings(args)
+    # Every line from here on in [logging] format, the configuration's secrets hidden too;
+    # uvicorn's records go to the same handler (log_config=None below).
+    logs.setup(args.log_level, settings.logging.format, logs.configured_secrets(settings))
     if args.port is not None:
         settings.server.port = args.port
     if args.host is not None:
         settings.server.host = args.host
-    cairn = assemble(settings)
-    created = ensure_root_account(settings, cairn.db)
+    # The port first: a busy one is reported before a database or a folder is touched. Then
+    # everything that writes, undone on disk if start-up fails (nothing is left behind).
+    sock = serving.bind(settings.server.host, settings.server.port)
+    try:
+        with provisional(created_paths(settings)):
+            db = open_database(settings, wait_seconds=settings.catalogue.database_wait_seconds)
+            cairn = assemble(settings, db)
+            created = ensure_root_account(settings, cairn.db)
+            if args.demo:
+                _load_demo(cairn.catalogue, args.scale, user=settings.catalogue.root_users[0],
+                           file_size=args.file_size)
+    except BaseException:
+        sock.close()
+        raise
     if created:
         user, password = created
         if os.environ.get(ROOT_PASSWORD_ENV):
@@ -44,16 +64,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         else:
             print(f"Created root account {user} with password: {password}\n"
                   "  (shown once; change it with: cairn user add "
-                  f"{user} --password NEW)", flush=True)
+                  f"{user})", flush=True)
     if args.demo:
-        _load_demo(cairn.catalogue, args.scale, user=settings.catalogue.root_users[0])
+        _sign_in_help(cairn.catalogue, settings.catalogue.root_users[0], created is not None)
     print(f"Cairn serves {settings.public_url}/icat (catalogue: "
           f"{cairn.db.engine.url.render_as_string(hide_password=True)})", flush=True)
     app = create_app(cairn)
     settle_heap()
     accesslog.install()  # no session or prepared id in the access log
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port,
-                log_level=args.log_level, proxy_headers=True)
+    serving.run(app, sock, settings.server, log_level=args.log_level, proxy_headers=True,
+                log_config=None)
     return 0
 
 
@@ -77,17 +97,39 @@ def settle_heap() -> None:
     gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def _load_demo(catalogue: Catalogue, scale: float, user: str) -> None:
+def _file_size(text: str) -> int:
+    from cairn.demo.files import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _sign_in_help(catalogue: Catalogue, root_user: str, root_created: bool) -> None:
+    from cairn.demo.accounts import sign_in_help
+
+    # As it was run (`make demo` runs .venv/bin/cairn), so the commands shown can be pasted.
+    program = sys.argv[0] if os.path.basename(sys.argv[0]) == "cairn" else "cairn"
+    print("\n".join(sign_in_help(catalogue, root_user, root_created, program)), flush=True)
+
+
+def _load_demo(catalogue: Catalogue, scale: float, user: str,
+               file_size: int | None = None) -> None:
     from cairn.demo import load_demo
+    from cairn.startup import open_storage
 
     with catalogue.as_system(read_only=True) as work:
         facilities = work.search("SELECT COUNT(f) FROM Facility f")[0]
     if facilities:
         print("Catalogue already holds data; not loading the demo again.")
         return
+    settings = catalogue.settings
     start = time.perf_counter()
     counts = load_demo(catalogue, scale=scale, user=user,
-                       progress=lambda line: print("  " + line, flush=True))
+                       progress=lambda line: print("  " + line, flush=True),
+                       storage=open_storage(settings.data.main, settings.data),
+                       file_size=file_size)
     total = sum(counts.values())
     secs = time.perf_counter() - start
     print(f"Demo facility loaded: {total:,} rows in {secs:.1f} s "
@@ -109,7 +151,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     db = open_database(settings)
     catalogue = open_catalogue(settings, db)
     open_search(settings, catalogue, db, None)  # the demo is indexed as it is loaded
-    _load_demo(catalogue, args.scale, user=settings.catalogue.root_users[0])
+    _load_demo(catalogue, args.scale, user=settings.catalogue.root_users[0],
+               file_size=args.file_size)
+    _sign_in_help(catalogue, settings.catalogue.root_users[0], root_created=False)
     return 0
 
 
@@ -119,22 +163,25 @@ def cmd_user(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     db = open_database(settings)
+    db_names = [m for m, a in settings.authn.items() if a.type == "db"]
     if args.action == "list":
+        # As `add` and `remove` take them (and as users log in): with the mnemonic.
+        prefix = f"{db_names[0]}/" if db_names else ""
         for name in db_authn.list_users(db):
-            print(name)
+            print(prefix + name)
         return 0
     mnemonic, _, name = args.name.partition("/")
     if not name or mnemonic not in settings.authn or settings.authn[mnemonic].type != "db":
-        db_names = [m for m, a in settings.authn.items() if a.type == "db"]
         print(f"error: user must be written MNEMONIC/NAME with a db authenticator's mnemonic "
               f"({', '.join(db_names) or 'none configured'}), not {args.name!r}",
               file=sys.stderr)
         return 2
     if args.action == "add":
-        if not args.password:
-            print("error: --password is required", file=sys.stderr)
+        password = args.password if args.password is not None else _new_password(args)
+        if not password:
+            print("error: the password is empty", file=sys.stderr)
             return 2
-        db_authn.set_password(db, name, args.password)
+        db_authn.set_password(db, name, password)
         print(f"{args.name}: password set")
     elif args.action == "remove":
         if not db_authn.remove_user(db, name):
@@ -144,15 +191,80 @@ def cmd_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_password(args: argparse.Namespace) -> str:
+    """From standard input (``--password-stdin``, or whenever it is not a terminal: scripts
+    pipe it), else asked twice without echo."""
+    import getpass
+
+    if args.password_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"New password for {args.name}: ")
+    if getpass.getpass("Again: ") != first:
+        raise ConfigError("the two passwords differ; nothing was changed")
+    return first
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from cairn.db import migrate, sizes
+    from cairn.db.connect import check_sqlite_path, wait_until_reachable
     from cairn.db.engine import Database
+    from cairn.startup import check_schema
 
     settings = _settings(args)
+    if args.check:
+        return _migrate_check(settings)
+    check_sqlite_path(settings.database_url)
     db = Database(settings.database_url, zone=settings.zone)
+    wait_until_reachable(db, 0)
     print(f"schema at {migrate.upgrade(db)}")
     sizes.keep(db, settings.catalogue.keep_file_sizes)
+    check_schema(db)
     return 0
+
+
+def _migrate_check(settings: Settings) -> int:
+    """Report, changing nothing: the revision, what `cairn migrate` would do, and how the
+    tables differ from those Cairn serves. 0: it would be served as it is; 1: not."""
+    from cairn.db import migrate, schema_check
+    from cairn.db.connect import check_sqlite_path, wait_until_reachable, where
+    from cairn.db.engine import Database, parse_url
+
+    u = parse_url(settings.database_url)
+    if u.get_backend_name() == "sqlite" and u.database and not os.path.exists(u.database):
+        print(f"no catalogue database at {u.database} yet (`cairn migrate` or `cairn serve` "
+              "creates it)")
+        return 1
+    check_sqlite_path(settings.database_url)
+    db = Database(settings.database_url, zone=settings.zone)
+    wait_until_reachable(db, 0)
+    head = migrate.head()
+    current = migrate.current(db)
+    print(f"catalogue database: {where(db.url)}")
+    if current is None:
+        try:
+            found = migrate.detect_revision(db)
+        except migrate.MigrationError as e:
+            print(f"revision: none, and no upgrade applies: {e}")
+            found = "?"
+        else:
+            print("revision: none (an empty database)" if found is None else
+                  f"revision: none; an icat.server database matching {found}")
+    else:
+        print(f"revision: {current}")
+    if current != head:
+        print(f"`cairn migrate` (or `cairn serve` with [catalogue] migrate) would bring it to "
+              f"{head}")
+    with db.connect() as conn:
+        differences = schema_check.compare(conn, db.tables)
+    db.dispose()
+    if not differences:
+        print("tables: as Cairn serves them")
+        return 0 if current == head else 1
+    intro = "tables: not as Cairn serves them"
+    if current != head:
+        intro += " (the upgrade adds what is missing of its own revisions)"
+    print(schema_check.describe(differences, intro))
+    return 1
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -373,8 +485,50 @@ def _show_job(job: Job) -> None:
             print(f"{name + ':':<14}{value}")
 
 
+class _Version(argparse.Action):
+    """``--version``: Cairn's version and the ICAT version it serves."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show Cairn's version and the ICAT API version it serves")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from cairn.catalogue.service import API_VERSION
+
+        try:
+            mine = version("cairn")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            mine = "(not installed)"
+        print(f"cairn {mine} (ICAT {API_VERSION})")
+        parser.exit()
+
+
+#: What --log-level accepts (uvicorn's names).
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"a TCP port is a number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"the demo's scale is a number above 0 (1 = about "
+                                         f"10,000 datafiles), not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cairn", description="The ICAT catalogue, in Python.")
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True)
 
     def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -382,24 +536,42 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     s = with_config(sub.add_parser("serve", help="run the server"))
-    s.add_argument("--host")
-    s.add_argument("--port", type=int)
+    s.add_argument("--host", help="address to listen on (default: [server] host, 127.0.0.1; "
+                                  "0.0.0.0 for every interface)")
+    s.add_argument("--port", type=_port,
+                   help="TCP port to listen on (default: [server] port, 8080)")
     s.add_argument("--demo", action="store_true", help="load the demo facility if empty")
-    s.add_argument("--scale", type=float, default=1.0, help="demo size (1 = ~10,000 datafiles)")
-    s.add_argument("--log-level", default="info")
+    s.add_argument("--scale", type=_scale, default=1.0,
+                   help="demo size (1 = ~10,000 datafiles)")
+    s.add_argument("--file-size", type=_file_size, metavar="SIZE",
+                   help="typical size of a demo datafile: 4k (default), 1M, ...")
+    s.add_argument("--log-level", default="info", type=str.lower, choices=LOG_LEVELS,
+                   metavar="LEVEL", help=f"least important log lines shown: "
+                                         f"{', '.join(LOG_LEVELS)} (default info)")
     s.set_defaults(func=cmd_serve)
 
     d = with_config(sub.add_parser("demo", help="load the demo facility into the catalogue"))
-    d.add_argument("--scale", type=float, default=1.0, help="1 = ~10,000 datafiles")
+    d.add_argument("--scale", type=_scale, default=1.0, help="1 = ~10,000 datafiles")
+    d.add_argument("--file-size", type=_file_size, metavar="SIZE",
+                   help="typical size of a demo datafile: 4k (default), 1M, ...")
     d.set_defaults(func=cmd_demo)
 
     u = with_config(sub.add_parser("user", help="manage users of a db authenticator"))
-    u.add_argument("action", choices=["add", "remove", "list"])
+    u.add_argument("action", choices=["add", "remove", "list"],
+                   help="add a user or set its password, remove one, or list them all")
     u.add_argument("name", nargs="?", default="", help="MNEMONIC/NAME, e.g. db/jdoe")
-    u.add_argument("--password")
+    pw_from = u.add_mutually_exclusive_group()
+    pw_from.add_argument("--password", help="the password (visible to `ps` and kept in shell "
+                                            "history: prefer the prompt or --password-stdin)")
+    pw_from.add_argument("--password-stdin", action="store_true",
+                         help="read the password from the first line of standard input "
+                              "(also done when standard input is not a terminal)")
     u.set_defaults(func=cmd_user)
 
     m = with_config(sub.add_parser("migrate", help="create or upgrade the database schema"))
+    m.add_argument("--check", action="store_true",
+                   help="change nothing: report the revision, what an upgrade would do and "
+                        "how the tables differ from those Cairn serves (exit 1 if they do)")
     m.set_defaults(func=cmd_migrate)
 
     j = with_config(sub.add_parser("jobs", help="list, show, retry or cancel background jobs"))
@@ -440,14 +612,16 @@ def build_parser() -> argparse.ArgumentParser:
     psub = pu.add_subparsers(dest="action", required=True)
     pc = psub.add_parser("check", help="what DataCite still needs, for one investigation or "
                                        "for every investigation without a DOI")
-    pc.add_argument("investigation", nargs="?", type=int, metavar="ID")
+    pc.add_argument("investigation", nargs="?", type=int, metavar="ID",
+                    help="the investigation's id (default: every one without a DOI)")
     pm = psub.add_parser("mint", help="mint a DOI and wait for DataCite's answer")
-    pm.add_argument("what", choices=["investigation", "instrument"])
-    pm.add_argument("id", type=int)
+    pm.add_argument("what", choices=["investigation", "instrument"],
+                    help="what the DOI is for")
+    pm.add_argument("id", type=int, help="its id in the catalogue")
     pm.add_argument("--draft", action="store_true",
                     help="an investigation's DOI as a DataCite draft only (publish it later)")
     pw = psub.add_parser("withdraw", help="hide a DOI; its landing page becomes a tombstone")
-    pw.add_argument("doi")
+    pw.add_argument("doi", help="the DOI to withdraw, e.g. 10.5072/inv-42")
     pw.add_argument("--reason", required=True, help="why (shown on the tombstone)")
     pw.add_argument("--replaced-by", metavar="DOI_OR_URL", help="what replaces it")
     for pa in (pm, pw):
@@ -464,19 +638,43 @@ def build_parser() -> argparse.ArgumentParser:
     szr.add_argument("--config", metavar="FILE", help="TOML configuration file",
                      default=argparse.SUPPRESS)
     sz.set_defaults(func=cmd_sizes)
+
+    # cairn export | import: dumps of the catalogue (cairn.port.cli)
+    from cairn.port import cli as port_cli
+
+    port_cli.add_parsers(sub, with_config)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise
+    from cairn import logs
+
+    logs.setup()  # text at INFO, secrets hidden; `serve` applies [logging] once it has read it
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        # What start-up and the tools know can go wrong, as one line (the schema report: a
+        # line per difference) and exit status 1; anything else is a bug and shows its
+        # traceback.
+        if not isinstance(e, _known_failures()):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _known_failures() -> tuple[type[Exception], ...]:
+    from cairn.db.engine import DatabaseUnavailable
+    from cairn.db.migrate import MigrationError
+    from cairn.db.schema_check import SchemaMismatch
+    from cairn.web.serving import PortUnavailable
+
+    return DatabaseUnavailable, MigrationError, SchemaMismatch, PortUnavailable
 
 
 if __name__ == "__main__":

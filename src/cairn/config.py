@@ -49,6 +49,21 @@ class ServerSettings(_Section):
     #: Python modules imported at start-up, each defining ``setup(cairn)``: they add job
     #: kinds, periodic tasks and change listeners (see docs/architecture.md).
     plugins: list[str] = []
+    #: Seconds a client has to send a request's line and headers once it has connected (or
+    #: once it starts its next request); a connection still short of them is closed.
+    header_timeout_seconds: float = Field(30.0, gt=0)
+    #: Longest pause while a client sends a request body; then the connection is closed.
+    #: (Not a cap on the whole upload: a large file on a slow line keeps going.)
+    body_timeout_seconds: float = Field(60.0, gt=0)
+    #: Seconds an idle connection is kept open for the client's next request.
+    keep_alive_seconds: int = Field(5, ge=1)
+    #: Most connections at once; beyond it new requests get 503. Keep it below the
+    #: process's open-file limit (``ulimit -n``).
+    max_connections: int = Field(1000, ge=1)
+    #: Largest request body read into memory to parse: a REST form field, a SOAP envelope,
+    #: a download-manager or data-service form. Uploads (``/ids/put``) stream and are not
+    #: bound by it. 64 MiB takes a nested write of 100,000 datafiles (about 7 MB).
+    max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024)
 
     @field_validator("plugins", mode="before")
     @classmethod
@@ -59,6 +74,10 @@ class ServerSettings(_Section):
 class CatalogueSettings(_Section):
     #: SQLAlchemy URL; empty = SQLite file ``<data_dir>/catalogue.db``.
     database: str = ""
+    #: How long ``cairn serve`` waits at start-up for a database server that does not
+    #: answer (one log line per attempt, 1 s between the first ones, doubling up to 10 s);
+    #: 0 gives up at once. A refused login or a missing database is not waited for.
+    database_wait_seconds: float = Field(60.0, ge=0)
     root_users: list[str] = ["db/root"]
     session_lifetime_minutes: int = Field(120, gt=0)
     #: Seconds a session found live is trusted without reading it again (per process); a
@@ -462,6 +481,47 @@ class DownloadSettings(_Section):
         return v
 
 
+class LoggingSettings(_Section):
+    """What ``cairn serve`` writes to standard error (see docs/operations.md). Secrets are
+    hidden whatever the format."""
+
+    #: ``text`` (one readable line per record) or ``json`` (one JSON object per line).
+    format: Literal["text", "json"] = "text"
+
+
+#: Loopback only: a scraper on the same machine (or a sidecar) and nobody else.
+LOCAL_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+
+class MetricsSettings(_Section):
+    """Prometheus metrics at ``/metrics`` (``/health`` and ``/ready`` are always open)."""
+
+    enabled: bool = True
+    #: Client networks that may read /metrics (behind a proxy: the address it forwards).
+    allow: list[str] = Field(default_factory=lambda: list(LOCAL_NETWORKS))
+    #: A bearer token that opens /metrics from anywhere (Prometheus ``authorization``);
+    #: empty: none. Best given as CAIRN_METRICS__TOKEN.
+    token: str = Field("", repr=False)
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return v.split() if isinstance(v, str) else v
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as e:
+                raise ValueError(f"{net!r} is not an address or network (write "
+                                 "10.0.0.0/8 or 192.0.2.7)") from e
+        return v
+
+
 def _default_authn() -> dict[str, AuthnSettings]:
     return {"db": AuthnSettings(type="db")}
 
@@ -475,6 +535,8 @@ class Settings(_Section):
     search: SearchSettings = SearchSettings()
     publishing: PublishingSettings = PublishingSettings()
     downloads: DownloadSettings = DownloadSettings()
+    logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _data_paths(self) -> Settings:

@@ -3,20 +3,34 @@ scheduler and plugins. The one place that wires services together."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from cairn.authn import db as db_authn
 from cairn.authn.registry import build_authenticators
 from cairn.catalogue.service import Catalogue
 from cairn.config import ConfigError, DataSettings, Settings
-from cairn.db import migrate, sizes
-from cairn.db.engine import Database
+from cairn.db import migrate, schema_check, sizes
+from cairn.db.connect import check_sqlite_path, diagnose, wait_until_reachable, where
+from cairn.db.engine import (
+    Database,
+    DatabaseUnavailable,
+    DatabaseUnreachable,
+    first_line,
+    parse_url,
+)
+from cairn.db.schema_check import SchemaMismatch
 from cairn.downloads.delivery import Delivery
 from cairn.downloads.lifecycle import Lifecycle
 from cairn.downloads.mail import Mailer
@@ -33,17 +47,92 @@ log = logging.getLogger(__name__)
 ROOT_PASSWORD_ENV = "CAIRN_ROOT_PASSWORD"
 
 
-def open_database(settings: Settings) -> Database:
-    settings.server.data_dir.mkdir(parents=True, exist_ok=True)
+def open_database(settings: Settings, wait_seconds: float = 0.0) -> Database:
+    """The catalogue database: reached (waiting up to ``wait_seconds`` for a server that
+    does not answer yet), upgraded when [catalogue] migrate is on, and compared with the
+    declared schema. Raises :class:`DatabaseUnavailable` or :class:`SchemaMismatch`, whose
+    messages say what to do; nothing is created before the database has answered."""
+    check_sqlite_path(settings.database_url)
     db = Database(settings.database_url, zone=settings.zone)
-    if settings.catalogue.migrate:
-        migrate.upgrade(db)
-        sizes.keep(db, settings.catalogue.keep_file_sizes)
-    db.detect_ids()
+    try:
+        wait_until_reachable(db, wait_seconds)
+        settings.server.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.catalogue.migrate:
+            _upgrade(db)
+            sizes.keep(db, settings.catalogue.keep_file_sizes)
+        check_schema(db)
+        db.detect_ids()
+    except DatabaseUnreachable as e:  # it went away while being set up
+        db.dispose()
+        raise diagnose(db.url, e) from e
+    except sa_exc.DBAPIError as e:
+        db.dispose()
+        raise DatabaseUnavailable(f"the catalogue database at {where(db.url)} can't be set "
+                                  f"up: {first_line(e.orig or e)}") from e
+    except BaseException:
+        db.dispose()
+        raise
     if not db.ids.identity:
         log.info("ids come from the sequence %s (increment %d), as icat.server's",
                  db.ids.sequence, db.ids.increment)
     return db
+
+
+def _upgrade(db: Database) -> None:
+    """Migrations; a database they can't bring to Cairn's schema is reported with its
+    differences from it (an icat.server database changed by a newer ICAT, say)."""
+    try:
+        migrate.upgrade(db)
+    except migrate.MigrationError as e:
+        with db.connect() as conn:
+            differences = schema_check.compare(conn)
+        if differences:
+            raise SchemaMismatch(differences, f"the catalogue database at {where(db.url)} "
+                                 f"can't be upgraded to the schema Cairn serves ({e})") from e
+        raise DatabaseUnavailable(f"the catalogue database at {where(db.url)} can't be "
+                                  f"upgraded: {e}") from e
+
+
+def check_schema(db: Database) -> None:
+    """Refuse a database whose tables differ from the declared ones (see
+    :mod:`cairn.db.schema_check`), naming every difference."""
+    with db.connect() as conn:
+        differences = schema_check.compare(conn, db.tables)
+    if differences:
+        raise SchemaMismatch(differences, f"the catalogue database at {where(db.url)} does "
+                             "not have the tables Cairn serves (`cairn migrate --check` "
+                             "shows this report); Cairn refuses to serve it")
+
+
+def created_paths(settings: Settings) -> list[Path]:
+    """What a start-up may create on disk: the data folder, the SQLite file, local storage."""
+    paths = [settings.server.data_dir]
+    u = parse_url(settings.database_url)
+    if u.drivername.startswith("sqlite") and u.database and u.database != ":memory:":
+        paths.append(Path(u.database))
+    data = settings.data
+    paths += [Path(p) for p in (data.main, data.archive) if p and not p.startswith("s3://")]
+    if data.cache_dir is not None:
+        paths.append(data.cache_dir)
+    return paths
+
+
+@contextmanager
+def provisional(paths: list[Path]) -> Iterator[None]:
+    """Remove, if the block fails, those of ``paths`` that did not exist before it: a failed
+    start-up leaves no empty data folder or half-made SQLite file behind."""
+    absent = [p.absolute() for p in paths if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for path in absent:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            for leftover in (path, *(Path(f"{path}{s}") for s in ("-wal", "-shm", "-journal"))):
+                with contextlib.suppress(OSError):  # never made, or under a file
+                    leftover.unlink(missing_ok=True)
+        raise
 
 
 def open_catalogue(settings: Settings, db: Database | None = None,

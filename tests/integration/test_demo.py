@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, and_, func, insert, select
 
+from cairn.authn.db import set_password
+from cairn.authn.passwords import verify_password
+from cairn.catalogue.service import Catalogue
+from cairn.config import Settings
 from cairn.db.engine import Database
-from cairn.demo import DEMO_ENTITIES, CatalogueNotEmpty
+from cairn.demo import DEMO_ENTITIES, CatalogueNotEmpty, accounts, rules
 from cairn.demo import load_demo as load_into
 from cairn.demo.bulk import BulkWriter
+from cairn.demo.contents import Scan, measure, render
+from cairn.demo.vocab import DATAFILE_FORMATS
+from cairn.ids.locations import strip_digest
+from cairn.ids.storage_local import LocalStorage
+from cairn.ids.storage_memory import MemoryStorage
 from cairn.schema import SCHEMA
 from cairn.startup import catalogue_of
 
@@ -33,8 +45,8 @@ def db(database_url: str) -> Iterator[Database]:
         database.dispose()
 
 
-def load_demo(db: Database, **options: Any) -> dict[str, int]:
-    return load_into(catalogue_of(db), **options)
+def load_demo(db: Database | Catalogue, **options: Any) -> dict[str, int]:
+    return load_into(db if isinstance(db, Catalogue) else catalogue_of(db), **options)
 
 
 def _count(conn: Connection, db: Database, entity: str) -> int:
@@ -247,3 +259,205 @@ def test_failure_leaves_the_catalogue_empty(db: Database,
 def test_bad_scale(db: Database) -> None:
     with pytest.raises(ValueError, match="scale"):
         load_demo(db, scale=0)
+
+
+# -- what trying the demo needs: files, rules, passwords -----------------------------------
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in root.rglob("*") if p.is_file()}
+
+
+def test_every_datafile_has_its_bytes(db: Database, tmp_path: Path) -> None:
+    """Each datafile's bytes are at its location; fileSize and checksum are theirs."""
+    storage = LocalStorage(tmp_path / "main")
+    counts = load_demo(db, scale=SCALE, seed=8, storage=storage)
+    df = db.tables["Datafile"]
+    with db.connect() as conn:
+        rows = conn.execute(select(df.c.location, df.c.fileSize, df.c.checksum)).all()
+    written = _files(tmp_path / "main")
+    assert len(rows) == counts["Datafile"] == len(written)
+    for location, size, checksum in rows:
+        data = written[location]
+        assert len(data) == size, location
+        assert checksum == format(zlib.crc32(data), "x"), location
+    sizes = sorted(len(b) for b in written.values())
+    assert 1_000 <= sizes[len(sizes) // 2] <= 16_000  # "a few KB" by default
+    assert sizes[0] != sizes[-1]
+
+
+def test_locations_carry_their_hash_when_the_data_service_has_a_key(
+        db: Database, tmp_path: Path) -> None:
+    settings = Settings()
+    settings.data.key = "demo-key"
+    load_demo(catalogue_of(db, settings), scale=SCALE, storage=LocalStorage(tmp_path / "m"))
+    df = db.tables["Datafile"]
+    with db.connect() as conn:
+        rows = conn.execute(select(df.c.id, df.c.location)).all()
+    written = _files(tmp_path / "m")
+    assert rows and {strip_digest(i, loc, "demo-key") for i, loc in rows} == set(written)
+
+
+def test_file_contents_are_deterministic(db: Database, tmp_path: Path) -> None:
+    load_demo(db, scale=SCALE, seed=9, storage=LocalStorage(tmp_path / "a"))
+    again = Database(f"sqlite:///{tmp_path / 'again.db'}")
+    again.tables.metadata.create_all(again.engine)
+    load_demo(again, scale=SCALE, seed=9, storage=LocalStorage(tmp_path / "b"))
+    again.dispose()
+    files = _files(tmp_path / "a")
+    assert files and files == _files(tmp_path / "b")
+
+
+@pytest.mark.parametrize("size", [100, 4_000, 300_000])
+def test_each_format_looks_like_itself(size: int) -> None:
+    scan = Scan("I03", "crystallography", "LSF-2019-0001-1", "scan_0001")
+    when = datetime(2019, 3, 4, 10, 22, 1)
+    made = {}
+    for fmt, *_ in DATAFILE_FORMATS:
+        chunks = render(fmt, 42, f"scan_0001_00001.{fmt}", size, 12345, when, scan)
+        data = b"".join(chunks)
+        assert measure(chunks) == (len(data), zlib.crc32(data))
+        assert data == b"".join(render(fmt, 42, f"scan_0001_00001.{fmt}", size, 12345, when,
+                                       scan))
+        assert b"".join(render(fmt, 43, f"scan_0001_00001.{fmt}", size, 12345, when,
+                               scan)) != data  # another datafile, other bytes
+        if size >= 4_000:
+            assert 0.9 * size <= len(data) <= 1.1 * size, fmt
+        made[fmt] = data
+    width, height, pixels = _tiff_image(made["tiff"])
+    assert pixels + width * height == len(made["tiff"])
+    assert made["cbf"].startswith(b"###CBF: VERSION 1.5") and b"\x0c\x1a\x04\xd5" in made["cbf"]
+    assert made["cbf"].endswith(b"--CIF-BINARY-FORMAT-SECTION----\n;\n")
+    for fmt in ("nexus", "hdf5"):
+        assert b"/entry1:NXentry" in made[fmt] and b"(not HDF5)" in made[fmt]
+    assert made["mtz"].startswith(b"MTZ ") and b"VERS MTZ:V1.1" in made["mtz"]
+    rows = [line.split() for line in made["ascii"].decode().splitlines()
+            if not line.startswith("#")]
+    assert rows and all(len(r) == 3 and float(r[1]) > 0 for r in rows)
+    log = made["log"].decode().splitlines()
+    assert len(log) >= 2 and all(line.startswith("2019-03-04 ") for line in log[1:])
+    assert sorted(log[1:]) == log[1:]  # in time order
+
+
+def _tiff_image(data: bytes) -> tuple[int, int, int]:
+    """(width, height, offset of the pixels) of a little-endian, one-strip TIFF."""
+    assert data[:4] == b"II*\0"
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (n,) = struct.unpack_from("<H", data, ifd)
+    tags = {}
+    for k in range(n):
+        tag, typ, _count, value = struct.unpack_from("<HHII", data, ifd + 2 + 12 * k)
+        tags[tag] = value & 0xFFFF if typ == 3 else value
+    assert tags[258] == 8 and tags[259] == 1 and tags[279] == tags[256] * tags[257]
+    return tags[256], tags[257], tags[273]
+
+
+def test_file_size_option_scales_the_files(db: Database, tmp_path: Path) -> None:
+    load_demo(db, scale=SCALE, seed=10, storage=LocalStorage(tmp_path / "big"),
+              file_size=64 * 1024)
+    small = Database(f"sqlite:///{tmp_path / 'small.db'}")
+    small.tables.metadata.create_all(small.engine)
+    load_demo(small, scale=SCALE, seed=10, storage=LocalStorage(tmp_path / "small"))
+    small.dispose()
+    big, default = _files(tmp_path / "big"), _files(tmp_path / "small")
+    assert big.keys() == default.keys()
+    ratio = sum(map(len, big.values())) / sum(map(len, default.values()))
+    assert 12 <= ratio <= 17  # 64 KiB against the default 4 KiB, headers aside
+
+
+def test_a_failed_load_leaves_no_files(db: Database, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "main" / "facility-data").mkdir(parents=True)  # not the demo's: kept
+
+    def broken(work: Any) -> tuple[int, int]:
+        raise RuntimeError("rules refused")
+
+    monkeypatch.setattr(rules, "install", broken)
+    with pytest.raises(RuntimeError, match="rules refused"):
+        load_demo(db, scale=SCALE, storage=LocalStorage(tmp_path / "main"))
+    assert [p.name for p in (tmp_path / "main").iterdir()] == ["facility-data"]
+    with db.connect() as conn:
+        assert _count(conn, db, "Datafile") == 0
+
+
+def test_storage_without_local_files_gets_puts(db: Database, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Object storage (here in memory) receives ordinary puts, and loses them again when
+    the load fails."""
+    storage = MemoryStorage()
+    load_demo(db, scale=SCALE, seed=8, storage=storage)
+    df = db.tables["Datafile"]
+    with db.connect() as conn:
+        rows = conn.execute(select(df.c.location, df.c.fileSize, df.c.checksum)).all()
+    assert len(rows) == len(list(storage.list()))
+    for location, size, checksum in rows:
+        data = storage.read_all(location)
+        assert (len(data), format(zlib.crc32(data), "x")) == (size, checksum)
+
+    def broken(work: Any, *args: Any) -> int:
+        raise RuntimeError("no passwords today")
+
+    monkeypatch.setattr(accounts, "set_passwords", broken)
+    empty = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+    empty.tables.metadata.create_all(empty.engine)
+    fresh = MemoryStorage()
+    with pytest.raises(RuntimeError, match="no passwords"):
+        load_demo(empty, scale=SCALE, storage=fresh)
+    empty.dispose()
+    assert list(fresh.list()) == []
+
+
+def test_rules_public_steps_and_passwords(db: Database) -> None:
+    load_demo(db, scale=SCALE)
+    t = db.tables
+    with db.connect() as conn:
+        have = {(w, f) for w, f, g, bean in conn.execute(
+            select(t["Rule"].c.what, t["Rule"].c.crudFlags, t["Rule"].c.grouping,
+                   t["Rule"].c.bean)) if g is None and bean}
+        steps = {(o, f) for o, f in conn.execute(
+            select(t["PublicStep"].c.origin, t["PublicStep"].c.field))}
+        users = [n for (n,) in conn.execute(select(t["User"].c.name))]
+        stored = {n: p for n, p in conn.execute(
+            select(t.passwd.c.userName, t.passwd.c.encodedPassword))}
+    assert have == set(rules.rules())  # each validated: bean and the rest derived
+    assert steps == set(rules.PUBLIC_STEPS)
+    assert users and all(u.startswith("db/") for u in users)
+    assert set(stored) == {u[3:] for u in users}
+    assert verify_password(accounts.DEMO_PASSWORD, stored["jbloggs"])
+    assert not verify_password("not " + accounts.DEMO_PASSWORD, stored["jbloggs"])
+    # Created again only where missing: a second installation changes nothing.
+    with catalogue_of(db).as_system() as work:
+        assert rules.install(work) == (0, 0)
+
+
+def test_passwords_already_set_are_kept(db: Database) -> None:
+    with db.begin() as conn:
+        conn.execute(insert(db.tables.passwd).values(userName="jbloggs",
+                                                     encodedPassword="own secret"))
+    load_demo(db, scale=SCALE)
+    with db.connect() as conn:
+        stored = {n: p for n, p in conn.execute(
+            select(db.tables.passwd.c.userName, db.tables.passwd.c.encodedPassword))}
+    assert stored["jbloggs"] == "own secret"
+    assert len(stored) > 1
+
+
+def test_sign_in_help_names_a_scientist_with_data(db: Database) -> None:
+    catalogue = catalogue_of(db)
+    load_demo(catalogue, scale=SCALE)
+    text = "\n".join(accounts.sign_in_help(catalogue, "db/root", root_created=False))
+    t = db.tables
+    with db.connect() as conn:
+        busiest = conn.execute(
+            select(t["User"].c.name).join(t["InvestigationUser"],
+                                          t["InvestigationUser"].c.user == t["User"].c.id)
+            .group_by(t["User"].c.id, t["User"].c.name)
+            .order_by(func.count().desc(), t["User"].c.id).limit(1)).scalar_one()
+    assert f"scientist:            {busiest}  password 'demo'" in text
+    assert "instrument scientist: db/" in text
+    # No root account yet: how to get one.
+    assert "db/root  `cairn serve` creates it" in text
+    set_password(db, "root", "x")
+    text = "\n".join(accounts.sign_in_help(catalogue, "db/root", root_created=False))
+    assert "forgot it? `cairn user add db/root` sets a new one" in text

@@ -56,6 +56,10 @@ friendly = "Federal ID"
     ("[authn.x]\ntype = 'remote'", "needs url"),
     ("[authn.x]\ntype = 'db'\nusers = {a = 'b'}", "only for type = simple"),
     ("this is = not toml [", "not valid TOML"),
+    ("[server]\nheader_timeout_seconds = 0", "server.header_timeout_seconds"),
+    ("[server]\nmax_connections = 0", "server.max_connections"),
+    ("[server]\nmax_request_bytes = 10", "server.max_request_bytes"),
+    ("[catalogue]\ndatabase_wait_seconds = -1", "catalogue.database_wait_seconds"),
 ])
 def test_bad_configuration_names_the_problem(tmp_path: Path, text: str, fragment: str) -> None:
     cfg = tmp_path / "c.toml"
@@ -68,3 +72,21 @@ def test_bad_configuration_names_the_problem(tmp_path: Path, text: str, fragment
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_server_bounds_and_database_wait(tmp_path: Path) -> None:
+    """Defaults that take a nested write of 100,000 datafiles (about 7 MB) and wait a minute
+    for the database; each can be set in the file or the environment."""
+    s = load_settings(None, environ={})
+    assert s.server.max_request_bytes == 64 * 1024 * 1024
+    assert (s.server.header_timeout_seconds, s.server.body_timeout_seconds) == (30.0, 60.0)
+    assert (s.server.keep_alive_seconds, s.server.max_connections) == (5, 1000)
+    assert s.catalogue.database_wait_seconds == 60.0
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[server]\nmax_request_bytes = 100_000_000\nheader_timeout_seconds = 5\n"
+                   "[catalogue]\ndatabase_wait_seconds = 0\n")
+    s = load_settings(cfg, environ={"CAIRN_SERVER__MAX_CONNECTIONS": "50"})
+    assert s.server.max_request_bytes == 100_000_000
+    assert s.server.header_timeout_seconds == 5.0
+    assert s.server.max_connections == 50
+    assert s.catalogue.database_wait_seconds == 0.0

@@ -2,20 +2,53 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 
 from cairn.db.ids import IdAllocator, detect
 from cairn.db.tables import TABLES, Tables
+from cairn.errors import ErrorType, IcatError
+
+log = logging.getLogger(__name__)
+
+#: Seconds a connection attempt to PostgreSQL or MariaDB may take. Without it a database host
+#: that drops packets holds a start-up, or a request, for the system's TCP timeout (minutes).
+CONNECT_TIMEOUT_SECONDS = 10
+
+#: The driver each backend needs, and the extra of Cairn's package that installs it.
+DRIVERS = {"postgresql": ("psycopg", "postgresql"), "mysql": ("PyMySQL", "mariadb")}
+
+
+class DatabaseUnavailable(Exception):
+    """The database can't be used; the message says what to do. ``waitable``: it may come
+    back by itself (unreachable), as opposed to a wrong URL, login or missing driver."""
+
+    def __init__(self, message: str, waitable: bool = False, reason: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.waitable = waitable
+        #: The driver's words, when a failure to connect is the cause.
+        self.reason = reason
+
+
+class DatabaseUnreachable(IcatError):
+    """What a client is told while the database does not answer (an outage, not a bug)."""
+
+    def __init__(self) -> None:
+        super().__init__(ErrorType.INTERNAL, "The catalogue database is unreachable; try again "
+                         "later (the server's log says why)")
 
 
 def normalise_url(url: str) -> str:
@@ -58,26 +91,115 @@ def _wal(cur: Any, patience: float = 30.0) -> None:
             time.sleep(0.05)
 
 
+def parse_url(url: str) -> Any:
+    """The SQLAlchemy URL of ``url``, or :class:`DatabaseUnavailable` saying what is wrong."""
+    try:
+        return make_url(normalise_url(url))
+    except exc.ArgumentError as e:
+        raise DatabaseUnavailable(f"{url!r} is not a database URL (write e.g. "
+                                  "sqlite:///catalogue.db or postgresql://user@host/db)") from e
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    url = normalise_url(url)
-    u = make_url(url)
+    u = parse_url(url)
+    if u.get_backend_name() not in ("sqlite", *DRIVERS):
+        raise DatabaseUnavailable(f"Cairn runs on SQLite, PostgreSQL and MariaDB, not on "
+                                  f"{u.get_backend_name()}")
+    url = u.render_as_string(hide_password=False)
     if u.drivername.startswith("sqlite"):
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, **kwargs)
+        engine = _create(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "handle_error", _outage)
         return engine
     if u.drivername.startswith("postgresql") and "options" not in u.query:
         # PostgreSQL compiles a statement it estimates as costly to machine code: 65-75 ms
         # spent on a search whose plan runs in 13 (bench/search.py). Catalogue statements
         # are short: interpreting them is always faster.
         kwargs.setdefault("connect_args", {}).setdefault("options", "-c jit=off")
+    if "connect_timeout" not in u.query:
+        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout",
+                                                         CONNECT_TIMEOUT_SECONDS)
     # LIFO: a lone client's requests reuse one warm connection (the driver's prepared
     # statements are per connection) and surplus connections idle out.
-    engine = create_engine(url, pool_recycle=3600, pool_use_lifo=True, **kwargs)
+    engine = _create(url, pool_recycle=3600, pool_use_lifo=True, **kwargs)
     event.listen(engine, "checkin", _note_checkin)
     event.listen(engine, "checkout", _ping_if_idle)
+    event.listen(engine, "handle_error", _outage)
     return engine
+
+
+def _create(url: str, **kwargs: Any) -> Engine:
+    """``create_engine``, saying which extra to install when the driver is missing."""
+    try:
+        return create_engine(url, **kwargs)
+    except exc.NoSuchModuleError as e:
+        raise DatabaseUnavailable(f"{make_url(url).drivername!r} is not a database Cairn "
+                                  "knows: use sqlite, postgresql or mariadb") from e
+    except ImportError as e:
+        backend = make_url(url).get_backend_name()
+        driver, extra = DRIVERS.get(backend, (e.name or "its driver", None))
+        fix = f"pip install 'cairn[{extra}]'" if extra else f"install {driver}"
+        raise DatabaseUnavailable(f"the {backend} driver ({driver}) is not installed: "
+                                  f"{fix}") from e
+
+
+class _OutageLog:
+    """One warning when requests start failing for want of the database, then at most one
+    every ``every`` seconds (with a count), not one per request."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.lock = threading.Lock()
+        self.last = -every
+        self.missed = 0
+
+    def note(self, reason: str) -> None:
+        with self.lock:
+            now = time.monotonic()
+            if now - self.last < self.every:
+                self.missed += 1
+                return
+            missed, self.missed, self.last = self.missed, 0, now
+        more = f" ({missed} more failures since the last report)" if missed else ""
+        log.warning("catalogue database unreachable: %s%s", reason, more)
+
+
+_OUTAGES = _OutageLog()
+#: Set while start-up waits for the database: it logs each attempt itself.
+_QUIET: ContextVar[bool] = ContextVar("quiet_outages", default=False)
+
+
+@contextmanager
+def quiet_outages() -> Iterator[None]:
+    """Connection failures in this block are not logged as outages (the caller says why)."""
+    token = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of a driver's message (they run to several, with hints)."""
+    text = str(e).strip()
+    return text.splitlines()[0].strip() if text else type(e).__name__
+
+
+def _outage(ctx: ExceptionContext) -> BaseException | None:
+    """Turn a lost connection, or a connection that can't be made, into
+    :class:`DatabaseUnreachable`: clients are told the database is away, not shown a driver
+    error. SQLAlchemy still discards the broken connection (and, for a disconnect, the rest
+    of the pool)."""
+    if ctx.is_pre_ping:
+        return None
+    connect_failed = ctx.connection is None and ctx.dialect.name != "sqlite"
+    if not (ctx.is_disconnect or connect_failed):
+        return None
+    if not _QUIET.get():
+        _OUTAGES.note(first_line(ctx.original_exception))
+    raise DatabaseUnreachable() from ctx.original_exception
 
 
 #: A pooled connection unused for longer than this is tested before it is handed out.
@@ -116,7 +238,7 @@ class Database:
 
     def __init__(self, url: str, zone: ZoneInfo | None = None, tables: Tables = TABLES,
                  **engine_kwargs: Any) -> None:
-        self.url = normalise_url(url)
+        self.url = parse_url(url).render_as_string(hide_password=False)
         self.engine = make_engine(self.url, **engine_kwargs)
         self.tables = tables
         self.zone = zone or ZoneInfo("UTC")
@@ -174,6 +296,17 @@ class Database:
     def connect(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             yield conn
+
+    def ping(self) -> str | None:
+        """None if the database answers a trivial statement now, else why not (one line).
+        Cheap: a pooled connection and one round trip; for readiness checks."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1").all()
+        except Exception as e:  # whatever the driver raises, the answer is "not reachable"
+            cause = e.__cause__ if isinstance(e, DatabaseUnreachable) else None
+            return first_line(cause or e)
+        return None
 
     def dispose(self) -> None:
         self.engine.dispose()

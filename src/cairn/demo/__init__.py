@@ -7,7 +7,12 @@ Nothing in Cairn imports this package except the command line (``cairn demo`` an
   in one transaction (:func:`load_demo`);
 - :mod:`cairn.demo.bulk` writes the generated rows in batches, with ids it assigns itself;
 - :mod:`cairn.demo.vocab` is the facility's static vocabulary (beamlines, formats, parameter
-  types, names), pure data.
+  types, names), pure data;
+- :mod:`cairn.demo.rules` is who may see what (Rule and PublicStep rows), and
+  :mod:`cairn.demo.accounts` the demo users' password and how to sign in;
+- :mod:`cairn.demo.contents` makes each datafile's bytes, and :mod:`cairn.demo.files` writes
+  them to the data service's main storage;
+- :mod:`cairn.demo.publications` records the published investigations' DOIs.
 """
 
 from cairn.demo.generate import DEMO_ENTITIES, CatalogueNotEmpty, load_demo

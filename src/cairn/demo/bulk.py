@@ -14,7 +14,10 @@ compiled once by SQLAlchemy for the connection's dialect (with positional placeh
 values are converted column by column with the type bind processors SQLAlchemy itself would
 use (so the stored encodings are the ones of normal writes), constant columns (createId,
 createTime, …) are converted once per batch, and rows go to the driver's ``executemany`` —
-or, on PostgreSQL, to ``COPY``, which spares psycopg a pipelined INSERT per row.
+or, on PostgreSQL and MariaDB, to a channel of their own (:mod:`cairn.demo.channel`): COPY
+text sent from a second thread while the next batch is generated (:mod:`cairn.demo.pgload`),
+multi-row INSERT text (:mod:`cairn.demo.mariaload`), both written a column at a time and both
+checking the foreign keys of tables that were empty once at the end instead of row by row.
 """
 
 from __future__ import annotations
@@ -23,11 +26,15 @@ import copy
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from itertools import repeat
+from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Dialect, Table, func, select, text
 
 from cairn.db.tables import Tables
+from cairn.demo.channel import Batch, Channel, ExecuteMany
+from cairn.demo.mariaload import MariaChannel
+from cairn.demo.pgload import PgChannel
 from cairn.schema import SCHEMA
 
 SYSTEM_CONSTANTS = ("createId", "createTime", "modId", "modTime")
@@ -77,11 +84,12 @@ class Sink:
     """Buffered rows of one table with a fixed column list; ids are handed out here."""
 
     def __init__(self, writer: BulkWriter, table: Table, entity: str,
-                 columns: Sequence[str], first_id: int) -> None:
+                 columns: Sequence[str], first_id: int, was_empty: bool = False) -> None:
         self.entity = entity
         self.table = table
         self.columns = tuple(columns)
         self.first_id = first_id
+        self.was_empty = was_empty
         self.next_id = first_id
         self.ids: list[int] = []
         self.rows: list[tuple[Any, ...]] = []
@@ -95,10 +103,6 @@ class Sink:
         self.sql = str(compiled)
         # Bind parameter names of an INSERT are the column keys; the order is the dialect's.
         self.bind_order: list[str] = list(compiled.positiontup or [])
-        prep = dialect.identifier_preparer
-        self.copy_sql = (f"COPY {prep.format_table(table)} "
-                         f"({', '.join(prep.format_column(table.c[k]) for k in self.bind_order)})"
-                         " FROM STDIN")
         if sorted(self.bind_order) != sorted(keys):
             raise RuntimeError(f"unexpected bind parameters for {entity}: {self.bind_order}")
         self.processors: dict[str, Callable[[Any], Any]] = {}
@@ -138,8 +142,14 @@ class Sink:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def take(self) -> list[tuple[Any, ...]]:
-        """Empty the buffer into driver rows in :attr:`bind_order` (for :attr:`sql`)."""
+    def take_batch(self) -> Batch:
+        """Empty the buffer into a :class:`Batch` for a channel."""
+        n = len(self.rows)
+        return Batch(self.table, self.bind_order, self.sql, self.take_columns(), n)
+
+    def take_columns(self) -> list[Sequence[Any] | repeat[Any]]:
+        """Empty the buffer into driver values column by column, in :attr:`bind_order`; a
+        constant column is a ``repeat``. No columns if the buffer was empty."""
         n = len(self.rows)
         if not n:
             return []
@@ -154,23 +164,30 @@ class Sink:
             if k in data:
                 convert = memo.__getitem__ if memo is not None and k in self.datetimes else proc
                 data[k] = list(map(convert, data[k]))
-        cols = [data[k] if k in data else repeat(self.constants[k]) for k in self.bind_order]
+        cols: list[Sequence[Any] | repeat[Any]] = [
+            data[k] if k in data else repeat(self.constants[k])  # type: ignore[misc]
+            for k in self.bind_order]
         self.rows = []
         self.ids = []
         self.written += n
-        return list(zip(*cols))  # noqa: B905 - the repeat() columns are endless
+        return cols
 
 
 class BulkWriter:
     """Buffers rows for many tables and writes them parents-first, in one connection.
 
-    The caller owns the transaction and calls :meth:`finish` at the end.
+    The caller owns the transaction, calls :meth:`finish` at the end, and uses the writer as
+    a context manager around the load, so that a load failing half-way stops PostgreSQL's
+    COPY thread before the transaction is rolled back.
     Sinks are flushed in the schema's export order, which respects every foreign key, so a
     child row never reaches the database before its parent.
+
+    ``defer_foreign_keys`` (PostgreSQL, MariaDB): check the references of tables that were
+    empty once, when the load finishes, rather than row by row.
     """
 
     def __init__(self, conn: Connection, tables: Tables, user: str, now: datetime,
-                 batch_rows: int = 50_000) -> None:
+                 batch_rows: int = 50_000, defer_foreign_keys: bool = True) -> None:
         self.conn = conn
         self.tables = tables
         self.system_values = {"createId": user, "modId": user, "createTime": now,
@@ -178,14 +195,32 @@ class BulkWriter:
         self.batch_rows = batch_rows
         self.sinks: dict[str, Sink] = {}
         self._rank = {name: i for i, name in enumerate(SCHEMA.export_order)}
-        self._copy = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+        self._defer_foreign_keys = defer_foreign_keys
+        self._channel: Channel | None = None  # from the first flush to finish()
+
+    def _open(self) -> Channel:
+        dialect = self.conn.dialect
+        if dialect.name == "postgresql" and dialect.driver == "psycopg":
+            return PgChannel(self.conn, self._defer_foreign_keys)
+        if dialect.name in ("mysql", "mariadb") and dialect.driver == "pymysql":
+            return MariaChannel(self.conn, self._defer_foreign_keys)
+        return ExecuteMany(self.conn)
+
+    def __enter__(self) -> BulkWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._channel is not None:  # finish() was not reached
+            channel, self._channel = self._channel, None
+            channel.close(failed=True)
 
     def sink(self, entity: str, columns: Sequence[str]) -> Sink:
         if entity in self.sinks:
             raise ValueError(f"sink for {entity} already declared")
         table = self.tables[entity]
         top = self.conn.execute(select(func.max(table.c.id))).scalar()
-        s = Sink(self, table, entity, columns, int(top or 0) + 1)
+        s = Sink(self, table, entity, columns, int(top or 0) + 1, was_empty=top is None)
         self.sinks[entity] = s
         return s
 
@@ -204,23 +239,13 @@ class BulkWriter:
         return False
 
     def flush(self) -> None:
-        # A background writer thread was tried: sqlite3 holds the GIL while binding, so the
-        # overlap was lost to contention and the load got no faster.
-        for s in sorted(self.sinks.values(), key=lambda s: self._rank[s.entity]):
-            rows = s.take()
-            if not rows:
-                continue
-            if self._copy:
-                self._copy_rows(s, rows)
-            else:
-                self.conn.exec_driver_sql(s.sql, rows)
-
-    def _copy_rows(self, sink: Sink, rows: list[tuple[Any, ...]]) -> None:
-        """PostgreSQL's COPY, in the loading transaction; the drivers adapt the values."""
-        raw: Any = self.conn.connection.driver_connection  # in the same transaction
-        with raw.cursor() as cur, cur.copy(sink.copy_sql) as pipe:
-            for row in rows:
-                pipe.write_row(row)
+        ordered = sorted(self.sinks.values(), key=lambda s: self._rank[s.entity])
+        if self._channel is None:
+            self._channel = self._open()
+            self._channel.start([s.table for s in ordered if s.was_empty])
+        for s in ordered:
+            if len(s):
+                self._channel.send(s.take_batch())
 
     def counts(self) -> dict[str, int]:
         return {name: s.written for name, s in self.sinks.items()}
@@ -238,6 +263,10 @@ class BulkWriter:
     def finish(self) -> None:
         """Write what is buffered and let later inserts without an id continue after ours."""
         self.flush()
+        if self._channel is not None:
+            self._channel.finish()
+            channel, self._channel = self._channel, None
+            channel.close(failed=False)
         if self.conn.dialect.name == "postgresql":
             self._advance_pg_sequences()
 

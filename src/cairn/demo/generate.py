@@ -15,6 +15,12 @@ buffered rows are written in batches (:mod:`cairn.demo.bulk`), so memory stays c
 whatever the scale. The whole load is one transaction: it either completes or leaves the
 catalogue empty. The same ``seed`` and ``scale`` always give the same content (apart from
 createTime/modTime, which are the load time).
+
+Besides the rows, the load sets up what trying the demo needs: the rules of a facility
+(:mod:`cairn.demo.rules`), a password for every demo user (:mod:`cairn.demo.accounts`), and,
+given the data service's main storage, every datafile's bytes at its location
+(:mod:`cairn.demo.contents`, :mod:`cairn.demo.files`). A datafile's ``fileSize`` and
+``checksum`` (CRC32, as ids.server writes it) are then those of its bytes.
 """
 
 from __future__ import annotations
@@ -30,14 +36,20 @@ from sqlalchemy import Connection, select
 
 from cairn.catalogue.changes import ChangeKind
 from cairn.catalogue.service import Catalogue
+from cairn.catalogue.work import Work
 from cairn.db import sizes
 from cairn.db.tables import Tables
+from cairn.demo import accounts, rules
 from cairn.demo.bulk import BulkWriter, Sink
+from cairn.demo.contents import Scan, measure, render
+from cairn.demo.files import DemoFiles
 from cairn.demo.vocab import (
     BEAMLINES,
     CYCLES,
     DATAFILE_FORMATS,
     DATASET_TYPES,
+    DEFAULT_FILE_SIZE,
+    DEMO_FILE_SIZES,
     DOI_PREFIX,
     FACILITY,
     FAMILY_NAMES,
@@ -55,6 +67,9 @@ from cairn.demo.vocab import (
     Beamline,
     ParamType,
 )
+from cairn.ids.checksum import crc32_hex
+from cairn.ids.locations import add_digest
+from cairn.ids.storage import Storage
 
 __all__ = ["DEMO_ENTITIES", "CatalogueNotEmpty", "load_demo"]
 
@@ -90,30 +105,62 @@ class CatalogueNotEmpty(ValueError):
 
 
 def load_demo(catalogue: Catalogue, scale: float = 1.0, seed: int = 1,
-              user: str = "db/root", progress: Callable[[str], None] | None = None
-              ) -> dict[str, int]:
+              user: str = "db/root", progress: Callable[[str], None] | None = None, *,
+              storage: Storage | None = None, file_size: int | None = None,
+              password: str | None = accounts.DEMO_PASSWORD) -> dict[str, int]:
     """Load the demo facility into an empty catalogue; return the rows inserted per entity.
 
     One unit of work of the system, written as ``user``: its rows are change events like any
     other write's. Raises :class:`CatalogueNotEmpty` (a ``ValueError``) if any table the demo
     writes already holds rows; nothing is written then.
 
+    ``storage`` (the data service's main storage) receives every datafile's bytes; without
+    it only the catalogue is loaded (benchmarks). ``file_size`` is the typical size of a
+    datafile in bytes (formats vary around it; default 4 KiB). ``password`` is set for
+    every ``db/`` demo user (None: none). The rules and public steps of
+    :mod:`cairn.demo.rules` are created unless already there. If the load fails, the files
+    it wrote are removed again.
+
     Datasets and investigations are written with fileSize and fileCount 0, and
     :func:`cairn.db.sizes.bulk_load` makes them the sums of their datafiles.
     """
     if not scale > 0:
         raise ValueError(f"scale must be positive, not {scale!r}")
-    with catalogue.as_system(user=user) as work:
-        _check_empty(work.conn, work.tables)
-        writer = BulkWriter(work.conn, work.tables, user, work.now)
-        generator = _Generator(writer, random.Random(seed), scale, progress)
-        with sizes.bulk_load(work.conn):
-            generator.run()
-            writer.finish()
-        for entity, ids in writer.created().items():
-            work.record(entity, ChangeKind.CREATE, ids)
+    file_size = file_size or DEFAULT_FILE_SIZE
+    if not file_size > 0:
+        raise ValueError(f"file size must be positive, not {file_size!r}")
+    files = DemoFiles(storage) if storage is not None else None
+    try:
+        with catalogue.as_system(user=user) as work:
+            _check_empty(work.conn, work.tables)
+            writer = BulkWriter(work.conn, work.tables, user, work.now)
+            generator = _Generator(writer, random.Random(seed), scale, progress, files,
+                                   file_size / DEFAULT_FILE_SIZE, catalogue.settings.data.key)
+            with sizes.bulk_load(work.conn), writer:
+                generator.run()
+                writer.finish()
+            for entity, ids in writer.created().items():
+                work.record(entity, ChangeKind.CREATE, ids)
+            _ready_to_try(work, generator, files, password)
+    except BaseException:
+        if files is not None:
+            files.abort()  # a failed load leaves no files behind either
+        raise
     generator.report(final=True)
+    if files is not None and progress is not None:
+        progress(f"datafile contents: {files.files:,} files, {files.bytes / 1e6:,.1f} MB "
+                 f"written to {storage!r} in {files.seconds:.1f} s")
     return writer.counts()
+
+
+def _ready_to_try(work: Work, generator: _Generator, files: DemoFiles | None,
+                  password: str | None) -> None:
+    """Rules, passwords and every file written: what trying the demo as a user needs."""
+    rules.install(work)
+    if password:
+        accounts.set_passwords(work, generator.user_names, password)
+    if files is not None:
+        files.finish()
 
 
 def _check_empty(conn: Connection, tables: Tables) -> None:
@@ -168,10 +215,15 @@ def _human(n: float) -> str:
 
 class _Generator:
     def __init__(self, writer: BulkWriter, rng: random.Random, scale: float,
-                 progress: Callable[[str], None] | None) -> None:
+                 progress: Callable[[str], None] | None, files: DemoFiles | None = None,
+                 size_factor: float = 1.0, location_key: str | None = None) -> None:
         self.w = writer
         self.rng = rng
         self.progress = progress
+        self.files = files
+        self.size_factor = size_factor
+        self.location_key = location_key  # the data service's [data] key, if any
+        self.user_names: list[str] = []
         self.n_investigations = max(1, round(INVESTIGATIONS_PER_SCALE * scale))
         self.n_external = max(MIN_EXTERNAL_USERS,
                               round(self.n_investigations * USERS_PER_INVESTIGATION))
@@ -281,6 +333,7 @@ class _Generator:
             if n > 1:
                 login = f"{login}{n}"
             email = f"{given}.{family}{n if n > 1 else ''}@{institution[1]}".lower()
+            self.user_names.append(f"db/{login}")
             return self.user_s.add((f"db/{login}", f"{given} {family}", given, family, email,
                                     _orcid(self.user_s.next_id), institution[0]))
 
@@ -439,25 +492,26 @@ class _Generator:
         self.ds_instr_s.add((ds, self.instrument[bl.name]))
 
         t = ds_start
+        scan = Scan(bl.name, bl.technique, inv_location, name)
         if kind == "raw":
             t = self._frames(ds, location, name, bl.frame_format, rng.randint(*bl.frames), t,
-                             bl.frame_seconds)
-            master = self._file(ds, location, f"{name}.nxs", "nexus", t)
+                             bl.frame_seconds, scan)
+            master = self._file(ds, location, f"{name}.nxs", "nexus", t, scan)
             for pname in rng.sample(("photon_energy", "exposure_time", "beam_current",
                                      "temperature"), rng.randint(2, 4)):
                 add_param(self.df_param_s, master, pname, self._value(pname, bl))
-            self._file(ds, location, f"{name}.log", "log", t)
+            self._file(ds, location, f"{name}.log", "log", t, scan)
         elif kind == "calibration":
             t = self._frames(ds, location, name, bl.frame_format, rng.randint(2, 10), t,
-                             bl.frame_seconds)
-            self._file(ds, location, f"{name}.nxs", "nexus", t)
+                             bl.frame_seconds, scan)
+            self._file(ds, location, f"{name}.nxs", "nexus", t, scan)
         else:
             formats = ("mtz", "log") if bl.type == "MX" else ("hdf5", "ascii", "log")
             for j in range(rng.randint(1, 6)):
                 fmt = formats[j % len(formats)]
                 t += timedelta(seconds=rng.randint(60, 900))  # pipelines run in minutes
                 fid = self._file(ds, location, f"{name}_{j + 1:02d}.{self.format[fmt][1]}",
-                                 fmt, t)
+                                 fmt, t, scan)
                 if fmt == "mtz":
                     add_param(self.df_param_s, fid, "resolution", self._value("resolution", bl))
         ds_end = t + timedelta(seconds=rng.randint(5, 120))
@@ -467,28 +521,56 @@ class _Generator:
                            complete, ds_start, ds_end, doi, 0, 0))
 
     def _frames(self, ds: int, location: str, stem: str, fmt: str, n: int, t0: datetime,
-                step: int) -> datetime:
+                step: int, scan: Scan) -> datetime:
         """The per-frame files of a scan (the bulk of the catalogue, so kept tight); the time
         of the last one."""
         fmt_id, ext = self.format[fmt]
-        lo, hi = FILE_SIZES[fmt]
+        lo, hi = self._sizes(fmt)
         span = hi - lo
         rnd, bits, add = self.rng.random, self.rng.getrandbits, self.df_s.add
+        content = self._content
         prefix = f"{location}/{stem}_"
         t = t0
         for j in range(1, n + 1):
             fname = f"{j:05d}.{ext}"
+            name = f"{stem}_{fname}"
             t = t0 + timedelta(seconds=j * step)
-            add((ds, f"{stem}_{fname}", prefix + fname, lo + int(rnd() * span),
-                 f"{bits(32):08x}", t, t, fmt_id))
+            size, checksum, stored = content(fmt, name, prefix + fname,
+                                             lo + int(rnd() * span), bits(32), t, scan)
+            add((ds, name, stored, size, checksum, t, t, fmt_id))
         return t
 
-    def _file(self, ds: int, location: str, name: str, fmt: str,
-              t: datetime) -> int:
+    def _file(self, ds: int, location: str, name: str, fmt: str, t: datetime,
+              scan: Scan) -> int:
         fmt_id = self.format[fmt][0]
-        lo, hi = FILE_SIZES[fmt]
-        return self.df_s.add((ds, name, f"{location}/{name}", self.rng.randint(lo, hi),
-                              f"{self.rng.getrandbits(32):08x}", t, t, fmt_id))
+        real_lo, real_hi = FILE_SIZES[fmt]
+        lo, hi = self._sizes(fmt)
+        # Drawn among real sizes, as before files had bytes: the rest of the demo stays the same.
+        place = (self.rng.randint(real_lo, real_hi) - real_lo) / (real_hi - real_lo)
+        size, checksum, stored = self._content(
+            fmt, name, f"{location}/{name}", lo + int(place * (hi - lo)),
+            self.rng.getrandbits(32), t, scan)
+        return self.df_s.add((ds, name, stored, size, checksum, t, t, fmt_id))
+
+    def _sizes(self, fmt: str) -> tuple[int, int]:
+        lo, hi = DEMO_FILE_SIZES[fmt]
+        return round(lo * self.size_factor), round(hi * self.size_factor)
+
+    def _content(self, fmt: str, name: str, location: str, size: int, salt: int,
+                 t: datetime, scan: Scan) -> tuple[int, str, str]:
+        """Write the next datafile's bytes; its size, checksum and catalogue location (with
+        the location hash when the data service has a key). Without storage no bytes are
+        made (a benchmark's load would spend much of its time on them): the drawn size
+        stands, and the salt as checksum."""
+        df_id = self.df_s.next_id
+        stored = location if self.location_key is None else \
+            add_digest(df_id, location, self.location_key)
+        if self.files is None:
+            return size, f"{salt:08x}", stored
+        chunks = render(fmt, df_id, name, size, salt, t, scan)
+        self.files.write(location, chunks)
+        n, crc = measure(chunks)
+        return n, crc32_hex(crc), stored
 
     def _value(self, pname: str, bl: Beamline, when: datetime | None = None) -> Any:
         pt = self.ptype[pname][1]

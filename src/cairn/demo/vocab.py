@@ -61,10 +61,18 @@ DATAFILE_FORMATS = (
     ("log", "1.0", "text", "Acquisition log", "log"),
     ("mtz", "1.1", "binary", "Merged reflection data", "mtz"),
 )
-# (low, high) file size in bytes per format
+# (low, high) size in bytes of real files per format. The demo draws a file's place in this
+# range and gives it that place in DEMO_FILE_SIZES, files small enough to write by the
+# thousand (drawing as before keeps the rest of the demo unchanged).
 FILE_SIZES = {"nexus": (40_000, 400_000), "hdf5": (50_000_000, 900_000_000),
               "cbf": (5_800_000, 6_400_000), "tiff": (8_000_000, 16_800_000),
               "ascii": (8_000, 120_000), "log": (2_000, 90_000), "mtz": (1_000_000, 40_000_000)}
+# (low, high) size in bytes of the demo's files per format, at the default file size
+# (DEFAULT_FILE_SIZE); another file size scales them all.
+DEMO_FILE_SIZES = {"nexus": (3_000, 9_000), "hdf5": (4_000, 12_000), "cbf": (3_000, 4_000),
+                   "tiff": (3_000, 6_000), "ascii": (1_000, 6_000), "log": (1_000, 6_000),
+                   "mtz": (6_000, 16_000)}
+DEFAULT_FILE_SIZE = 4096
 
 N, S, D = "NUMERIC", "STRING", "DATE_AND_TIME"
 

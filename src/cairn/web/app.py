@@ -17,10 +17,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cairn.errors import ErrorType, IcatError
 from cairn.startup import Cairn
 from cairn.web import (
+    accesslog,
     cors,
     icat_rest,
     ids_rest,
     landing,
+    metrics,
+    openapi,
+    ops,
+    port_rest,
     publishing_rest,
     search_rest,
     soap,
@@ -103,12 +108,20 @@ def create_app(cairn: Cairn) -> Starlette:
                 cairn.publishing.close()
             cairn.db.dispose()
 
+    # Operations: /health, /ready, /metrics (docs/operations.md).
+    readiness = ops.Readiness(cairn)
+    meters = metrics.Metrics(cairn, readiness.db_engine) if cairn.settings.metrics.enabled \
+        else None
+
     app = Starlette(
         routes=icat_rest.routes() + search_rest.routes() + soap.routes()
-        + publishing_rest.routes() + landing.routes() + topcat_rest.routes(),
+        + publishing_rest.routes() + landing.routes() + topcat_rest.routes()
+        + ops.routes() + metrics.routes(cairn.settings.metrics) + openapi.routes()
+        + port_rest.routes(),  # /icat/port: export and import
         # /ids goes to the data service's own app (with its own CORS headers), ahead of the
-        # catalogue's middleware.
-        middleware=[Middleware(HeaderLimit), Middleware(ids_rest.IdsDispatch, service=data),
+        # catalogue's middleware. Metrics and the log's request context see every request.
+        middleware=[*metrics.middleware(meters), Middleware(accesslog.RequestContext),
+                    Middleware(HeaderLimit), Middleware(ids_rest.IdsDispatch, service=data),
                     Middleware(cors.Cors, headers=cors.ICAT)],
         exception_handlers={IcatError: on_icat_error, HTTPException: on_http_error,
                             Exception: on_unexpected},
@@ -119,4 +132,7 @@ def create_app(cairn: Cairn) -> Starlette:
     app.state.search = cairn.search
     app.state.publishing = cairn.publishing
     app.state.downloads = cairn.downloads
+    app.state.readiness = readiness
+    app.state.metrics = meters
+    app.state.metrics_guard = metrics.Guard(cairn.settings.metrics)
     return app
