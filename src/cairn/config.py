@@ -42,6 +42,16 @@ class ServerSettings(_Section):
     port: int = Field(8080, ge=0, le=65535)
     #: Base URL clients reach this server at (used in WSDL addresses, getIcatUrl).
     public_url: str | None = None
+    #: Proxies (addresses or networks, e.g. ``10.0.0.0/8``) whose X-Forwarded-For and
+    #: X-Forwarded-Proto headers are believed; ``["*"]`` believes anyone. Unset: uvicorn's
+    #: default, the FORWARDED_ALLOW_IPS environment variable or else loopback only.
+    forwarded_allow_ips: list[str] | None = None
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _addresses(cls, v: Any) -> Any:
+        # CAIRN_SERVER__FORWARDED_ALLOW_IPS="10.0.0.5 10.0.0.6" (or comma-separated)
+        return v.replace(",", " ").split() if isinstance(v, str) else v
     #: Folder for the embedded database and local storage.
     data_dir: Path = Path("cairn-data")
     #: Seconds between purges of expired sessions.

@@ -183,6 +183,18 @@ def test_metrics_are_for_allowed_networks_and_token_holders(server: Server) -> N
     assert server.http.get("/health", headers=REMOTE).status_code == 200
 
 
+def test_only_the_configured_proxies_are_believed(tmp_path: Path) -> None:
+    """[server] forwarded_allow_ips: forwarded headers from any other address are ignored,
+    so a client cannot pass itself off as another address (here: loopback, not a proxy)."""
+    srv = Server(tmp_path, f"sqlite:///{tmp_path / 'cat.db'}",
+                 env={"CAIRN_SERVER__FORWARDED_ALLOW_IPS": "192.0.2.1, 192.0.2.2"})
+    try:
+        # The claimed remote address is not believed: the client is loopback, and allowed.
+        assert srv.http.get("/metrics", headers=REMOTE).status_code == 200
+    finally:
+        srv.stop()
+
+
 # -- a database outage ----------------------------------------------------------------------
 
 class Relay:

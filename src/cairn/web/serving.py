@@ -155,5 +155,6 @@ def run(app: Any, sock: socket.socket, server: ServerSettings, **options: Any) -
         app, host=server.host, port=server.port,
         http=protocol(server.header_timeout_seconds, server.body_timeout_seconds),
         timeout_keep_alive=server.keep_alive_seconds,
-        limit_concurrency=server.max_connections, **options)
+        limit_concurrency=server.max_connections,
+        forwarded_allow_ips=server.forwarded_allow_ips, **options)
     uvicorn.Server(config).run(sockets=[sock])
