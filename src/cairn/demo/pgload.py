@@ -1,7 +1,7 @@
 """PostgreSQL's side of a bulk load: COPY from a second thread, foreign keys checked once.
 
-Two costs decide how fast PostgreSQL takes a load (measured on 1 million datafile rows,
-``bench/bulk_insert.py``):
+Two costs decide how fast PostgreSQL takes a load (measured with COPY of one million
+datafile rows, and ``bench/bulk_insert.py``; figures in ``docs/performance.md``):
 
 - **Waiting in turns.** Generating and formatting rows is Python work on one core; storing them
   is the server's work on another. Sent from the generating thread, each batch's COPY waits
