@@ -39,6 +39,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from cairn.authz.access import Access
 from cairn.authz.rules import ROW, AnchoredRule, RuleMeaning, anchor, compile_rule, interpret
+from cairn.cache import Lru
 from cairn.db.engine import Database
 from cairn.db.fastread import rows_keyed
 from cairn.errors import IcatError, insufficient_privileges
@@ -89,9 +90,11 @@ class Authorizer:
         self._compiled: dict[tuple[str, str], tuple[RuleMeaning, CompiledQuery,
                                                     AnchoredRule | None]] = {}
         # (bean, id column, rules) -> predicate with :user and the clock unbound (the id
-        # column is kept with it: the key holds its id(), valid while the column lives)
-        self._predicates: dict[tuple[Any, ...], tuple[ColumnElement[bool],
-                                                      ColumnElement[Any]]] = {}
+        # column is kept with it: the key holds its id(), valid while the column lives).
+        # One per compiled query and rule set, ~200 kB each: bounded (docs/security.md).
+        self._predicates: Lru[tuple[Any, ...], tuple[ColumnElement[bool],
+                                                     ColumnElement[Any]]] = \
+            Lru(256, "authz.predicates")
 
     # -- cached state -----------------------------------------------------------------------
 
@@ -203,10 +206,7 @@ class Authorizer:
         hit = self._predicates.get(key)
         if hit is None:
             hit = (self._condition(bean, id_column, rules), id_column)
-            with self._lock:
-                if len(self._predicates) > 10_000:
-                    self._predicates.clear()
-                self._predicates[key] = hit
+            self._predicates.put(key, hit)
         return hit[0]
 
     def _condition(self, bean: str, id_column: ColumnElement[Any], rules: list[Rule]

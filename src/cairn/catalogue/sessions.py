@@ -44,7 +44,7 @@ class SessionStore:
         self.lifetime = timedelta(minutes=lifetime_minutes)
         self.table = db.tables.session
         self.reuse_seconds = reuse_seconds
-        self._seen: Lru[str, _Seen] = Lru(10_000)
+        self._seen: Lru[str, _Seen] = Lru(10_000, "sessions.seen")  # ~0.5 kB each
         self._ended = 0  # logouts and refreshes so far: a read that overlapped one is not kept
         self._lock = threading.Lock()
 

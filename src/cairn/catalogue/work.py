@@ -31,13 +31,17 @@ from cairn.catalogue.write import Writer
 from cairn.db.engine import Database
 from cairn.db.fastread import Match, Processors, Readers, fetch_in, fetch_keyed
 from cairn.db.tables import Tables
-from cairn.errors import insufficient_privileges
+from cairn.errors import bad_parameter, insufficient_privileges
 from cairn.query.compiler import USER, now_values
 from cairn.schema import Entity
 
 if TYPE_CHECKING:
     from cairn.catalogue.include import Shape
     from cairn.jobs import Scheduler
+
+
+#: Ids are Java longs in ICAT.
+ID_RANGE = (-(2**63), 2**63 - 1)
 
 
 @dataclass
@@ -206,12 +210,18 @@ class Work:
         out: list[Any] = []
         if where is not None and where.compare(false()):
             return out
+        wanted = sorted(set(values))
+        if wanted and (wanted[0] < ID_RANGE[0] or wanted[-1] > ID_RANGE[1]):
+            # Refused here, before a driver fails on it (SQLite) or casts it (the others).
+            bad = wanted[0] if wanted[0] < ID_RANGE[0] else wanted[-1]
+            raise bad_parameter(f"{entity.name} {column} {bad} is out of range: ids are "
+                                f"integers from {ID_RANGE[0]} to {ID_RANGE[1]}")
 
         def build(match: Match) -> Select[Any]:
             q = select(table).where(match(table.c[column]))
             return (q if where is None else q.where(where)).order_by(table.c.id)
 
-        for batch in self.chunks(sorted(set(values))):
+        for batch in self.chunks(wanted):
             rows, processors = fetch_in(self.conn, table, column, batch) if where is None \
                 else fetch_keyed(self.conn, ("rows", entity.name, column), where,
                                  build, batch, self.params)
@@ -228,7 +238,7 @@ def _keys(table: Table) -> tuple[str, ...]:
 Reader = Callable[[Sequence[Any]], Obj]
 
 #: Readers by entity, column layout and converters.
-_READERS: IdentityCache[Reader] = IdentityCache(4096)
+_READERS: IdentityCache[Reader] = IdentityCache(4096, "catalogue.readers")
 
 
 def _reader(entity: Entity, keys: tuple[str, ...], processors: Processors = ()) -> Reader:

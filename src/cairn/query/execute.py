@@ -23,6 +23,7 @@ from cairn.db.engine import Database
 from cairn.db.fastread import CompiledSelect, Processors, Readers
 from cairn.errors import IcatError, bad_parameter, validation
 from cairn.query import ast
+from cairn.query.coerce import INT64
 from cairn.query.compiler import (
     CompiledGet,
     CompiledQuery,
@@ -131,6 +132,9 @@ def _fixed(q: CompiledQuery, preds: tuple[Any, ...]) -> Restrict:
     return lambda ip: by_path[id(ip)]
 
 
+_OUT_OF_RANGE = "A computed number is out of range (beyond a 64-bit integer)"
+_TOO_LARGE = "The query is too large for the database; write it with fewer conditions or joins"
+
 #: PostgreSQL's refusals of query shapes that MariaDB and SQLite run (leniently, MySQL style):
 #: the user's query is at fault, so BAD_PARAMETER rather than INTERNAL.
 _SHAPE_ERRORS = {
@@ -138,20 +142,38 @@ _SHAPE_ERRORS = {
              "aggregate function",
     "42P10": "With SELECT DISTINCT, ORDER BY may only use selected items",
     # arithmetic beyond the range of a Long (SQLite turns to floating point instead)
-    "22003": "A computed number is out of range",
-    "1690": "A computed number is out of range",
+    "22003": _OUT_OF_RANGE,
+    "1690": _OUT_OF_RANGE,
     # a LIKE pattern computed by the query that ends with its escape character (a literal
     # one the compiler refuses on every backend)
     "22025": "A LIKE pattern ends with its escape character; write it twice to match it",
     "22019": "A LIKE escape must be a single character",
+    # a statement beyond a limit of the database: cairn.query.limits keeps queries below
+    # them all, so these only guard against a database configured tighter than usual
+    "54001": _TOO_LARGE, "54011": _TOO_LARGE, "54023": _TOO_LARGE,  # PostgreSQL
+    "1116": _TOO_LARGE, "1117": _TOO_LARGE, "1436": _TOO_LARGE,  # MariaDB
+}
+
+#: SQLite says what went wrong only in words: the start of its message -> ours.
+_SQLITE_ERRORS = {
+    "integer overflow": _OUT_OF_RANGE,
+    "Expression tree is too large": _TOO_LARGE,
+    "at most 64 tables in a join": _TOO_LARGE,
+    "too many FROM clause terms": _TOO_LARGE,
+    "too many SQL variables": _TOO_LARGE,
+    "too many columns": _TOO_LARGE,
+    "too many terms": _TOO_LARGE,
 }
 
 
 def _rejected(e: exc.DBAPIError) -> IcatError | None:
     code = getattr(e.orig, "sqlstate", None)
     if code is None and e.orig is not None and getattr(e.orig, "args", None):
-        code = e.orig.args[0]  # MariaDB's error number
+        code = e.orig.args[0]  # MariaDB's error number; SQLite's message
     message = _SHAPE_ERRORS.get(str(code))
+    if message is None and isinstance(code, str):
+        message = next((m for start, m in _SQLITE_ERRORS.items() if code.startswith(start)),
+                       None)
     return bad_parameter(message) if message else None
 
 
@@ -188,7 +210,12 @@ def scalar(v: Any, typ: str | None, db: Database) -> Any:
         return None
     match typ:
         case "Long" | "Integer" | "entity":
-            return int(v)
+            # SQLite turns integer arithmetic that overflows into floating point; PostgreSQL
+            # and MariaDB sum integers beyond 64 bits as decimals. A Long can hold neither.
+            n = int(v) if not isinstance(v, float) else None
+            if n is None or not INT64[0] <= n <= INT64[1]:
+                raise bad_parameter(_OUT_OF_RANGE)
+            return n
         case "Double":
             return float(v)
         case "boolean":
@@ -223,10 +250,12 @@ class Queries:
     every session shares one entry. Failures are not cached.
     """
 
-    def __init__(self, db: Database, size: int = 2048) -> None:
+    # A compiled search is about 80 kB (its SQLAlchemy aliases and columns): 256 keep a
+    # portal's hot queries in ~20 MB; texts carrying ids rarely repeat anyway.
+    def __init__(self, db: Database, size: int = 256) -> None:
         self.compiler = Compiler(db.tables, db.dialect, db.zone)
-        self._search: Lru[str, CompiledQuery] = Lru(size)
-        self._get: Lru[str, CompiledGet] = Lru(size)
+        self._search: Lru[str, CompiledQuery] = Lru(size, "query.search")
+        self._get: Lru[str, CompiledGet] = Lru(size, "query.get")
 
     def search(self, text: str) -> CompiledQuery:
         return self._search.fetch(text, lambda: self.compiler.compile(parse_query(text)))
@@ -240,8 +269,9 @@ class Queries:
 
 
 #: (query, dialect, predicates; limit, offset) -> the query compiled to SQL text, for every
-#: session
-_PREPARED: IdentityCache[CompiledSelect | None] = IdentityCache(4096)
+#: session. An entry pins its compiled query and predicates (~35 kB for root's, ~250 kB with
+#: a user's predicates), so the bound is what stops memory (docs/security.md).
+_PREPARED: IdentityCache[CompiledSelect | None] = IdentityCache(256, "query.prepared")
 
 _QUERIES: WeakKeyDictionary[Database, Queries] = WeakKeyDictionary()
 _QUERIES_LOCK = threading.Lock()

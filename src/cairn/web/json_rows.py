@@ -36,7 +36,7 @@ JSON: Final = 0
 REFS: Final = 1
 NAME: Final = 2
 
-_READERS: IdentityCache[Callable[[Sequence[Any]], Node]] = IdentityCache(4096)
+_READERS: IdentityCache[Callable[[Sequence[Any]], Node]] = IdentityCache(4096, "json.readers")
 
 
 class JsonShape:
