@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo serve test conformance kill-hunt clean
+.PHONY: install demo serve test conformance kill-hunt fuzz clean
 
 $(BIN)/cairn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,17 @@ conformance: install
 kill-hunt: install
 	CAIRN_KILL_HUNT=1 CAIRN_TEST_BACKENDS=$${CAIRN_TEST_BACKENDS:-sqlite} \
 		$(BIN)/pytest -q -s tests/integration/test_crash_cleanup.py -k kill_hunt
+
+# The fuzz hunt: random hostile inputs on every surface (query text, JSON entities, SOAP
+# envelopes, data-service parameters and headers, dump files) of a real server, each surface
+# for CAIRN_FUZZ_SECONDS (default 300: about 25 minutes), on SQLite unless
+# CAIRN_TEST_BACKENDS says otherwise. Fails on any INTERNAL error, hang or dead server,
+# showing the smallest input found; prints how many inputs it tried.
+fuzz: install
+	CAIRN_FUZZ_RANDOM=1 CAIRN_FUZZ_SECONDS=$${CAIRN_FUZZ_SECONDS:-300} \
+		CAIRN_FUZZ_EXAMPLES=$${CAIRN_FUZZ_EXAMPLES:-500} \
+		CAIRN_TEST_BACKENDS=$${CAIRN_TEST_BACKENDS:-sqlite} \
+		$(BIN)/pytest -q -s tests/integration/test_fuzz_surfaces.py
 
 clean:
 	rm -rf $(VENV) cairn-data .pytest_cache

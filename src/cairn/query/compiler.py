@@ -58,7 +58,7 @@ from sqlalchemy.sql.elements import ColumnElement, Null
 from sqlalchemy.sql.selectable import FromClause, Select
 
 from cairn.db.tables import OrdinalEnum, Tables
-from cairn.query import ast, typecheck
+from cairn.query import ast, grouping, limits, typecheck
 from cairn.query.coerce import INTEGRAL, NUMERIC, error
 from cairn.query.includes import IncludeTree, include_tree
 from cairn.query.scope import Node, Scope, Tree
@@ -197,21 +197,25 @@ _SUBQUERY_NODES = (ast.Subquery, ast.InSubquery, ast.Exists)
 
 
 def walk(node: Any, into_subqueries: bool = False) -> Iterator[Any]:
-    """Every AST node under ``node`` (sub-selects only if asked)."""
-    yield node
-    if not into_subqueries and isinstance(node, _SUBQUERY_NODES):
-        children: list[Any] = [getattr(node, "expr", None)]
-    elif hasattr(node, "__dataclass_fields__"):
-        children = [getattr(node, f) for f in node.__dataclass_fields__]
-    else:
-        children = []
-    for c in children:
-        if isinstance(c, tuple):
-            for x in c:
-                if hasattr(x, "__dataclass_fields__"):
-                    yield from walk(x, into_subqueries)
-        elif hasattr(c, "__dataclass_fields__"):
-            yield from walk(c, into_subqueries)
+    """Every AST node under ``node`` (sub-selects only if asked), in pre-order; without
+    recursion, as a long chain of ``+`` is a deep tree."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        yield node
+        if not into_subqueries and isinstance(node, _SUBQUERY_NODES):
+            children: list[Any] = [getattr(node, "expr", None)]
+        elif hasattr(node, "__dataclass_fields__"):
+            children = [getattr(node, f) for f in node.__dataclass_fields__]
+        else:
+            continue
+        found: list[Any] = []
+        for c in children:
+            if isinstance(c, tuple):
+                found.extend(x for x in c if hasattr(x, "__dataclass_fields__"))
+            elif hasattr(c, "__dataclass_fields__"):
+                found.append(c)
+        stack.extend(reversed(found))
 
 
 def _path_text(p: ast.Path) -> str:
@@ -258,6 +262,7 @@ class Compiler:
         columns: list[ColumnElement[Any]] = []
         constant: list[bool] = []  # per column: the same on every row
         primary: list[ColumnElement[Any]] = []  # leading sort keys: the selected ids
+        shown: list[tuple[str, ast.Expr, ColumnElement[Any]]] = []  # for the grouping check
         for expr in sel.items:
             if isinstance(expr, ast.Path) and self._is_entity_path(scope, expr):
                 node = scope.node_of(expr, "SELECT")
@@ -265,18 +270,22 @@ class Compiler:
                              if not f.is_many and not f.hidden)
                 items.append(Item(node.entity, None, keys))
                 columns.extend(node.alias.c[k] for k in keys)
+                shown.extend(("SELECT", expr, node.alias.c[k]) for k in keys)
                 constant.extend(False for _ in keys)
                 primary.append(node.id)
             else:
                 v = self._value(ctx, expr, None, "SELECT")
                 items.append(Item(None, v.typ))
                 columns.append(v.sql)
+                shown.append(("SELECT", expr, v.sql))
                 constant.append(_constant(expr))
                 first = next((p for p in walk(expr) if isinstance(p, ast.Path)), None)
                 if first is not None:
                     root = scope.lookup(first.var)
                     if root is not None and root.scope is scope:
                         primary.append(root.id)
+        limits.check_columns(len(columns))
+        selects_aggregate = ctx.aggregated
         id_paths, n_paths = self._id_paths(scope, sel.items)
         is_count = n_paths == 1 and any(
             isinstance(n, ast.Func) and n.name == "COUNT" for e in sel.items for n in walk(e))
@@ -300,7 +309,11 @@ class Compiler:
                 group_by.append(scope.node_of(g, "GROUP BY").id)
             else:
                 group_by.append(self._value(ctx, g, None, "GROUP BY").sql)
-        having = self._cond(ctx, sel.having, "HAVING") if sel.having is not None else None
+        having = None
+        if sel.having is not None:
+            grouping.check_having(bool(group_by), selects_aggregate, sel.having.pos)
+            having = self._cond(ctx, sel.having, "HAVING")
+            shown.append(("HAVING", sel.having, having))
         aggregate = bool(group_by) or ctx.aggregated or having is not None
         # DISTINCT rows of aggregates are few; a GROUP BY can't hold a sub-select everywhere.
         # ... and GROUP BY of constants only is refused by PostgreSQL.
@@ -331,6 +344,7 @@ class Compiler:
             else:
                 v = self._value(ctx, e, None, "ORDER BY")
                 sql, typ = v.sql, v.typ
+            shown.append(("ORDER BY", e, sql))
             if grouped_distinct:
                 # A selected column is grouped by (use that very expression, so PostgreSQL
                 # sees the same bound parameters); anything else is aggregated per group
@@ -341,6 +355,8 @@ class Compiler:
                 sql = same if same is not None else per_group
             add(sql, o.descending)
         aggregate = aggregate or ctx.aggregated  # ORDER BY may aggregate too
+        if aggregate:
+            self._check_grouped(scope, shown, group_by)
 
         # Ties (and queries without ORDER BY) are ordered by ids: the selected ones first,
         # then every FROM variable and generated join, so all backends agree on the order.
@@ -348,9 +364,9 @@ class Compiler:
         if plain_distinct or (aggregate and not group_by):
             pass  # DISTINCT aggregates, or one row
         elif aggregate or grouped_distinct:
-            grouping = columns if grouped_distinct else group_by
+            grouped_by = columns if grouped_distinct else group_by
             for i in ids:
-                add(i if any(i.compare(g) for g in grouping) else func.min(i), False)
+                add(i if any(i.compare(g) for g in grouped_by) else func.min(i), False)
         else:
             for i in ids:
                 add(i, False)
@@ -358,6 +374,7 @@ class Compiler:
         if grouped_distinct:
             group_by = [c for c, k in zip(columns, constant, strict=True) if not k]
         where.extend(scope.correlations)
+        limits.check_tables(scope.table_count())
         return CompiledQuery(
             items=tuple(items), columns=tuple(columns), froms=tuple(scope.from_clauses()),
             where=tuple(where), group_by=tuple(group_by), having=having,
@@ -469,6 +486,15 @@ class Compiler:
                     out.append(IdPath(owner[0].name, owner[1]))
         return out, len(texts)
 
+    @staticmethod
+    def _check_grouped(scope: Scope, shown: list[tuple[str, ast.Expr, ColumnElement[Any]]],
+                       group_by: list[ColumnElement[Any]]) -> None:
+        """In an aggregated SELECT, every value shown, tested in HAVING or ordered by is one
+        per group (:mod:`.grouping`)."""
+        aliases = scope.aliases()
+        for clause, expr, sql in shown:
+            grouping.check_grouped(clause, expr, sql, group_by, aliases)
+
     # -- sub-selects ------------------------------------------------------------------------
 
     def _subselect(self, ctx: _Ctx, sel: ast.Select) -> tuple[Select[Any], Val]:
@@ -488,8 +514,16 @@ class Compiler:
         if sel.where is not None:
             where.append(self._cond(sub, sel.where, "WHERE"))
         group_by = [self._value(sub, g, None, "GROUP BY").sql for g in sel.group_by]
-        having = self._cond(sub, sel.having, "HAVING") if sel.having is not None else None
+        shown: list[tuple[str, ast.Expr, ColumnElement[Any]]] = [("SELECT", expr, v.sql)]
+        having = None
+        if sel.having is not None:
+            grouping.check_having(bool(group_by), sub.aggregated, sel.having.pos)
+            having = self._cond(sub, sel.having, "HAVING")
+            shown.append(("HAVING", sel.having, having))
+        if group_by or sub.aggregated:
+            self._check_grouped(sub.scope, shown, group_by)
         where.extend(sub.scope.correlations)
+        limits.check_tables(sub.scope.table_count())
         # Last: the clauses above may have added implicit joins.
         stmt = select(v.sql).select_from(*sub.scope.from_clauses())
         if where:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from cairn.query import limits
 from cairn.query.ast import Get, Select
 from cairn.query.concise import parse_concise, parse_old_get
 from cairn.query.errors import semantic
@@ -19,21 +20,26 @@ def parse_query(text: str) -> Select:
     """Parse a search query; the concise (old) syntax unless it starts with SELECT.
 
     Raises ``IcatError`` (BAD_PARAMETER, or VALIDATION for a negative LIMIT) located at the
-    offending token. Results are cached: the tree is immutable.
+    offending token, also for a query beyond the limits of :mod:`.limits`. Results are
+    cached: the tree is immutable.
     """
+    limits.check_text(text)
     try:
-        if text.strip().upper().startswith("SELECT"):
-            return parse_jpql(text)
-        return parse_concise(text)
-    except RecursionError:  # MAX_DEPTH should prevent it; never let it escape
+        select = parse_jpql(text) if text.strip().upper().startswith("SELECT") \
+            else parse_concise(text)
+    except RecursionError:  # MAX_NESTING should prevent it; never let it escape
         raise semantic("Query is nested too deeply", -1) from None
+    limits.check(select)
+    return select
 
 
 @lru_cache(maxsize=1024)
 def parse_get(text: str) -> Get:
     """Parse the query of a get: ``Entity``, ``Entity [AS] v [INCLUDE …]`` or the old style
     ``Entity INCLUDE 1`` / ``Entity INCLUDE Type, Type`` (chosen when word 2 is INCLUDE)."""
+    limits.check_text(text)
     words = text.split()
-    if len(words) > 1 and words[1].upper() == "INCLUDE":
-        return parse_old_get(text)
-    return parse_jpql_get(text)
+    get = parse_old_get(text) if len(words) > 1 and words[1].upper() == "INCLUDE" \
+        else parse_jpql_get(text)
+    limits.check_include(get.include)
+    return get

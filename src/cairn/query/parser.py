@@ -608,20 +608,21 @@ class JpqlParser(TokenStream):
 
 
 def collect_paths(expr: object, out: list[Path]) -> None:
-    """Every Path inside ``expr`` (not inside sub-selects, which have their own scope)."""
-    if isinstance(expr, Path):
-        out.append(expr)
-    elif isinstance(expr, (Func, And, Or)):
-        for arg in (expr.args if isinstance(expr, Func) else expr.items):
-            collect_paths(arg, out)
-    elif isinstance(expr, (Arith, Compare)):
-        collect_paths(expr.left, out)
-        collect_paths(expr.right, out)
-    elif isinstance(expr, (Neg, Not)):
-        collect_paths(expr.expr, out)
-    elif isinstance(expr, Trim):
-        collect_paths(expr.expr, out)
-        collect_paths(expr.char, out)
+    """Every Path inside ``expr`` (not inside sub-selects, which have their own scope); no
+    recursion, as a long chain of ``+`` is a deep tree."""
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, Path):
+            out.append(e)
+        elif isinstance(e, (Func, And, Or)):
+            stack.extend(reversed(e.args if isinstance(e, Func) else e.items))
+        elif isinstance(e, (Arith, Compare)):
+            stack += [e.right, e.left]
+        elif isinstance(e, (Neg, Not)):
+            stack.append(e.expr)
+        elif isinstance(e, Trim):
+            stack += [e.char, e.expr]
 
 
 # -- entry points (the syntax is chosen by frontend.py) ---------------------------------------

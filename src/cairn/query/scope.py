@@ -252,6 +252,14 @@ class Scope:
     def from_clauses(self) -> list[FromClause]:
         return [t.from_clause() for t in self.trees]
 
+    def aliases(self) -> list[Any]:
+        """Every table alias of this SELECT's own FROM clause (variables and joins)."""
+        return [a for t in self.trees for a in (t.root, *(j[0] for j in t.joins))]
+
+    def table_count(self) -> int:
+        """How many tables this SELECT joins (:data:`cairn.query.limits.MAX_TABLES`)."""
+        return sum(1 + len(t.joins) for t in self.trees)
+
     def never_null(self, expr: ColumnElement[Any]) -> bool:
         """A NOT NULL column of an alias no LEFT JOIN can leave empty (ids mostly)."""
         return (isinstance(expr, Column) and expr.nullable is False

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from cairn.errors import IcatError
 from cairn.query.errors import char_context, error_at, expected, semantic
+from cairn.query.limits import MAX_NESTING
 
 #: JPQL-style keywords (icat.server's list); any other word is a NAME.
 JPQL_KEYWORDS = frozenset("""
@@ -187,7 +188,7 @@ def _lex_error(text: str, i: int, what: str) -> IcatError:
 
 #: Nesting allowed in one query (parentheses, NOT, unary minus, sub-selects, function calls);
 #: far beyond any real query, and low enough that Python's recursion limit is never reached.
-MAX_DEPTH = 50
+MAX_DEPTH = MAX_NESTING
 
 
 class TokenStream:

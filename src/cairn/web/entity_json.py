@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
@@ -29,11 +30,38 @@ def load_json(text: str | None, name: str) -> Any:
     if text is None:
         raise bad_parameter(f"{name} must not be null")
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as e:
         msg = e.msg if isinstance(e, json.JSONDecodeError) else "nesting too deep"
         pos = f" at offset {e.pos}" if isinstance(e, json.JSONDecodeError) else ""
         raise bad_parameter(f"Badly formed JSON ({msg}{pos}) in json {_short(text)}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        _check_characters(data, text)
+    return data
+
+
+#: ``\ud800``-``\udfff``: a JSON escape of half of a UTF-16 pair, valid only in pairs.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_characters(data: Any, text: str) -> None:
+    """Refuse a lone surrogate (``"\\ud800"`` not followed by its other half): JSON's
+    escapes allow it, but it is not a character, so no database and no response can hold
+    it."""
+    stack = [data]
+    while stack:  # no recursion: json.loads accepted the nesting, so may we
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, str) and not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise bad_parameter(f"Badly formed JSON (a lone surrogate {v[e.start]!a} is "
+                                    f"not a character) in json {_short(text)}") from None
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -46,6 +74,15 @@ def parse_date(value: str, zone: ZoneInfo) -> datetime:
     except ValueError:
         raise bad_parameter(f"Badly formatted date {value}") from None
     return d if d.tzinfo else d.replace(tzinfo=zone)
+
+
+def parse_id(entity: Entity, value: Any, offset: int = -1) -> int:
+    """An entity's id as JSON gives it: an integer that fits ICAT's Long."""
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not INT64[0] <= value <= INT64[1]:
+        raise bad_parameter(f"The id of {entity.name} must be an integer between {INT64[0]} "
+                            f"and {INT64[1]}, not {_short(json.dumps(value))}", offset)
+    return value
 
 
 def _attribute(entity: Entity, f: Field, value: Any, zone: ZoneInfo) -> Any:
@@ -90,9 +127,7 @@ def parse_object(entity: Entity, data: Any, zone: ZoneInfo) -> Obj:
     obj = Obj(entity=entity)
     for key, value in data.items():
         if key == "id":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise bad_parameter(f"The id of {entity.name} must be an integer")
-            obj.id = value
+            obj.id = parse_id(entity, value)
             continue
         f = entity.field(key)
         if f is None:

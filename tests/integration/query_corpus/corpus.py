@@ -658,6 +658,33 @@ ok(G, "SELECT COUNT(ds) FROM Dataset ds GROUP BY ds.investigation ORDER BY ds.in
    [2, 2, 1, 2, 1])
 ok(G, "SELECT DISTINCT(o.name) FROM Investigation o JOIN o.datasets ds "
       "ORDER BY ds.name DESC", inv_names(4, 3, 2, 1, 5))
+# An aggregated query shows only what is one per group (grouping.py): grouped values, columns
+# of a grouped entity, aggregates and constants; the rest is refused on every backend.
+ok(G, "SELECT i.name, COUNT(ds) FROM Investigation i JOIN i.datasets ds GROUP BY i "
+      "ORDER BY i.id", [["INVESTIGATION 1", 2], ["INVESTIGATION 2", 2],
+                        ["INVESTIGATION 3", 1], ["INVESTIGATION 4", 2], ["INVESTIGATION 5", 1]])
+ok(G, "SELECT ds.investigation.name, COUNT(ds) FROM Dataset ds GROUP BY ds.investigation "
+      "HAVING ds.investigation.name LIKE '%1'", [["INVESTIGATION 1", 2]])
+ok(G, "SELECT COUNT(ds), 'x', 2 + 3 FROM Dataset ds", [[8, "x", 5]])
+ok(G, "SELECT COUNT(ds) FROM Dataset ds HAVING MAX(ds.id) > 7", [8])
+bad(G, "SELECT f FROM Facility f HAVING COUNT(f) > 1", "BAD_PARAMETER",
+    "HAVING needs a GROUP BY clause, or an aggregate function")
+bad(G, "SELECT 1 FROM Dataset ds HAVING 1 = 1", "BAD_PARAMETER", "HAVING needs a GROUP BY")
+bad(G, "SELECT ds.name FROM Dataset ds GROUP BY ds.investigation", "BAD_PARAMETER",
+    "ds.name in the SELECT clause must be in the GROUP BY clause")
+bad(G, "SELECT ds.investigation.id, COUNT(ds) FROM Dataset ds GROUP BY ds.investigation "
+       "ORDER BY ds.name", "BAD_PARAMETER", "ds.name in the ORDER BY clause")
+bad(G, "SELECT ds.investigation.id FROM Dataset ds GROUP BY ds.investigation "
+       "HAVING ds.name = 'x'", "BAD_PARAMETER", "in the HAVING clause")
+bad(G, "SELECT ds FROM Dataset ds ORDER BY COUNT(ds)", "BAD_PARAMETER",
+    "ds in the SELECT clause")
+bad(G, "SELECT COUNT(ds), ds.name FROM Dataset ds", "BAD_PARAMETER",
+    "ds.name in the SELECT clause")
+bad(G, "SELECT i.id FROM Investigation i WHERE i.id IN (SELECT ds.investigation.id "
+       "FROM Dataset ds GROUP BY ds.type HAVING COUNT(ds) > 1)", "BAD_PARAMETER",
+    "ds.investigation.id in the SELECT clause")
+bad(G, "SELECT i.id FROM Investigation i WHERE EXISTS (SELECT COUNT(ds) FROM i.datasets ds "
+       "HAVING ds.name = 'x')", "BAD_PARAMETER", "in the HAVING clause")
 
 # == order: ORDER BY and LIMIT ================================================================
 G = "order"
@@ -981,10 +1008,15 @@ bad(G, "SELECT ds.id FROM Dataset ds WHERE ds.id = '99999999999999999999'", "BAD
     "out of range")
 bad(G, "SELECT ds.id FROM Dataset ds ORDER BY 'x'", "BAD_PARAMETER", "ORDER BY needs a path")
 bad(G, "SELECT df.fileSize * 99999999999 FROM Datafile df WHERE df.id = 2", "BAD_PARAMETER",
-    "out of range", xfail={"sqlite": "SQLite computes beyond 64 bits in floating point"})
+    "out of range")
 bad(G, "SELECT i.name, COUNT(ds) FROM Investigation i JOIN i.datasets ds GROUP BY i.visitId",
-    "BAD_PARAMETER", "GROUP BY",
-    xfail={b: "MariaDB and SQLite run non-grouped select items (MySQL style)"
-           for b in ("sqlite", "mariadb")})
+    "BAD_PARAMETER", "i.name in the SELECT clause must be in the GROUP BY clause")
+# Beyond 64 bits: in each row's product, or only in the sum of rows that each fit.
+bad(G, "SELECT SUM(df.fileSize * 9223372036854775807) FROM Datafile df", "BAD_PARAMETER",
+    "out of range")
+bad(G, "SELECT SUM(df.id + 9223372036854775000) FROM Datafile df", "BAD_PARAMETER",
+    "out of range")
+ok(G, "SELECT SUM(df.id + 9223372036854775000) FROM Datafile df WHERE df.id = 1",
+   [9223372036854775001])
 
 CASES = C.cases
