@@ -197,9 +197,15 @@ def _outage(ctx: ExceptionContext) -> BaseException | None:
     connect_failed = ctx.connection is None and ctx.dialect.name != "sqlite"
     if not (ctx.is_disconnect or connect_failed):
         return None
+    raise unreachable(ctx.original_exception) from ctx.original_exception
+
+
+def unreachable(cause: BaseException) -> DatabaseUnreachable:
+    """The error for a client while the database is away; the outage logged (once in a
+    while, not per request). For paths that talk to the driver directly (fastread)."""
     if not _QUIET.get():
-        _OUTAGES.note(first_line(ctx.original_exception))
-    raise DatabaseUnreachable() from ctx.original_exception
+        _OUTAGES.note(first_line(cause))
+    return DatabaseUnreachable()
 
 
 #: A pooled connection unused for longer than this is tested before it is handed out.

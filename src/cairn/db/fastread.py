@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 
 from cairn.cache import IdentityCache
+from cairn.db.engine import unreachable
 
 Processor = Callable[[Any], Any]
 #: SQLAlchemy's converters of a statement's result columns: (column index, converter).
@@ -72,6 +73,11 @@ def _run(conn: Connection, sql: str, params: Any, describe: bool) -> tuple[list[
         cursor.execute(sql, params)
         return list(cursor.fetchall()), cursor.description if describe else None
     except conn.dialect.loaded_dbapi.Error as e:
+        # The raw cursor bypasses SQLAlchemy's error events: a lost connection is named
+        # here as engine._outage names it, and the connection dropped from the pool.
+        if conn.dialect.is_disconnect(e, conn.connection.dbapi_connection, cursor):
+            conn.invalidate(e)
+            raise unreachable(e) from e
         raise sa_exc.DBAPIError.instance(sql, params, e, conn.dialect.loaded_dbapi.Error
                                          ) from e
     finally:
