@@ -51,41 +51,13 @@ ROOT, ROOT_PASSWORD = "root", "secret"
 USER, USER_PASSWORD = "jbloggs", "bench-password"
 TARGET = 1.5
 
-ON_MY = "JOIN {i}.investigationUsers iu_ JOIN iu_.user u_ WHERE u_.name = :user"
-AS_SCIENTIST = ("JOIN {i}.investigationInstruments ii_ JOIN ii_.instrument in_ "
-                "JOIN in_.instrumentScientists is_ JOIN is_.user u_ WHERE u_.name = :user")
-RELEASED = "WHERE {i}.releaseDate < CURRENT_TIMESTAMP"
-
-#: Entity -> (variable, FROM text reaching the investigation as ``i``).
-BELOW_INVESTIGATION = {
-    "Investigation": ("i", "Investigation i"),
-    "InvestigationUser": ("x", "InvestigationUser x JOIN x.investigation i"),
-    "InvestigationInstrument": ("x", "InvestigationInstrument x JOIN x.investigation i"),
-    "InvestigationFacilityCycle": ("x", "InvestigationFacilityCycle x JOIN x.investigation i"),
-    "InvestigationParameter": ("x", "InvestigationParameter x JOIN x.investigation i"),
-    "Keyword": ("x", "Keyword x JOIN x.investigation i"),
-    "Publication": ("x", "Publication x JOIN x.investigation i"),
-    "Sample": ("x", "Sample x JOIN x.investigation i"),
-    "SampleParameter": ("x", "SampleParameter x JOIN x.sample s JOIN s.investigation i"),
-    "Dataset": ("x", "Dataset x JOIN x.investigation i"),
-    "DatasetParameter": ("x", "DatasetParameter x JOIN x.dataset ds JOIN ds.investigation i"),
-    "Datafile": ("x", "Datafile x JOIN x.dataset ds JOIN ds.investigation i"),
-    "DatafileParameter": ("x", "DatafileParameter x JOIN x.datafile df JOIN df.dataset ds "
-                               "JOIN ds.investigation i"),
-}
-PUBLIC_TABLES = ("Facility", "Instrument", "FacilityCycle", "InvestigationType", "DatasetType",
-                 "DatafileFormat", "ParameterType", "PermissibleStringValue", "SampleType",
-                 "Technique", "User")
-
-
 def rule_set() -> list[tuple[str, str]]:
-    """(what, crudFlags) of the facility's rules, all without grouping."""
-    rules = [(f"SELECT x FROM {t} x", "R") for t in PUBLIC_TABLES]
-    for var, source in BELOW_INVESTIGATION.values():
-        for cond in (ON_MY, AS_SCIENTIST, RELEASED):
-            rules.append((f"SELECT {var} FROM {source} {cond.format(i='i')}", "R"))
-    return rules
+    """(what, crudFlags) of the facility's read rules, all without grouping: the demo's own
+    (``cairn.demo.rules``: public reference tables; an investigation and everything below it
+    for its users, its instruments' scientists and everyone once released)."""
+    from cairn.demo import rules
 
+    return [r for r in rules.rules() if r[1] == "R"]
 
 
 def load(url: str, scale: float) -> None:
