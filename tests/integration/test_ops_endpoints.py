@@ -7,7 +7,6 @@ that the test closes and opens again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import threading
 import time
@@ -24,8 +23,9 @@ from cairn.config import Settings
 from cairn.startup import assemble
 from cairn.web.ops import Probe, Readiness, SchedulerPulse, bounded_engine
 from tests.conftest import BACKENDS, make_database
+from tests.integration.cli_support import TcpProxy
 from tests.integration.ids_support import Ids, Rest
-from tests.integration.server import Server
+from tests.integration.server import Server, free_port
 from tests.waiting import wait_until
 
 TOKEN = "scrape-token-for-tests"
@@ -197,78 +197,19 @@ def test_only_the_configured_proxies_are_believed(tmp_path: Path) -> None:
 
 # -- a database outage ----------------------------------------------------------------------
 
-class Relay:
-    """A TCP relay to ``target`` on a port of its own, which can be cut and restored."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = int(probe.getsockname()[1])
-        probe.close()
-        self._listener: socket.socket | None = None
-        self._open: set[socket.socket] = set()
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # cut
-            try:
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._open.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while chunk := src.recv(65536):
-                dst.sendall(chunk)
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        """Refuse new connections and break every open one, as a database going away."""
-        if self._listener is not None:
-            with contextlib.suppress(OSError):  # wakes the thread blocked in accept()
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            for s in self._open:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-            self._open.clear()
-
-
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "sqlite"])
 def test_ready_answers_503_while_the_database_is_unreachable(tmp_path: Path,
                                                              backend: str) -> None:
     url, drop = make_database(backend, tmp_path)
     u = make_url(url)
-    relay = Relay((u.host or "127.0.0.1", u.port or (5432 if backend == "postgresql" else 3306)))
+    relay = TcpProxy((u.host or "127.0.0.1", u.port or (5432 if backend == "postgresql" else 3306)),
+                     free_port())
     relay.start()
     server = Server(tmp_path, u.set(host="127.0.0.1", port=relay.port)
                     .render_as_string(hide_password=False))
     try:
         await_ready(server)
-        relay.cut()
+        relay.stop()
         r = server.http.get("/ready")
         assert r.status_code == 503
         checks = r.json()["checks"]
@@ -280,7 +221,7 @@ def test_ready_answers_503_while_the_database_is_unreachable(tmp_path: Path,
         relay.start()
         assert await_ready(server)["checks"]["database"]["status"] == "ok"
     finally:
-        relay.cut()
+        relay.stop()
         server.stop()
         drop()  # type: ignore[operator]
 
