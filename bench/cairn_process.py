@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -17,19 +18,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def launch(work: Path, config_text: str, attempts: int = 600
-           ) -> tuple[subprocess.Popen[bytes], str]:
+def launch(work: Path, config_text: str, attempts: int = 600,
+           command: Sequence[str] = ("-m", "cairn.cli")) -> tuple[subprocess.Popen[bytes], str]:
     """Write ``config_text`` to ``work/cairn.toml``, serve it; the process and its base URL.
 
     ``{port}`` in ``config_text`` becomes the port chosen (nothing else is touched). Exits
     the benchmark with Cairn's log if the server dies or does not answer within ``attempts``
-    tenths of a second.
+    tenths of a second. ``command`` is what Python runs, given ``serve`` and its options (a
+    wrapper such as ``bench/memtrace.py`` in place of ``-m cairn.cli``).
     """
     port = free_port()
     config = work / "cairn.toml"
     config.write_text(config_text.replace("{port}", str(port)))
     log = (work / "cairn.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "cairn.cli", "serve", "--config", str(config),
+    proc = subprocess.Popen([sys.executable, *command, "serve", "--config", str(config),
                              "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(attempts):
@@ -45,7 +47,8 @@ def launch(work: Path, config_text: str, attempts: int = 600
 
 
 def launch_catalogue(work: Path, database: str, root: str, password: str, *,
-                     catalogue: str = "", extra: str = "", attempts: int = 600
+                     catalogue: str = "", extra: str = "", attempts: int = 600,
+                     command: Sequence[str] = ("-m", "cairn.cli")
                      ) -> tuple[subprocess.Popen[bytes], str]:
     """Serve ``database`` on a free port with ``simple/<root>`` as root user (its password
     ``password``); ``catalogue`` adds lines to the ``[catalogue]`` table, ``extra`` tables."""
@@ -63,7 +66,7 @@ type = "simple"
 [authn.simple.users]
 {root} = "{password}"
 {extra}
-""", attempts)
+""", attempts, command)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

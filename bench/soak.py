@@ -48,9 +48,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from authz_search import demo_database, rule_set
-from cairn_process import free_port, stop
+from cairn_process import launch_catalogue, stop
 from soak_workload import ROOT, ROOT_PASSWORD, USER_PASSWORD, USERS, Client, Conn, Recorder, prepare
 
 RSS_EVERY = 10.0  # seconds between RSS samples
@@ -59,51 +58,16 @@ LEVEL_TOLERANCE = 0.05
 P99_OVER_P50 = 5.0
 
 
-def config(work: Path, database: str) -> str:
-    return f"""
-[server]
-host = "127.0.0.1"
-port = {{port}}
-data_dir = "{work / 'data'}"
-[catalogue]
-database = "{database}"
-root_users = ["simple/{ROOT}"]
-migrate = false
-[authn.simple]
-type = "simple"
-[authn.simple.users]
-{ROOT} = "{ROOT_PASSWORD}"
-[authn.db]
-type = "db"
-"""
-
-
 def start(work: Path, database: str, trace: float | None, watch: float | None
           ) -> tuple[subprocess.Popen[bytes], str]:
     """Serve the catalogue (under the memory tracer with ``trace``, or recording the caches'
     fill every ``watch`` seconds); process and base URL."""
-    port = free_port()
-    cfg = work / "cairn.toml"
-    cfg.write_text(config(work, database).replace("{port}", str(port)))
     memtrace = str(Path(__file__).resolve().parent / "memtrace.py")
-    prefix = ([memtrace, str(work / "heap"), str(trace)] if trace
-              else [memtrace, str(work / "heap"), str(watch), "--caches-only"] if watch
-              else ["-m", "cairn.cli"])
-    log = (work / "cairn.log").open("wb")
-    proc = subprocess.Popen([sys.executable, *prefix, "serve", "--config", str(cfg),
-                             "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"Cairn exited: {(work / 'cairn.log').read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/icat/version").status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    stop(proc)
-    sys.exit("Cairn did not start")
+    command = ([memtrace, str(work / "heap"), str(trace)] if trace
+               else [memtrace, str(work / "heap"), str(watch), "--caches-only"] if watch
+               else ["-m", "cairn.cli"])
+    return launch_catalogue(work, database, ROOT, ROOT_PASSWORD, catalogue="migrate = false",
+                            extra='[authn.db]\ntype = "db"', attempts=3000, command=command)
 
 
 def rss_mb(pid: int) -> float:
