@@ -532,6 +532,16 @@ class MetricsSettings(_Section):
         return v
 
 
+class PortalSettings(_Section):
+    """The web portal at ``/`` (docs/portal.md): pages for scientists and facility staff."""
+
+    enabled: bool = True
+    #: The name shown in every page's header and title (the facility's, usually).
+    title: str = "Cairn"
+    #: Rows per page of the portal's tables.
+    page_size: int = Field(50, ge=5, le=1000)
+
+
 def _default_authn() -> dict[str, AuthnSettings]:
     return {"db": AuthnSettings(type="db")}
 
@@ -547,6 +557,7 @@ class Settings(_Section):
     downloads: DownloadSettings = DownloadSettings()
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
+    portal: PortalSettings = PortalSettings()
 
     @model_validator(mode="after")
     def _data_paths(self) -> Settings:

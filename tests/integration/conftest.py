@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.conftest import BACKENDS, make_database
+from tests.integration.portal_support import Browser
 from tests.integration.server import Server
 
 
@@ -20,3 +21,18 @@ def server(request: pytest.FixtureRequest,
     finally:
         srv.stop()
         drop()  # type: ignore[operator]
+
+
+@pytest.fixture
+def browser_factory() -> Iterator[Callable[[Server], Browser]]:
+    """Makes portal clients (:class:`Browser`) on a server, closed after the test."""
+    made: list[Browser] = []
+
+    def make(srv: Server) -> Browser:
+        b = Browser(srv)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.close()

@@ -26,12 +26,14 @@ from cairn.web import (
     openapi,
     ops,
     port_rest,
+    portal,
     publishing_rest,
     search_rest,
     soap,
     topcat_rest,
 )
 from cairn.web.jsonresponse import JSONResponse
+from cairn.web.portal import pages as portal_pages
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,9 @@ async def on_icat_error(request: Request, exc: Exception) -> Response:
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and request.app.state.settings.portal.enabled \
+            and not portal.is_api_path(request.url.path):
+        return await run_in_threadpool(portal_pages.not_found, request)
     if exc.status_code in (404, 405):
         return error_response(IcatError(ErrorType.NOT_IMPLEMENTED,
                                         "Operation not implemented by this ICAT server."))
@@ -117,7 +122,8 @@ def create_app(cairn: Cairn) -> Starlette:
         routes=icat_rest.routes() + search_rest.routes() + soap.routes()
         + publishing_rest.routes() + landing.routes() + topcat_rest.routes()
         + ops.routes() + metrics.routes(cairn.settings.metrics) + openapi.routes()
-        + port_rest.routes(),  # /icat/port: export and import
+        + port_rest.routes()  # /icat/port: export and import
+        + (portal.routes() if cairn.settings.portal.enabled else []),
         # /ids goes to the data service's own app (with its own CORS headers), ahead of the
         # catalogue's middleware. Metrics and the log's request context see every request.
         middleware=[*metrics.middleware(meters), Middleware(accesslog.RequestContext),
@@ -127,6 +133,7 @@ def create_app(cairn: Cairn) -> Starlette:
                             Exception: on_unexpected},
         lifespan=lifespan,
     )
+    app.state.settings = cairn.settings
     app.state.catalogue = catalogue
     app.state.data = data
     app.state.search = cairn.search
