@@ -13,7 +13,7 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from cairn.web.portal import signin
+from cairn.web.portal import browse, downloads_pages, publish, searching, signin, staff
 
 STATIC = Path(__file__).parent.parent / "static" / "portal"
 
@@ -30,5 +30,10 @@ def is_api_path(path: str) -> bool:
 def routes() -> list[BaseRoute]:
     return [
         *signin.routes(),
+        *browse.routes(),
+        *searching.routes(),
+        *downloads_pages.routes(),
+        *publish.routes(),
+        *staff.routes(),
         Mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static"),
     ]

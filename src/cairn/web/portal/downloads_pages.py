@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.routing import BaseRoute
+
 from cairn.web.portal.pages import Call
 
 
@@ -35,3 +37,7 @@ def recent(call: Call, limit: int) -> list[dict[str, Any]]:
             f"order by download.createdAt desc, download.id desc limit 0, {int(limit)}")
     found.sort(key=lambda d: (d.get("createdAt") or "", d["id"]), reverse=True)
     return found[:limit]
+
+
+def routes() -> list[BaseRoute]:
+    return []
