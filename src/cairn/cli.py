@@ -67,7 +67,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"{user})", flush=True)
     if args.demo:
         _sign_in_help(cairn.catalogue, settings.catalogue.root_users[0], created is not None)
-    print(f"Cairn serves {settings.public_url}/icat (catalogue: "
+    portal = f"its portal at {settings.public_url}/ and " if settings.portal.enabled else ""
+    print(f"Cairn serves {portal}{settings.public_url}/icat (catalogue: "
           f"{cairn.db.engine.url.render_as_string(hide_password=True)})", flush=True)
     app = create_app(cairn)
     settle_heap()

@@ -219,7 +219,8 @@ def test_a_scientist_uploads_into_their_dataset_but_not_others(
 
 def test_cairn_demo_prints_how_to_sign_in(demo: tuple[Server, str]) -> None:
     _, output = demo
-    assert "Sign in to the demo (POST http://127.0.0.1:" in output
+    assert re.search(r"Sign in to the demo in a browser at http://127\.0\.0\.1:\d+/ or over "
+                     r"REST \(POST http://127\.0\.0\.1:\d+/icat/session\)", output), output
     # The test configuration's first root user is simple/root: no password of Cairn's.
     assert "root:                 simple/root  through the 'simple' authenticator" in output
     assert re.search(r"datafile contents: [\d,]+ files, [\d.]+ MB written to", output), output

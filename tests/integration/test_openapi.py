@@ -1,7 +1,7 @@
 """The OpenAPI description (``web/api/*.yaml``) against what the server really answers: it is
 a valid OpenAPI 3.1 document, it declares every route of the application (but the portal's
-pages) and no route the application lacks, ``docs/rest.md`` is the Markdown made from it, and a running server serves
-it at ``/openapi.json``."""
+pages) and no route the application lacks, ``docs/rest.md`` is the Markdown made from it,
+and a running server serves it at ``/openapi.json``."""
 
 from __future__ import annotations
 

@@ -46,7 +46,9 @@ def sign_in_help(catalogue: Catalogue, root_user: str, root_created: bool,
     just printed."""
     settings = catalogue.settings
     url = f"{settings.public_url}/icat/session"
-    lines = [f"Sign in to the demo (POST {url}):"]
+    portal = f"{settings.public_url}/" if settings.portal.enabled else None
+    lines = [f"Sign in to the demo in a browser at {portal} or over REST (POST {url}):"
+             if portal else f"Sign in to the demo (POST {url}):"]
     people = []
     with catalogue.as_system(read_only=True) as work:
         candidates = [p for p in _people(work) if p is not None]
@@ -73,6 +75,8 @@ def sign_in_help(catalogue: Catalogue, root_user: str, root_created: bool,
         how = (f"with the password printed when the account was created; forgot it? "
                f"`{program} user add {root_user}` sets a new one")
     lines.append(f"  {'root:':<22}{root_user}  {how}")
+    if portal:
+        lines.append(f"  {'':<22}(root users also see the staff pages, {portal}staff)")
     if people:
         login = people[0][1].split("/", 1)[1]
         lines.append(f"  e.g.  curl -s -d 'json={{\"plugin\":\"{MNEMONIC}\",\"credentials\":"
