@@ -626,6 +626,26 @@ class DownloadService:
                 c.work.enqueued = True  # wakes the scheduler after the commit
             self.lifecycle.changed(c.work, download_id)
 
+    def admin_set_priority(self, download_id: int, facility: str | None,
+                           session_id: str | None, priority: int) -> None:
+        """A queued (or paused) download's place in the queue: lower starts first. A
+        compare-and-set on its status, as every change of a download; the queue is looked at
+        again at once."""
+        if priority < 1:
+            raise bad_request("A priority is 1 (first) or more; pause a download to hold it")
+        with self._admin(facility, session_id) as c:
+            d = self.store.download(c.work.conn, download_id)
+            if d is None:
+                raise not_found("could not find download")
+            if d.status not in (Status.QUEUED, Status.PAUSED):
+                raise bad_request(f"Download {download_id} is {d.status.value}: a priority "
+                                  "orders only queued (or paused) downloads")
+            if not self.store.update(c.work.conn, download_id, when={"status": d.status},
+                                     priority=priority):
+                raise bad_request("The download changed meanwhile; try again")
+            if d.status is Status.QUEUED:
+                self.lifecycle.request_schedule(c.work)
+
     def admin_prepare(self, download_id: int, facility: str | None,
                       session_id: str | None) -> None:
         """Prepare a download again (an expired or deleted one included): undeleted, its
