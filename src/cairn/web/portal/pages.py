@@ -16,7 +16,7 @@ from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -211,7 +211,8 @@ def serve(fn: PageFunction, request: Request, form: FormData | None, signed_in: 
           root: bool, login_form: bool) -> Response:
     state = request.app.state
     who: Visitor | None = None
-    notice = request.cookies.get(visitors.NOTICE_COOKIE)
+    raw_notice = request.cookies.get(visitors.NOTICE_COOKIE)
+    notice = unquote(raw_notice) if raw_notice else None
     call = Call(request, None, form, notice=notice)
     try:
         who = visitors.visitor(request, state.catalogue)
@@ -251,6 +252,7 @@ def serve(fn: PageFunction, request: Request, form: FormData | None, signed_in: 
         elif value is None:
             response.delete_cookie(name, path="/")
         else:
-            response.set_cookie(name, value, path="/", httponly=True, samesite="lax",
+            # Percent-encoded: a cookie holds Latin-1 only, a notice any text.
+            response.set_cookie(name, quote(value), path="/", httponly=True, samesite="lax",
                                 secure=visitors.secure(request), max_age=300)
     return response
