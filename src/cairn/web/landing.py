@@ -192,16 +192,23 @@ def context(landing: Landing, style: str = "apa") -> dict[str, Any]:
     }
 
 
-def render_landing(landing: Landing, style: str = "apa") -> str:
-    """The landing page of a DOI (a tombstone page if it was withdrawn or decommissioned).
+def render_landing(landing: Landing, style: str = "apa", site: str | None = None) -> str:
+    """The landing page of a DOI (a tombstone page if it was withdrawn or decommissioned);
+    ``site`` names the portal it belongs to.
 
     Raises BAD_PARAMETER for an unknown citation style.
     """
-    return environment().get_template("landing/page.html").render(context(landing, style))
+    return environment().get_template("landing/page.html").render(
+        context(landing, style), site=site)
 
 
-def render_not_found(doi: str) -> str:
-    return environment().get_template("landing/not_found.html").render(doi=doi)
+def render_not_found(doi: str, site: str | None = None) -> str:
+    return environment().get_template("landing/not_found.html").render(doi=doi, site=site)
+
+
+def _site(request: Request) -> str | None:
+    settings = getattr(request.app.state, "settings", None)
+    return settings.portal.title if settings is not None else None
 
 
 def link_header(landing: Landing) -> str:
@@ -230,8 +237,8 @@ def link_header(landing: Landing) -> str:
     return ", ".join(links)
 
 
-def _not_found(doi: str) -> Response:
-    return Response(render_not_found(doi), status_code=404,
+def _not_found(doi: str, site: str | None) -> Response:
+    return Response(render_not_found(doi, site), status_code=404,
                     media_type=formats.MEDIA_TYPES["html"],
                     headers={"Cache-Control": "public, max-age=60"})
 
@@ -243,7 +250,7 @@ def landing_page(request: Request) -> Response:
     publishing: Publishing | None = getattr(request.app.state, "publishing", None)
     landing = publishing.landing(doi) if publishing is not None else None
     if landing is None:
-        return _not_found(doi)
+        return _not_found(doi, _site(request))
     accept = request.headers.get("accept")
     fmt = formats.negotiate(accept, request.query_params.get("format"))
     headers = {"Link": link_header(landing), "Vary": "Accept", "Cache-Control": CACHE_CONTROL}
@@ -256,7 +263,7 @@ def landing_page(request: Request) -> Response:
     style = (request.query_params.get("style") or formats.accept_style(accept) or "apa").strip()
     try:
         if fmt == "html":
-            body: str | bytes = render_landing(landing, style)
+            body: str | bytes = render_landing(landing, style, _site(request))
         elif fmt == "citation":
             body = formats.citation(landing, style) + "\n"
         elif fmt in ("bibtex", "ris"):
