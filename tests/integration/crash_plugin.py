@@ -91,10 +91,10 @@ def setup(cairn: Any) -> None:
 
     main.write_note = note
 
-    remove = data._delete_file_if_unreferenced
+    remove = data._remove_deleted
 
-    def delete_file(d: Any) -> bool:
+    def delete_files(*args: Any) -> bool:
         point("delete.committed")
-        return bool(remove(d))
+        return bool(remove(*args))
 
-    data._delete_file_if_unreferenced = delete_file
+    data._remove_deleted = delete_files

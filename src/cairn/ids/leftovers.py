@@ -16,9 +16,11 @@ it removes dead owners' folders from this machine's cache at once, and for each 
 of a storage requests a job (kind ``ids.leftovers``, one per owner) that undoes its noted
 work and clears its scratch area. A put's note makes a file that reached its location but
 whose Datafile was never committed go again; a delete's note removes the files of Datafiles
-whose deletion was committed. So after a crash at any point the catalogue and storage show
-the operation done or not begun, never half of it. Archive writes and restores need no
-notes: they are jobs, which run again after a crash and overwrite what they had begun.
+whose deletion was committed (once the downloads still reading them are over, as the
+deleting process would have: :mod:`cairn.ids.removal`). So after a crash at any point the
+catalogue and storage show the operation done or not begun, never half of it. Archive
+writes and restores need no notes: they are jobs, which run again after a crash and
+overwrite what they had begun.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
@@ -122,13 +125,18 @@ class Sweeper:
 
     def __init__(self, presence: Presence, storages: Sequence[Storage],
                  dirs: Sequence[ScratchDir], referenced: Callable[[str], bool],
-                 jobs: Scheduler | None) -> None:
+                 jobs: Scheduler | None,
+                 remove: Callable[[Sequence[tuple[str, int | None]]], bool] | None = None
+                 ) -> None:
         self.presence = presence
         self.main = storages[0]
         self.storages = list(storages)
         self.dirs = list(dirs)
         self.referenced = referenced
         self.jobs = jobs
+        #: How a noted file whose Datafile is gone is removed: by the data service, so that
+        #: downloads still reading it finish first (:mod:`cairn.ids.removal`); None: at once.
+        self.remove = remove
         self._strays_due = 0.0
 
     def job_kinds(self) -> list[Kind | Periodic]:
@@ -187,30 +195,50 @@ class Sweeper:
             return True  # a stalled process came back: its work is its own again
         notes = self.main.notes(token)
         undone = 0
-        for name, data in sorted(notes.items()):
-            if name.endswith((PUT_NOTE, DELETE_NOTE)):
-                undone += self._undo(name, data)
+        try:
+            for name, data in sorted(notes.items()):
+                if name.endswith((PUT_NOTE, DELETE_NOTE)):
+                    undone += self._undo(name, data)
+        except _Later:
+            return False  # the notes stay for the next run
         cleared = [s.clear_scratch(token) for s in self.storages]
         log.warning("cleared what a stopped process (%s) left: %d notes, %d files of "
-                    "unfinished puts and deletes removed", token, len(notes), undone)
+                    "unfinished puts and deletes removed (or left to be removed once "
+                    "the downloads reading them end)", token, len(notes), undone)
         return all(cleared)
 
     def _undo(self, name: str, data: bytes) -> int:
         """Finish a noted put or delete the way the catalogue decided: a location no
-        Datafile names goes (a put never committed, a delete committed)."""
+        Datafile names goes (a put never committed, a delete committed); how many the note
+        named that are gone now or will be once their readers are done."""
         try:
-            locations = json.loads(data)["locations"]
-        except (ValueError, KeyError, TypeError):
+            body = json.loads(data)
+            locations = body["locations"]
+            datasets = body.get("datasets") or [None] * len(locations)
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.error("unreadable note %s ignored", name)
             return 0
-        n = 0
-        for location in locations:
-            if isinstance(location, str) and not self.referenced(location) \
-                    and self.main.exists(location):
-                self.main.delete(location)
-                n += 1
-        return n
+        files = [(loc, ds if isinstance(ds, int) else None)
+                 for loc, ds in zip(locations, datasets, strict=False)
+                 if isinstance(loc, str) and not self.referenced(loc)
+                 and self.main.exists(loc)]
+        if self.remove is not None:
+            if not self.remove(files):
+                raise _Later()
+            return len(files)
+        for location, _ in files:
+            self.main.delete(location)
+        return len(files)
 
 
-def note_body(locations: Sequence[str]) -> bytes:
-    return json.dumps({"locations": list(locations)}).encode()
+class _Later(Exception):
+    """A removal failed: the clean-up of this owner runs again later."""
+
+
+def note_body(locations: Sequence[str], datasets: Sequence[int] | None = None) -> bytes:
+    """A note naming the locations an operation is about to create or remove, and the
+    dataset of each (so that their removal can wait for the downloads reading them)."""
+    body: dict[str, list[Any]] = {"locations": list(locations)}
+    if datasets is not None:
+        body["datasets"] = list(datasets)
+    return json.dumps(body).encode()

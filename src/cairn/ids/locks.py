@@ -1,10 +1,13 @@
 """Dataset locks shared by every Cairn process on one database (ids.server's LockManager).
 
-As in ids.server, locks are per dataset, SHARED (downloads, uploads, writes to the archive)
-or EXCLUSIVE (archive, restore, delete), and never wait: a lock that can't be had at once is
+As in ids.server, locks are per dataset, SHARED (downloads, uploads, deletes, writes to the
+archive) or EXCLUSIVE (archive, restore), and never wait: a lock that can't be had at once is
 :class:`DataBusy` (the data service answers 503 "Data is busy"; background jobs retry on the
 next tick). Unlike ids.server's in-memory map, the locks are rows of CAIRN_IDS_LOCK, so a
-download served by one process keeps another process from archiving that dataset.
+download served by one process keeps another process from archiving that dataset. Unlike
+ids.server, a delete does not wait for downloads (nor refuse while they run): a download's
+SHARED lock is a lease on the files it reads, which a delete leaves in storage until the
+lease ends (:mod:`cairn.ids.removal`); downloads lock on single-level storage too.
 
 Acquiring is optimistic and needs no table lock or isolation level: insert our rows and
 commit, then look for conflicting rows of others; if there are any, delete ours and fail.
@@ -136,6 +139,36 @@ class LockManager:
                 exclusive.add(dataset_id)
         return [{"id": i, "type": "EXCLUSIVE" if i in exclusive else "SHARED", "count": n}
                 for i, n in counts.items()]
+
+    def holders(self, dataset_ids: Iterable[int], but: str | None = None
+                ) -> dict[int, set[str]]:
+        """The live holders of locks on each of the datasets that has any (readers, writers
+        and jobs alike), leaving out ``but`` (the caller's own)."""
+        t = self.t
+        cutoff = utcnow() - self.stale
+        out: dict[int, set[str]] = {}
+        with self.db.connect() as conn:
+            for batch in chunks(set(dataset_ids)):
+                cond = [t.c.dataset_id.in_(batch), t.c.heartbeat >= cutoff]
+                if but is not None:
+                    cond.append(t.c.holder != but)
+                for ds, holder in conn.execute(select(t.c.dataset_id, t.c.holder)
+                                               .where(and_(*cond))):
+                    out.setdefault(int(ds), set()).add(holder)
+        return out
+
+    def any_alive(self, holders: Iterable[str]) -> bool:
+        """Whether any of these holders still holds a live lock (not released, its process
+        not dead)."""
+        t = self.t
+        cutoff = utcnow() - self.stale
+        with self.db.connect() as conn:
+            for batch in chunks(set(holders)):
+                if conn.execute(select(t.c.holder).where(
+                        t.c.holder.in_(batch), t.c.heartbeat >= cutoff)
+                        .limit(1)).first() is not None:
+                    return True
+        return False
 
     def held(self, dataset_ids: Iterable[int]) -> bool:
         """Whether any live lock is held on the datasets (for tests and diagnostics)."""

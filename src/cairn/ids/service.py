@@ -39,8 +39,10 @@ from cairn.ids.download import Body, download_body, download_name
 from cairn.ids.errors import data_not_online, not_implemented
 from cairn.ids.leftovers import DELETE_NOTE, PUT_NOTE, Presence, Sweeper, note_body
 from cairn.ids.locations import MAX_LOCATION_LENGTH, add_digest, new_location
+from cairn.ids.locks import LockManager
 from cairn.ids.mapper import DfInfo, DsInfo
 from cairn.ids.prepared import PreparedStore, check_uuid
+from cairn.ids.removal import Removals
 from cairn.ids.scratch import ScratchDir
 from cairn.ids.selection import ResolvedSelection, Resolver, Selection
 from cairn.ids.storage import Storage
@@ -225,8 +227,14 @@ class DataService:
         stale = jobs.stale_seconds if jobs is not None else catalogue.settings.job_stale_seconds
         main.bind(owner)
         self.presence = Presence(db, owner, stale)
+        # Downloads lock their datasets SHARED (as readers) on single-level storage too: a
+        # delete leaves the files they read in place until they end (cairn.ids.removal).
+        self.locks = LockManager(db, owner, stale_seconds=stale)
+        self.removals = Removals(db, main, self.locks, self._referenced, jobs,
+                                 every=self.presence.every)
         storages, dirs = twolevel.scratch() if twolevel is not None else ([], [])
-        self.sweeper = Sweeper(self.presence, [main, *storages], dirs, self._referenced, jobs)
+        self.sweeper = Sweeper(self.presence, [main, *storages], dirs, self._referenced, jobs,
+                               remove=self.removals.remove)
 
     def job_kinds(self) -> list[Kind | Periodic]:
         """The data service's work on the scheduler: the purge of expired preparedIds, the
@@ -235,10 +243,14 @@ class DataService:
         interval = min(3600.0, self.settings.prepared_lifetime_seconds / 4)
         out: list[Kind | Periodic] = [Periodic("ids.prepared.purge", interval,
                                                self.purge_prepared),
-                                      *self.sweeper.job_kinds()]
+                                      *self.sweeper.job_kinds(), *self.removals.job_kinds()]
         if self.twolevel is not None:
             out.append(Kind(PREPARE, self._restore_prepared, max_attempts=3))
-            out.extend(self.twolevel.job_kinds())
+            out.extend(self.twolevel.job_kinds())  # its lock heartbeat refreshes ours too
+        else:
+            # Ten heartbeats per stale timeout: a live download's locks never look dead.
+            out.append(Periodic("ids.locks.heartbeat", self.presence.every,
+                                self.locks.heartbeat, local=True))
         return out
 
     # -- service information ---------------------------------------------------------------
@@ -418,22 +430,31 @@ class DataService:
 
     def download(self, prepared_id: str | None, session_id: str | None, sel: Selection, *,
                  zip: bool, compress: bool, outname: str | None) -> Download:
-        """Everything of getData but the bytes: checks, locks, body and name."""
+        """Everything of getData but the bytes: checks, locks, body and name.
+
+        The datasets are locked SHARED before the datafiles are checked against the
+        catalogue and held until the stream ends: a delete meanwhile leaves the files of
+        this download in storage until it is over (:mod:`cairn.ids.removal`), and a datafile
+        deleted before the lock is left out (404 if it was asked for by id or through a
+        preparedId). Data being archived or restored (two-level) is 503 "Data is busy"."""
         if prepared_id is not None:
             p = self.prepared.load(prepared_id)
             resolved, zip, compress = p.resolved, p.zip, p.compress
-            self._check_still_catalogued(resolved.datafiles)
         else:
             resolved = self.resolve(session_id, sel)
             zip = zip or sel.must_zip
-        datasets, datafiles = resolved.dataset_list, resolved.datafiles
-        locks = ExitStack()
+        datasets = resolved.dataset_list
+        holder = self.locks.acquire([d.id for d in datasets], True)
         try:
-            if self.twolevel is not None:
-                locks.enter_context(self.twolevel.lock([d.id for d in datasets], True))
-                if not self.twolevel.ensure_online(datasets, datafiles):
-                    raise data_not_online("Before getting a datafile, its dataset has to be "
-                                          "restored, restoration requested automatically")
+            if prepared_id is not None:
+                self._check_still_catalogued(resolved.datafiles)
+                datafiles = resolved.datafiles
+            else:
+                datafiles = self._still_catalogued(resolved.datafiles, sel)
+            if self.twolevel is not None and \
+                    not self.twolevel.ensure_online(datasets, datafiles):
+                raise data_not_online("Before getting a datafile, its dataset has to be "
+                                      "restored, restoration requested automatically")
             files = self._checked_sizes(datafiles) if zip else datafiles
             body = download_body(resolved.datasets, files, self.main, zip=zip,
                                  compress=compress,
@@ -441,19 +462,40 @@ class DataService:
             name = download_name(zip=zip, outname=outname,
                                  datafile_name=None if zip else datafiles[0].name)
         except BaseException:
-            locks.close()
+            self.locks.release(holder)
             raise
-        return Download(body, name, locks.close)
+        return Download(body, name, lambda: self.locks.release(holder))
+
+    def _catalogued(self, ids: list[int]) -> set[int]:
+        """Which of these Datafile ids the catalogue still has (ids.server's reader)."""
+        found: set[int] = set()
+        with self._reader(read_only=True) as work:
+            df = work.tables["Datafile"]
+            for batch in work.chunks(ids):
+                found.update(work.conn.execute(select(df.c.id).where(df.c.id.in_(batch)))
+                             .scalars())
+        return found
 
     def _check_still_catalogued(self, datafiles: Sequence[DfInfo]) -> None:
         """A prepared snapshot may name datafiles deleted since (ids.server's check)."""
-        with self._reader(read_only=True) as work:
-            df = work.tables["Datafile"]
-            for batch in work.chunks([d.id for d in datafiles]):
-                n = work.conn.execute(select(func.count()).select_from(df)
-                                      .where(df.c.id.in_(batch))).scalar_one()
-                if n != len(batch):
-                    raise no_such_object("One of the data files requested has been deleted")
+        ids = [d.id for d in datafiles]
+        if ids and len(self._catalogued(ids)) != len(set(ids)):
+            raise no_such_object("One of the data files requested has been deleted")
+
+    def _still_catalogued(self, datafiles: list[DfInfo], sel: Selection) -> list[DfInfo]:
+        """The resolved datafiles less those deleted since they were resolved: a datafile
+        asked for by id is 404 as if it had been deleted before the call; one that came
+        with its dataset or investigation is simply no longer part of it."""
+        if not datafiles:
+            return datafiles
+        found = self._catalogued([d.id for d in datafiles])
+        if len(found) == len(datafiles):
+            return datafiles
+        named = set(sel.datafile_ids)
+        for d in datafiles:
+            if d.id not in found and d.id in named:
+                raise no_such_object(f"Datafile[id:{d.id}] has been deleted")
+        return [d for d in datafiles if d.id in found]
 
     def _checked_sizes(self, datafiles: list[DfInfo]) -> list[DfInfo]:
         """Zip layouts come from catalogue sizes; on local storage (a stat each) use the real
@@ -520,16 +562,19 @@ class DataService:
                             "to be restored, restoration requested automatically")
             # Noted before a byte is stored: if this process dies before the Datafile is
             # committed, the sweep removes the file (see cairn.ids.leftovers).
-            note = self._note(PUT_NOTE, [location])
+            note = self._note(PUT_NOTE, [(location, dataset.id)])
         except BaseException:
             locks.close()
             raise
         return PutPlan(req, dataset, obj, location, locks, note, self.main)
 
-    def _note(self, kind: str, locations: list[str]) -> str:
+    def _note(self, kind: str, files: list[tuple[str, int]]) -> str:
+        """Note the locations (and their datasets) an operation is about to create or
+        remove, until it is over."""
         self.presence.ensure()  # alive before leaving anything a sweep could take for dead
         name = f"{uuid.uuid4().hex}{kind}"
-        self.main.write_note(name, note_body(locations))
+        self.main.write_note(name, note_body([loc for loc, _ in files],
+                                             [ds for _, ds in files]))
         return name
 
     def _referenced(self, location: str) -> bool:
@@ -610,43 +655,48 @@ class DataService:
     # -- delete -------------------------------------------------------------------------------
 
     def delete(self, session_id: str | None, sel: Selection) -> None:
+        """Delete the Datafiles in the catalogue (with the caller's DELETE permission, all
+        or none), then their files from main storage: at once, or for files on datasets
+        that downloads are reading, once those downloads are over (:mod:`cairn.ids.removal`).
+        A delete is never refused because of downloads; on two-level storage, data being
+        archived or restored is 503 "Data is busy" (its dataset lock is EXCLUSIVE)."""
         if self.settings.read_only:
             raise not_implemented(_CONFIGURED_OFF)
         resolved = self.resolve(session_id, sel)
         datasets, datafiles = resolved.dataset_list, resolved.datafiles
-        with ExitStack() as locks:
+        holder: str | None = None
+        try:
             if self.twolevel is not None:
-                locks.enter_context(self.twolevel.lock([d.id for d in datasets], False))
+                # SHARED, as a put: kept out of archive and restore, but not of readers.
+                holder = self.locks.acquire([d.id for d in datasets], True)
                 if self.settings.storage_unit == "dataset" and \
                         not self.twolevel.ensure_online(datasets, datafiles):
                     raise data_not_online(
                         "Before putting, getting or deleting a datafile, its dataset has to "
                         "be restored, restoration requested automatically")
+            files = [(d.location, d.dataset_id) for d in datafiles]
             # Noted before the commit: if this process dies after it, the sweep removes the
             # files of the deleted Datafiles (see cairn.ids.leftovers).
-            note = self._note(DELETE_NOTE, [d.location for d in datafiles]) \
-                if datafiles else None
-            removed = True
+            note = self._note(DELETE_NOTE, files) if files else None
+            committed = removed = False
             try:
                 with self._work(session_id) as work:
                     if datafiles:
                         work.delete([(_DATAFILE, d.id) for d in datafiles])
                     if self.twolevel is not None:
                         self.twolevel.after_delete(datasets, datafiles, work)
-                for d in datafiles:
-                    removed = self._delete_file_if_unreferenced(d) and removed
+                committed = True
+                removed = self._remove_deleted(files, holder)
             finally:
-                if note is not None and removed:
+                # Rolled back: nothing to undo. Removed, or handed to removal jobs: done.
+                # Otherwise the note stays for the sweep once this process has stopped.
+                if note is not None and (removed or not committed):
                     drop_note(self.main, note)
+        finally:
+            if holder is not None:
+                self.locks.release(holder)
 
-    def _delete_file_if_unreferenced(self, d: DfInfo) -> bool:
-        """Remove the file unless another Datafile still names it; False if that failed."""
-        if self._referenced(d.location):
-            return True
-        try:
-            self.main.delete(d.location)
-        except Exception:
-            log.exception("could not delete %s from main storage (Datafile %s is deleted); it "
-                          "goes when this process has stopped", d.location, d.id)
-            return False
-        return True
+    def _remove_deleted(self, files: list[tuple[str, int]], own: str | None) -> bool:
+        """The files of Datafiles just deleted go (now or after their readers); False if
+        one could not be removed."""
+        return self.removals.remove(files, own=own)
