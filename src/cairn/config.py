@@ -102,6 +102,11 @@ class CatalogueSettings(_Section):
     #: Keep Dataset/Investigation fileSize and fileCount exact with database triggers
     #: (cairn.db.sizes); false: as clients write them (icat.server without its triggers).
     keep_file_sizes: bool = True
+    #: Longest a database statement run for a user's session may take, in seconds; the
+    #: database stops it and the client gets BAD_PARAMETER naming this setting. 0: no limit
+    #: of Cairn's (the database's own setting applies). Cairn's own work (migrations, jobs,
+    #: bulk loads, tools) is not limited by it.
+    statement_timeout_seconds: float = Field(300.0, ge=0)
 
     @field_validator("time_zone")
     @classmethod

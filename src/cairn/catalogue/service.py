@@ -28,7 +28,7 @@ from cairn.catalogue.objects import Obj
 from cairn.catalogue.sessions import Session, SessionStore
 from cairn.catalogue.work import Work
 from cairn.config import Settings
-from cairn.db.engine import Database
+from cairn.db.engine import Database, statement_limit
 from cairn.errors import (
     ErrorType,
     IcatError,
@@ -165,7 +165,7 @@ class Catalogue:
             user = self.sessions.get(sid, conn).user
             return user, self.authz.is_root(user)
 
-        return self._unit(who, read_only)
+        return self._unit(who, read_only, self.settings.catalogue.statement_timeout_seconds)
 
     def as_system(self, read_only: bool = False, user: str | None = None
                   ) -> AbstractContextManager[Work]:
@@ -176,11 +176,14 @@ class Catalogue:
         return self._unit(lambda conn: (name, True), read_only)
 
     @contextmanager
-    def _unit(self, who: Callable[[Connection], tuple[str, bool]], read_only: bool
-              ) -> Iterator[Work]:
+    def _unit(self, who: Callable[[Connection], tuple[str, bool]], read_only: bool,
+              time_limit: float | None = None) -> Iterator[Work]:
+        """A unit of work; its statements stop after ``time_limit`` seconds (a user's:
+        ``[catalogue] statement_timeout_seconds``; None: the system's, unbounded)."""
         work: Work | None = None
         try:
-            with self.db.read() if read_only else self.db.begin() as conn:
+            with statement_limit(time_limit), \
+                    self.db.read() if read_only else self.db.begin() as conn:
                 user, root = who(conn)
                 c = self.settings.catalogue
                 work = Work(conn=conn, db=self.db, user=user, now=self.db.now(),

@@ -1,8 +1,29 @@
-"""Database engines for SQLite (embedded default), PostgreSQL and MariaDB."""
+"""Database engines for SQLite (embedded default), PostgreSQL and MariaDB.
+
+Statement time limit: statements run on behalf of a user (the catalogue's units of work for
+a session, inside :func:`statement_limit`) are stopped after ``[catalogue]
+statement_timeout_seconds``; everything else (start-up migrations, background jobs, bulk
+loads, tools) runs with the database's own setting (normally none). How each backend does it:
+
+- PostgreSQL: ``statement_timeout`` of the connection, set (or reset to the database's
+  default) when a connection is taken from the pool for work of the other kind; a pooled
+  connection keeps it, so steady work of one kind costs no round trip.
+- MariaDB: ``max_statement_time`` of the connection, the same way (MySQL:
+  ``max_execution_time``, which covers SELECTs only).
+- SQLite: a progress handler (every :data:`SQLITE_PROGRESS_STEPS` virtual-machine steps)
+  that interrupts the statement once its deadline has passed; the deadline is set when a
+  statement starts (by an engine event, and by :mod:`cairn.db.fastread` for the statements
+  it runs through the cursor) and cleared when the connection goes back to the pool. It
+  counts from the statement's start until its last row is read.
+
+A statement stopped so is :class:`StatementTimeout`: BAD_PARAMETER naming the limit and the
+setting (the query is what a person can change), never a driver error.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -41,6 +62,141 @@ class DatabaseUnavailable(Exception):
         self.waitable = waitable
         #: The driver's words, when a failure to connect is the cause.
         self.reason = reason
+
+
+class StatementTimeout(IcatError):
+    """A statement ran longer than the limit and was stopped by the database."""
+
+    def __init__(self, seconds: float | None) -> None:
+        if seconds:
+            limit = (f"ran for longer than {seconds:g} s, the longest a statement may run "
+                     "([catalogue] statement_timeout_seconds), and was stopped")
+        else:
+            limit = "ran for longer than the database lets a statement run, and was stopped"
+        super().__init__(ErrorType.BAD_PARAMETER, f"The query {limit}: narrow it (more "
+                         "conditions, fewer joins, a smaller LIMIT) or ask the "
+                         "administrator to raise the limit")
+
+
+#: The statement time limit of the work at hand, in seconds (None: the database's own).
+_STATEMENT_LIMIT: ContextVar[float | None] = ContextVar("statement_limit", default=None)
+#: SQLite calls the progress handler every this many virtual-machine steps (about a
+#: millisecond of work; the handler costs well under 1% of it).
+SQLITE_PROGRESS_STEPS = 10_000
+
+
+@contextmanager
+def statement_limit(seconds: float | None) -> Iterator[None]:
+    """Stop statements of this block that run longer than ``seconds`` (0 or None: no limit
+    of Cairn's, the database's own setting applies). Enter it before the block takes its
+    connection: PostgreSQL and MariaDB apply it to connections as they leave the pool."""
+    token = _STATEMENT_LIMIT.set(seconds or None)
+    try:
+        yield
+    finally:
+        _STATEMENT_LIMIT.reset(token)
+
+
+def timed_out(error: BaseException) -> StatementTimeout | None:
+    """The :class:`StatementTimeout` a driver's error (or SQLAlchemy's wrapping of it)
+    stands for, or None if it is another error."""
+    orig: Any = getattr(error, "orig", None) or error
+    if isinstance(orig, sqlite3.OperationalError):
+        hit = str(orig) == "interrupted"
+    else:
+        args = getattr(orig, "args", None)
+        if args and isinstance(args[0], int):  # PyMySQL: (error number, message)
+            hit = args[0] in (1969, 3024)  # MariaDB's max_statement_time, MySQL's
+        else:
+            hit = getattr(orig, "sqlstate", None) == "57014" and \
+                "statement timeout" in str(orig)
+    return StatementTimeout(_STATEMENT_LIMIT.get()) if hit else None
+
+
+def _timeout(ctx: ExceptionContext) -> BaseException | None:
+    """Raise :class:`StatementTimeout` for a statement the limit stopped."""
+    stopped = timed_out(ctx.original_exception)
+    if stopped is None:
+        return None
+    raise stopped from ctx.original_exception
+
+
+def statement_started(conn: Connection) -> None:
+    """A statement is about to run on ``conn`` outside SQLAlchemy's execution (the cursor
+    paths of :mod:`cairn.db.fastread`): on SQLite, start its deadline."""
+    if conn.dialect.name == "sqlite":
+        _arm(conn.connection.info, conn.connection.dbapi_connection)
+
+
+def _arm(info: dict[Any, Any], dbapi_conn: Any) -> None:
+    seconds = _STATEMENT_LIMIT.get()
+    deadline = info.get("cairn_deadline")
+    if seconds is None:
+        if deadline is not None:
+            deadline[0] = math.inf
+        return
+    if deadline is None:  # the first limited statement on this connection
+        deadline = info["cairn_deadline"] = [math.inf]
+        clock = time.monotonic
+        dbapi_conn.set_progress_handler(lambda: clock() > deadline[0], SQLITE_PROGRESS_STEPS)
+    deadline[0] = time.monotonic() + seconds
+
+
+def _sqlite_statement(conn: Connection, cursor: Any, statement: Any, parameters: Any,
+                      context: Any, executemany: bool) -> None:
+    _arm(conn.connection.info, conn.connection.dbapi_connection)
+
+
+def _sqlite_disarm(dbapi_conn: Any, record: Any) -> None:
+    """Back in the pool: the next user of the connection starts without a deadline."""
+    deadline = record.info.get("cairn_deadline")
+    if deadline is not None:
+        deadline[0] = math.inf
+
+
+def _sqlite_ended(conn: Connection) -> None:
+    """A transaction ends: its COMMIT or ROLLBACK is never cut short by a deadline."""
+    if conn.invalidated:
+        return  # its connection is gone, and its deadline with it
+    deadline = conn.connection.info.get("cairn_deadline")
+    if deadline is not None:
+        deadline[0] = math.inf
+
+
+def _limit_on_checkout(engine: Engine) -> Any:
+    """A pool listener that gives a PostgreSQL or MariaDB connection the statement limit
+    of the work taking it (see the module's description)."""
+    postgres = engine.dialect.name == "postgresql"
+
+    def listener(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        seconds = _STATEMENT_LIMIT.get()
+        if record.info.get("cairn_limit") == seconds:
+            return  # None when never set: the database's own setting
+        if postgres:
+            sql = "RESET statement_timeout" if seconds is None else \
+                f"SET statement_timeout = {max(1, round(seconds * 1000))}"
+        elif getattr(engine.dialect, "is_mariadb", True):
+            sql = "SET SESSION max_statement_time = " + \
+                ("DEFAULT" if seconds is None else f"{seconds:.6f}")
+        else:
+            sql = "SET SESSION max_execution_time = " + \
+                ("DEFAULT" if seconds is None else str(max(1, round(seconds * 1000))))
+        try:
+            if postgres:  # outside a transaction, so no rollback undoes it
+                autocommit = dbapi_conn.autocommit
+                dbapi_conn.autocommit = True
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute(sql)
+            finally:
+                cursor.close()
+                if postgres:
+                    dbapi_conn.autocommit = autocommit
+        except Exception as e:  # any failure of the driver: the connection is not usable
+            raise exc.DisconnectionError(f"could not set the statement limit: {e}") from e
+        record.info["cairn_limit"] = seconds
+
+    return listener
 
 
 class DatabaseUnreachable(IcatError):
@@ -112,6 +268,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = _create(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "handle_error", _outage)
+        event.listen(engine, "handle_error", _timeout)
+        event.listen(engine, "before_cursor_execute", _sqlite_statement)
+        event.listen(engine, "checkin", _sqlite_disarm)
+        event.listen(engine, "commit", _sqlite_ended)
+        event.listen(engine, "rollback", _sqlite_ended)
         return engine
     if u.drivername.startswith("postgresql") and "options" not in u.query:
         # PostgreSQL compiles a statement it estimates as costly to machine code: 65-75 ms
@@ -126,7 +287,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = _create(url, pool_recycle=3600, pool_use_lifo=True, **kwargs)
     event.listen(engine, "checkin", _note_checkin)
     event.listen(engine, "checkout", _ping_if_idle)
+    event.listen(engine, "checkout", _limit_on_checkout(engine))
     event.listen(engine, "handle_error", _outage)
+    event.listen(engine, "handle_error", _timeout)
     return engine
 
 

@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 
 from cairn.cache import IdentityCache
-from cairn.db.engine import unreachable
+from cairn.db.engine import statement_started, timed_out, unreachable
 
 Processor = Callable[[Any], Any]
 #: SQLAlchemy's converters of a statement's result columns: (column index, converter).
@@ -68,16 +68,20 @@ def _run(conn: Connection, sql: str, params: Any, describe: bool) -> tuple[list[
     """Rows, and the cursor description if ``describe`` (psycopg builds it anew on every
     call: a tenth of a small search's time in the driver); driver errors raised as
     SQLAlchemy raises them."""
+    statement_started(conn)
     cursor = conn.connection.cursor()
     try:
         cursor.execute(sql, params)
         return list(cursor.fetchall()), cursor.description if describe else None
     except conn.dialect.loaded_dbapi.Error as e:
         # The raw cursor bypasses SQLAlchemy's error events: a lost connection is named
-        # here as engine._outage names it, and the connection dropped from the pool.
+        # here as engine._outage names it, and the connection dropped from the pool; a
+        # statement stopped by the time limit as engine._timeout names it.
         if conn.dialect.is_disconnect(e, conn.connection.dbapi_connection, cursor):
             conn.invalidate(e)
             raise unreachable(e) from e
+        if (stopped := timed_out(e)) is not None:
+            raise stopped from e
         raise sa_exc.DBAPIError.instance(sql, params, e, conn.dialect.loaded_dbapi.Error
                                          ) from e
     finally:
