@@ -6,10 +6,12 @@ minting of released investigations, and the landing data of each."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select, update
 
@@ -20,6 +22,7 @@ from cairn.db import migrate
 from cairn.db.engine import Database
 from cairn.errors import ErrorType, IcatError
 from cairn.jobs import Scheduler, State
+from cairn.publishing.datacite import DataCite
 from cairn.publishing.model import Kind
 from cairn.publishing.model import State as DoiState
 from cairn.publishing.service import SYNC, PublishingService
@@ -259,6 +262,79 @@ def test_who_may_mint(world: World) -> None:
     assert len(world.publishing.list(None)) == 3
 
 
+def test_may_mint_says_why_not(world: World) -> None:
+    inv = world.investigation
+    for name in ("bob", "carol"):
+        why = world.publishing.may_mint(world.session(name), [inv])
+        assert why is not None and "PI" in why and f"db/{name}" in why
+    assert world.publishing.may_mint(world.session("alice"), [inv]) is None
+    assert world.publishing.may_mint(world.session("dana"), [inv]) is None  # the grouping
+    assert world.publishing.may_mint(None, [inv]) is None  # the command line, as root
+    # a collection request: the investigations its datafiles come from
+    with world.catalogue.as_system(read_only=True) as work:
+        files = [int(o) for o in work.search("SELECT f.id FROM Datafile f")]
+    request = {"title": "Frames", "datafileIds": files}
+    assert world.publishing.may_mint(world.session("alice"), request=request) is None
+    why = world.publishing.may_mint(world.session("bob"), request=request)
+    assert why is not None and f"investigation {inv}" in why
+    with pytest.raises(IcatError) as e:  # a request nobody could make
+        world.publishing.may_mint(world.session("alice"), request={"title": "Nothing"})
+    assert e.value.type is ErrorType.BAD_PARAMETER
+    assert world.server.calls == []  # asking calls nobody, writes nothing
+    with world.db.read() as conn:
+        assert not world.publishing.dois.any(conn)
+
+
+#: Where a DOI's metadata live once its job has written them.
+PUBLICATION_TABLES = ("DataPublication", "DataCollection", "DataCollectionInvestigation",
+                      "DataCollectionDataset", "DataCollectionDatafile", "DataPublicationUser",
+                      "DataPublicationDate", "DataPublicationType", "Affiliation", "Subject",
+                      "RelatedItem", "FundingReference", "DataPublicationFunding")
+
+
+def test_minters_need_not_read_the_data_publication(world: World) -> None:
+    """Rules as the demo's: nobody but root reads DataPublications. Whoever may mint still
+    publishes, versions and withdraws: the service decides with the caller's roles and reads
+    what DataCite gets as itself."""
+    with world.catalogue.as_system() as work:
+        rules = [int(r.id) for r in work.search(
+            "SELECT r FROM Rule r WHERE r.what IN ("
+            + ", ".join(f"'{e}'" for e in PUBLICATION_TABLES) + ")")]
+        work.delete([(E["Rule"], r) for r in rules])
+    assert len(rules) == len(PUBLICATION_TABLES)
+    alice = world.session("alice")
+    with world.catalogue.as_system(read_only=True) as work:
+        files = [int(o) for o in work.search("SELECT f.id FROM Datafile f")]
+    request = {"title": "Three frames", "creators": [{"username": "db/alice"}],
+               "datafileIds": files}
+    mine = world.publishing.draft_collection(alice, request)["doi"]
+    theirs = world.publishing.draft_collection(None, {**request, "title": "Root's pick"})["doi"]
+    world.run()
+    assert world.publishing.state(alice, mine)["dataPublicationId"] > 0
+    assert world.catalogue.search(alice, "SELECT p FROM DataPublication p") == []
+    # her own draft; a draft root made of her data (she may mint what it names)
+    for doi in (mine, theirs):
+        assert world.publishing.publish(alice, doi)["target"] == "findable"
+    world.run()
+    for doi in (mine, theirs):
+        assert world.server.record(doi).state == "findable"  # type: ignore[union-attr]
+    # a new version of it, and a withdrawal
+    v2 = world.publishing.new_version(alice, mine, {"description": "Reprocessed."})
+    world.run()
+    assert world.server.record(v2["doi"]).state == "draft"  # type: ignore[union-attr]
+    world.publishing.withdraw(alice, theirs, "Picked the wrong frames")
+    world.run()
+    assert world.server.record(theirs).state == "registered"  # type: ignore[union-attr]
+    # the decision stays the caller's: bob (not a PI) may do none of it
+    bob = world.session("bob")
+    for act in (lambda: world.publishing.publish(bob, v2["doi"]),
+                lambda: world.publishing.new_version(bob, mine),
+                lambda: world.publishing.withdraw(bob, mine, "No reason")):
+        with pytest.raises(IcatError) as e:
+            act()
+        assert e.value.type is ErrorType.INSUFFICIENT_PRIVILEGES
+
+
 def test_a_change_in_the_catalogue_is_sent_again(world: World) -> None:
     doi = world.publishing.mint_investigation(None, world.investigation)["doi"]
     world.run()
@@ -285,6 +361,131 @@ def test_a_change_in_the_catalogue_is_sent_again(world: World) -> None:
     assert world.publishing.refresh() == 1
     world.run()
     assert world.server.record(doi).attributes["sizes"] == ["4 files", "11.0 kB"] != sizes
+
+
+# -- DataCite short of where Cairn has a DOI: brought there, never recorded back ---------------
+
+def _retitle(world: World, doi: str, title: str) -> None:
+    """Change what ``doi`` describes (its DataPublication's title): a refresh sends it."""
+    pub = world.publication(doi)
+    with world.catalogue.as_system() as work:
+        work.update(Obj(E["DataPublication"], id=pub.id, values={"title": title}))
+
+
+def test_a_findable_doi_datacite_lost_is_published_again(world: World) -> None:
+    doi = world.publishing.mint_investigation(None, world.investigation)["doi"]
+    world.run()
+    assert world.server.record(doi).state == "findable"
+    world.server.reset()  # DataCite lost it (or never had it: the demo's DOIs)
+    _retitle(world, doi, "Calcite under pressure, sent again")
+    world.run()
+    # Created again as findable, in one call: never a draft at DataCite, nor here.
+    record = world.server.record(doi)
+    assert record is not None and record.state == "findable"
+    assert record.attributes["titles"][0]["title"] == "Calcite under pressure, sent again"
+    assert [(c.method, c.event) for c in world.server.calls_to(doi=doi) if c.method != "GET"
+            ] == [("POST", "publish")]
+    st = world.publishing.state(None, doi)
+    assert st["state"] == "findable" and "error" not in st
+    landing = world.publishing.landing(doi)
+    assert landing is not None and not landing.tombstone
+
+
+def test_a_doi_datacite_holds_as_a_draft_is_published(world: World) -> None:
+    doi = world.publishing.mint_investigation(None, world.investigation)["doi"]
+    world.run()
+    kept = world.server.record(doi)
+    assert kept is not None
+    world.server.reset()
+    world.server.seed(doi, kept.attributes, state="draft")  # e.g. made by another client
+    _retitle(world, doi, "Calcite under pressure, published again")
+    world.run()
+    assert world.server.record(doi).state == "findable"  # type: ignore[union-attr]
+    assert [(c.method, c.event) for c in world.server.calls_to(doi=doi) if c.method != "GET"
+            ] == [("PUT", "publish")]
+    assert world.publishing.state(None, doi)["state"] == "findable"
+
+
+def test_a_withdrawn_doi_datacite_lost_is_registered_again(world: World) -> None:
+    doi = world.publishing.mint_investigation(None, world.investigation)["doi"]
+    world.run()
+    world.publishing.withdraw(None, doi, "Wrong sample recorded")
+    world.run()
+    assert world.server.record(doi).state == "registered"  # type: ignore[union-attr]
+    world.server.reset()
+    _retitle(world, doi, "Calcite, withdrawn")
+    world.run()
+    # "hide" applies to a findable DOI only: a lost one is registered again instead.
+    assert world.server.record(doi).state == "registered"  # type: ignore[union-attr]
+    assert [(c.method, c.event) for c in world.server.calls_to(doi=doi) if c.method != "GET"
+            ] == [("POST", "register")]
+    st = world.publishing.state(None, doi)
+    assert st["state"] == "registered" and st["withdrawn"] and "error" not in st
+    landing = world.publishing.landing(doi)
+    assert landing is not None and landing.tombstone
+
+
+def test_a_state_short_of_the_target_is_sent_again_by_the_refresh(world: World) -> None:
+    doi = world.publishing.mint_investigation(None, world.investigation, draft=True)["doi"]
+    world.run()
+    world.publishing.publish(None, doi)
+    # Before its job runs, the DOI's row says draft (as a database harmed by the old sync
+    # would): the refresh sends it although its metadata did not change.
+    with world.db.begin() as conn:
+        conn.execute(update(world.db.tables.job).where(world.db.tables.job.c.key == doi)
+                     .values(state="FAILED"))
+    assert world.publishing.state(None, doi)["state"] == "draft"
+    assert world.publishing.refresh() == 1
+    world.run()
+    assert world.server.record(doi).state == "findable"  # type: ignore[union-attr]
+    assert world.publishing.state(None, doi)["state"] == "findable"
+    assert world.publishing.refresh() == 0
+
+
+def _stuck_as_draft(doi: str) -> httpx.MockTransport:
+    """A DataCite that answers every call for ``doi`` with it as a draft, whatever it was
+    sent (an account that lost its right to publish, a DataCite bug)."""
+    calls: list[tuple[str, str | None]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else {}
+        calls.append((request.method, body.get("data", {}).get("attributes", {}).get("event")))
+        return httpx.Response(200, json={"data": {"id": doi, "type": "dois", "attributes": {
+            "doi": doi, "state": "draft"}}})
+
+    transport = httpx.MockTransport(answer)
+    transport.calls = calls  # type: ignore[attr-defined]
+    return transport
+
+
+def test_a_downgrade_datacite_answers_is_not_recorded(world: World,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    doi = world.publishing.mint_investigation(None, world.investigation)["doi"]
+    world.run()
+    assert world.publishing.state(None, doi)["state"] == "findable"
+    s = world.settings
+    transport = _stuck_as_draft(doi)
+    stuck = DataCite(s.datacite_url, s.prefix, s.username, s.password, transport=transport)
+    monkeypatch.setattr(world.publishing, "client", lambda: stuck)
+    _retitle(world, doi, "Calcite under pressure, not sent")
+    world.run()
+    # It was asked to publish (DataCite said draft), then Cairn kept its own state and said
+    # why; the job failed rather than record a draft nobody asked for.
+    assert ("PUT", "publish") in transport.calls  # type: ignore[attr-defined]
+    st = world.publishing.state(None, doi)
+    assert st["state"] == "findable", st
+    assert "as draft although it was sent to be findable" in st["error"]
+    assert world.publishing.landing(doi) is not None
+    assert next(j.state for j in world.sync_jobs() if j.key == doi) is State.FAILED
+    # DataCite right again: the next refresh sends what was not accepted, and all is well.
+    monkeypatch.undo()
+    assert world.publishing.refresh() == 1
+    world.run()
+    record = world.server.record(doi)
+    assert record is not None and record.state == "findable"
+    assert record.attributes["titles"][0]["title"] == "Calcite under pressure, not sent"
+    st = world.publishing.state(None, doi)
+    assert st["state"] == "findable" and "error" not in st
 
 
 def test_versions_link_each_other_and_a_concept_doi(world: World) -> None:
@@ -390,9 +591,11 @@ def test_released_investigations_are_minted_automatically(database_url: str,
     w = World(db, datacite_server, auto_mint=True, auto_mint_from=date(2025, 1, 1))
     try:
         later = w.make_investigation("AB-9", "Not yet released")
+        elsewhere = w.make_investigation("AB-8", "Released, its DOI minted elsewhere")
         with w.catalogue.as_system() as work:
             work.update(Obj(E["Investigation"], id=later, values={
                 "releaseDate": datetime.now() + timedelta(days=30)}))
+            work.update(Obj(E["Investigation"], id=elsewhere, values={"doi": "10.9999/ab-8"}))
         assert w.publishing.mint_released() == 1  # AB-1 (released 2025-03-03); AB-2 has none
         w.run()
         dois = {d["subjectId"]: d for d in w.publishing.list(None)}

@@ -600,7 +600,11 @@ def test_cairn_publish_mint_through_a_datacite_outage(site: Site) -> None:
 def test_a_mint_that_times_out_exits_non_zero(site: Site) -> None:
     inv = site.investigation("AB-8", "Smithsonite, slow to answer")
     doi = f"{site.prefix}/inv-{inv}"
-    site.datacite.hang_next(1, seconds=3)
+    # The creation of its draft is answered late: long enough for `cairn` to start (seconds
+    # on a busy machine) and give up waiting, short of the client's timeout (30 s) and of
+    # SETTLE_SECONDS. Only a POST is held: a refresh's GET or PUT of another DOI, sent
+    # meanwhile, does not take the hang.
+    site.datacite.hang_next(1, seconds=15, method="POST")
     r = site.api("POST", f"/investigations/{inv}")  # the server's job waits on DataCite
     assert r.status_code == 202, r.text
     job = TABLES.job

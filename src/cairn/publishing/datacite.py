@@ -94,23 +94,42 @@ class DataCite:
         response = self._call("PUT", _path(doi), doi, body, event)
         return self._attributes(response, "PUT", doi, event)
 
-    def put(self, doi: str, attributes: dict[str, Any],
-            event: str | None = None) -> dict[str, Any]:
+    def put(self, doi: str, attributes: dict[str, Any], event: str | None = None, *,
+            target: str | None = None) -> dict[str, Any]:
         """Create the DOI or update it: safe to repeat after a crash or an answer lost on
         the way, it never makes a second DOI.
 
         The DOI is looked up first; when it is absent it is created, and when the creation
         finds it taken after all (a concurrent call, or the lookup answered from a stale
         copy) it is updated instead.
+
+        With ``target`` (``draft``, ``registered`` or ``findable``) no event is given: it is
+        chosen from the state DataCite holds the DOI in (:func:`event_to`; an absent DOI is
+        created as a draft would be), and chosen once more if the answer shows the DOI in
+        another state than the lookup did. So a DOI DataCite lost, or holds short of where
+        the caller knows it to be, is brought there instead of being created or left a
+        draft. Nothing goes back: a findable DOI asked to be a draft stays findable.
         """
-        if self.get(doi) is None:
+        held = self.get(doi)
+        if target is not None:
+            event = event_to(None if held is None else held.get("state"), target)
+        answer: dict[str, Any] | None = None
+        if held is None:
             try:
-                return self.create(doi, attributes, event)
+                answer = self.create(doi, attributes, event)
             except DataCiteError as e:
                 if not e.taken:
                     raise
                 log.debug("DataCite: %s was taken meanwhile, updating it", doi)
-        return self.update(doi, attributes, event)
+        if answer is None:
+            answer = self.update(doi, attributes, event)
+        if target is not None:
+            again = event_to(answer.get("state"), target)
+            if again is not None and again != event:  # the lookup was stale
+                log.debug("DataCite: %s is %s, not where the lookup said; %s it", doi,
+                          answer.get("state"), again)
+                answer = self.update(doi, attributes, again)
+        return answer
 
     def delete(self, doi: str) -> None:
         """Delete a draft DOI; one already gone is fine. DataCite refuses to delete a
@@ -167,6 +186,22 @@ class DataCite:
                 f"{response.status_code} but without a DOI record; the call will be tried "
                 f"again.", status=response.status_code, retryable=True)
         return attributes
+
+
+#: (state DataCite holds a DOI in, state wanted) -> the event that takes it there.
+_EVENTS = {
+    ("draft", "registered"): "register",
+    ("draft", "findable"): "publish",
+    ("registered", "findable"): "publish",
+    ("findable", "registered"): "hide",
+}
+
+
+def event_to(state: str | None, target: str) -> str | None:
+    """The event taking a DOI from ``state`` (None: DataCite does not hold it, so it is
+    created as a draft) to ``target``; None when there is nothing to do or nothing that can
+    be done (DataCite takes no DOI back to a draft)."""
+    return _EVENTS.get((state or "draft", target))
 
 
 def _path(doi: str) -> str:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -185,6 +186,26 @@ class PublishingService:
                 f"Minting needs the role {' or '.join(self.settings.minter_roles)} on "
                 f"investigation {refused[0]}{self._grouping_words()}; {work.user} has not")
 
+    def may_mint(self, sid: str | None, investigation_ids: Iterable[int] = (),
+                 request: Any = None) -> str | None:
+        """Why the caller may not mint for these investigations, and for those a collection
+        ``request`` (as for :meth:`draft_collection`) touches; None if they may. The same
+        rule minting applies (a minter role on each, the minter grouping, root), asked before
+        offering to mint. A request the caller can't make (BAD_PARAMETER, NO_SUCH_OBJECT_FOUND)
+        raises, as :meth:`check_collection` does."""
+        with self._unit(sid, read_only=True) as work:
+            ids = set(investigation_ids)
+            if request is not None:
+                ids.update(investigations_of(work, from_request(work, _object(request),
+                                                                self.context())))
+            try:
+                self._may_mint(work, sorted(ids))
+            except IcatError as e:
+                if e.type is ErrorType.INSUFFICIENT_PRIVILEGES:
+                    return e.message
+                raise
+        return None
+
     def _grouping_words(self) -> str:
         g = self.settings.minter_grouping
         return f" (or members of the grouping {g!r})" if g else ""
@@ -196,7 +217,9 @@ class PublishingService:
         if d.kind is DoiKind.INSTRUMENT:
             self._may_mint(work, instrument=d.subject_id)
         else:
-            self._may_mint(work, self._investigations_of(work, d))
+            # What it names is read as Cairn (the DataPublication need not be readable by
+            # the caller); who may change it is decided by the caller's own roles.
+            self._may_mint(work, self._investigations_of(_as_system(work), d))
 
     def _investigations_of(self, work: Work, d: Doi) -> list[int]:
         if d.kind is DoiKind.INVESTIGATION and d.subject_id is not None:
@@ -328,7 +351,7 @@ class PublishingService:
             if latest.state is not State.FINDABLE and latest.target is not State.FINDABLE:
                 raise bad_parameter(f"The latest version, {latest.doi}, is not published yet;"
                                     " publish or change it instead of making a new version")
-            pub = self._publication(work, latest)
+            pub = self._publication(_as_system(work), latest)
             pub = revise(work, pub, changes, self.context())  # checked as the caller
             self._may_mint(work, investigations_of(work, pub))
             base = versions[0].doi.split("/", 1)[1]
@@ -420,10 +443,10 @@ class PublishingService:
 
     def _advance(self, work: Work, d: Doi, target: State) -> dict[str, Any]:
         """Ask an existing DOI to go on to ``target`` (never back from findable)."""
-        order = [State.PENDING, State.DRAFT, State.REGISTERED, State.FINDABLE]
-        if order.index(target) > order.index(d.target) and d.withdrawn is None:
-            if target in _MINTING:
-                self._require_complete(work, target, lambda: self._metadata(work, d), d.doi)
+        if _rank(target) > _rank(d.target) and d.withdrawn is None:
+            if target in _MINTING:  # the caller may: what DataCite gets is read as Cairn
+                self._require_complete(work, target,
+                                       lambda: self._metadata(_as_system(work), d), d.doi)
             self.dois.set(work.conn, d.doi, target=target)
             self._queue(work, d.doi)
             d = self._get(work, d.doi)
@@ -510,15 +533,23 @@ class PublishingService:
                 return
             with self.catalogue.as_system(read_only=True) as work:
                 attrs = self.attributes(work, d)
+            publication = d.publication_id is None and d.kind in (DoiKind.INVESTIGATION,
+                                                                  DoiKind.COLLECTION)
             if d.state is State.PENDING:
-                answer = client.put(d.doi, attrs)  # the draft: DataCite has the name now
-                with self.db.begin() as conn:
-                    self.dois.set(conn, d.doi, state=State(answer.get("state", "draft")),
-                                  sent=attrs, error=None)
-                d.state, d.sent = State(answer.get("state", "draft")), attrs
-            if d.publication_id is None and d.kind in (DoiKind.INVESTIGATION,
-                                                       DoiKind.COLLECTION):
-                self._write_publication(d)
+                # The draft: DataCite has the name now. Its state is recorded with the
+                # DataPublication, so that a DOI shown as a draft has both.
+                answer = client.put(d.doi, attrs, target=State.DRAFT)
+                state = State(answer.get("state", "draft"))
+                reached = {"state": state, "sent": attrs, "error": None}
+                if publication:
+                    self._write_publication(d, reached)
+                else:
+                    with self.db.begin() as conn:
+                        self.dois.set(conn, d.doi, **reached)
+                d.state, d.sent = state, attrs
+            elif publication:
+                self._write_publication(d, {})
+            if publication:
                 with self.catalogue.as_system(read_only=True) as work:
                     attrs = self.attributes(work, d)
             if d.kind is DoiKind.INSTRUMENT:
@@ -532,7 +563,10 @@ class PublishingService:
                 if not checks.mintable(findings):
                     raise Failed("; ".join(f.message for f in findings
                                            if f.level == "mandatory"))
-            answer = client.put(d.doi, attrs, event)
+            # The event is chosen from the state DataCite holds the DOI in, not from the one
+            # recorded here: a DOI DataCite lost (or holds as a draft) is published again
+            # rather than created a draft.
+            answer = client.put(d.doi, attrs, target=d.target.value)
         except DataCiteError as e:
             with self.db.begin() as conn:
                 self.dois.set(conn, d.doi, error=e.message[:4000])
@@ -543,10 +577,28 @@ class PublishingService:
             with self.db.begin() as conn:
                 self.dois.set(conn, d.doi, error=e.message[:4000])
             raise
+        self._record(d, State(answer.get("state", d.state.value)), attrs)
+
+    def _record(self, d: Doi, state: State, sent: dict[str, Any]) -> None:
+        """Note what DataCite answered for ``d``: its state, unless that would take the DOI
+        back from where Cairn has it without Cairn asking (only a withdrawal takes a DOI
+        back: findable to registered); Failed (the DOI's error says why) when DataCite holds
+        it elsewhere than asked, for the next refresh to try again."""
+        if _rank(state) < _rank(d.state) and state is not d.target:
+            refused = (f"DataCite holds DOI {d.doi} as {state.value} although it was sent to "
+                       f"be {d.target.value}; Cairn keeps it {d.state.value} and tries again "
+                       "at the next refresh")
+            with self.db.begin() as conn:
+                self.dois.set(conn, d.doi, error=refused)
+            raise Failed(refused)
+        short = None if _event(state, d.target) is None else (
+            f"DataCite kept DOI {d.doi} {state.value} although it was sent to be "
+            f"{d.target.value}; Cairn tries again at the next refresh")
         with self.db.begin() as conn:
-            self.dois.set(conn, d.doi, state=State(answer.get("state", d.state.value)),
-                          sent=attrs, error=None)
-        log.info("DOI %s is %s at DataCite", d.doi, answer.get("state"))
+            self.dois.set(conn, d.doi, state=state, sent=sent, error=short)
+        if short is not None:
+            raise Failed(short)
+        log.info("DOI %s is %s at DataCite", d.doi, state.value)
 
     def _delete(self, client: DataCite, d: Doi) -> None:
         client.delete(d.doi)
@@ -556,16 +608,22 @@ class PublishingService:
             self.dois.delete(work.conn, d.doi)
         log.info("draft DOI %s deleted", d.doi)
 
-    def _write_publication(self, d: Doi) -> None:
-        """The DataPublication of a DOI DataCite now has (its pid is the DOI)."""
+    def _write_publication(self, d: Doi, reached: dict[str, Any]) -> None:
+        """The DataPublication of a DOI DataCite now has (its pid is the DOI), written in
+        one transaction with ``reached`` (what DataCite answered, for CAIRN_DOI)."""
         with self.catalogue.as_system(user=d.created_by) as work:
             fresh = self.dois.get(work.conn, d.doi)
-            if fresh is None or fresh.publication_id is not None:  # done by an earlier run
-                d.publication_id = fresh.publication_id if fresh else None
+            if fresh is None:
+                return
+            if fresh.publication_id is not None:  # done by an earlier run
+                d.publication_id = fresh.publication_id
+                if reached:
+                    self.dois.set(work.conn, d.doi, **reached)
                 return
             pub = self._publication(work, fresh)
             d.publication_id = data_publication.store(work, pub, fresh.doi)
-            self.dois.set(work.conn, d.doi, publication_id=d.publication_id, request=None)
+            self.dois.set(work.conn, d.doi, publication_id=d.publication_id, request=None,
+                          **reached)
         d.request = None
 
     def _set_instrument_pid(self, d: Doi) -> None:
@@ -586,21 +644,32 @@ class PublishingService:
         self.refresh()
 
     def refresh(self) -> int:
-        """Send again every DOI whose metadata the catalogue has changed; how many (none
-        without DataCite: they go when it is configured)."""
+        """Send again every DOI whose metadata the catalogue has changed, or that is not yet
+        in the state asked for; how many (none without DataCite: they go when it is
+        configured)."""
         if not self.settings.can_mint:
             return 0
         with self.db.read() as conn:
             rows = [d for d in self.dois.all(conn) if d.state is not State.PENDING]
+        # DOIs whose job waits (perhaps backing off while DataCite is away) or runs
+        busy = set() if self.jobs is None else set(self.jobs.queue.active(SYNC, None))
         changed = []
         for d in rows:
+            short = d.target is State.PENDING or _event(d.state, d.target) is not None
+            if short and d.doi in busy:
+                continue
+            if d.target is State.PENDING:  # a draft to delete whose job gave up
+                changed.append(d.doi)
+                continue
             try:
                 with self.catalogue.as_system(read_only=True) as work:
                     attrs = self.attributes(work, d)
             except IcatError as e:  # what it named is gone: keep what DataCite has
                 log.warning("DOI %s: its metadata can't be built (%s)", d.doi, e.message)
                 continue
-            if attrs != d.sent:
+            # Also a DOI short of the state asked for whose job gave up (or DataCite did not
+            # follow): its job chooses the event from the state DataCite holds it in.
+            if attrs != d.sent or short:
                 changed.append(d.doi)
         if changed and self.jobs is not None:
             with self.db.begin() as conn:
@@ -613,13 +682,17 @@ class PublishingService:
 
     def mint_released(self) -> int:
         """Mint every investigation released since ``auto_mint_from`` that has no DOI and
-        that DataCite would accept (the others wait, and `cairn publish check` lists them)."""
+        that DataCite would accept (the others wait, and `cairn publish check` lists them).
+        A DOI is Cairn's (in CAIRN_DOI, whatever its state: the sync job and the refresh
+        take it where it was asked to be) or one minted elsewhere and recorded in
+        ``Investigation.doi`` (its landing page is served already): neither gets another."""
         start = self.settings.auto_mint_from
         assert start is not None
         inv, t = self.db.tables["Investigation"], self.dois.t
         since = datetime(start.year, start.month, start.day)
         q = (select(inv.c.id).where(inv.c.releaseDate <= self.db.now(),
                                     inv.c.releaseDate >= since,
+                                    func.coalesce(func.trim(inv.c.doi), "") == "",
                                     ~select(t.c.doi).where(and_(
                                         t.c.kind == DoiKind.INVESTIGATION.value,
                                         t.c.subject_id == inv.c.id)).exists())
@@ -704,6 +777,14 @@ def _related(doi: str, relation: str) -> dict[str, str]:
     return {"relatedIdentifier": doi, "relatedIdentifierType": "DOI", "relationType": relation}
 
 
+_ORDER = (State.PENDING, State.DRAFT, State.REGISTERED, State.FINDABLE)
+
+
+def _rank(state: State) -> int:
+    """How far along a DOI in ``state`` is (pending, draft, registered, findable)."""
+    return _ORDER.index(state)
+
+
 def _event(state: State, target: State) -> str | None:
     """DataCite's event taking ``state`` to ``target`` (None: nothing to change)."""
     if target is State.FINDABLE and state is not State.FINDABLE:
@@ -711,6 +792,15 @@ def _event(state: State, target: State) -> str | None:
     if target is State.REGISTERED:
         return {State.FINDABLE: "hide", State.DRAFT: "register"}.get(state)
     return None
+
+
+def _as_system(work: Work) -> Work:
+    """The caller's transaction read with Cairn's own rights, once the caller's right to act
+    has been decided: a DOI's DataPublication (and what hangs off it) and the metadata built
+    from it are what DataCite gets whoever asks, and a facility's rules need not let even
+    its authors read them (the demo's do not). The same connection, so the same snapshot
+    (and no second connection held while the first is); read only."""
+    return replace(work, root=True, read_only=True, changes=Changes(), enqueued=False)
 
 
 def _require(work: Work, entity: str, id: int) -> None:

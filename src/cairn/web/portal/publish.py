@@ -30,8 +30,6 @@ from starlette.routing import BaseRoute, Route
 from cairn.errors import ErrorType, IcatError
 from cairn.publishing import reading
 from cairn.publishing.check import MANDATORY
-from cairn.publishing.content import investigations_of
-from cairn.publishing.request import from_request
 from cairn.web.portal import downloads_pages, pages
 from cairn.web.portal.pages import Call
 
@@ -172,21 +170,14 @@ def refusal(call: Call, investigation_ids: list[int] | None = None,
     The service's own rule decides (a minter role on every investigation, the minter
     grouping, root): the same check minting makes, asked before the button is drawn.
     """
-    svc = service(call)
     try:
-        with svc._unit(call.sid, read_only=True) as work:
-            ids = list(investigation_ids or [])
-            if request is not None:
-                ids = investigations_of(work, from_request(work, request, svc.context()))
-            svc._may_mint(work, ids)
+        why: str | None = service(call).may_mint(call.sid, investigation_ids or [], request)
     except IcatError as e:
-        if e.type is ErrorType.INSUFFICIENT_PRIVILEGES:
-            return e.message
         if request is not None and e.type in (ErrorType.BAD_PARAMETER,
                                               ErrorType.NO_SUCH_OBJECT_FOUND):
             return None  # a request the check refuses: its findings say why
         raise
-    return None
+    return why
 
 
 def doi_states(call: Call, dois: list[str]) -> list[dict[str, Any]]:
