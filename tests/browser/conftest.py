@@ -77,21 +77,14 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     datacite = DataCiteServer()
     datacite.start()
     try:
-        extra = f"""
+        extra = """
 [jobs]
 poll_interval_seconds = 0.1
 
 [downloads]
 poll_seconds = 0.5
 
-[publishing]
-datacite_url = "{datacite.url}"
-prefix = "{datacite.prefix}"
-username = "{datacite.username}"
-password = "{datacite.password}"
-update_delay_seconds = 0.2
-rights = "CC-BY-4.0"
-"""
+""" + datacite.config()
         for srv in demo_server("sqlite", tmp_path_factory.mktemp("browser"), extra):
             yield Portal(srv, datacite, busiest_scientist(srv))
     finally:

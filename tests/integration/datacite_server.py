@@ -278,6 +278,14 @@ class DataCiteServer:
     def password(self) -> str:
         return self.account.password
 
+    def config(self, password: bool = True) -> str:
+        """The ``[publishing]`` section of a Cairn configuration using this server (fast
+        updates, CC-BY-4.0); without ``password`` it must come from the environment."""
+        secret = f'password = "{self.password}"\n' if password else ""
+        return (f'[publishing]\ndatacite_url = "{self.url}"\nprefix = "{self.prefix}"\n'
+                f'username = "{self.username}"\n{secret}update_delay_seconds = 0.2\n'
+                'rights = "CC-BY-4.0"\n')
+
     def start(self) -> None:
         """Serve (again) on the same port as before, or on a free one the first time."""
         if self._thread is not None:

@@ -33,14 +33,16 @@ _TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
 
 def demo_server(backend: str, tmp: Path, extra_config: str = "",
                 scale: float = SCALE) -> Iterator[Server]:
-    """A server on a catalogue `cairn demo` filled; one investigation out of three public
-    (released in 2001), the others released in 2199, whatever today's date."""
+    """A server on a catalogue `cairn demo` filled (what it printed in ``demo_output``); one
+    investigation out of three public (released in 2001), the others released in 2199,
+    whatever today's date."""
     url, drop = make_database(backend, tmp)
     config = write_config(tmp / "cairn.toml", url, free_port(), extra_config)
     done = subprocess.run([sys.executable, "-m", "cairn.cli", "demo", "--config", str(config),
                            "--scale", str(scale)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     srv = Server(tmp, url, extra_config)
+    srv.demo_output = done.stdout
     try:
         inv = TABLES.entity["Investigation"]
         with srv.engine.begin() as conn:

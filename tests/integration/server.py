@@ -62,6 +62,9 @@ type = "anon"
 class Server:
     """A Cairn process serving one database; stopped with :meth:`stop`."""
 
+    #: What `cairn demo` printed, for a server on a demo catalogue (portal_support).
+    demo_output = ""
+
     def __init__(self, tmp: Path, db_url: str, extra_config: str = "",
                  env: dict[str, str] | None = None, log_level: str = "warning") -> None:
         self.db_url = db_url

@@ -14,23 +14,19 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
 import zipfile
 import zlib
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
 
-from cairn.db.tables import TABLES
 from cairn.demo.accounts import DEMO_PASSWORD
-from tests.conftest import BACKENDS, make_database
-from tests.integration.server import Server, free_port, write_config
+from tests.conftest import BACKENDS
+from tests.integration.portal_support import demo_server
+from tests.integration.server import Server
 
 SCALE = 0.5  # ten investigations, about 5,000 datafiles with their bytes
 
@@ -39,25 +35,9 @@ SCALE = 0.5  # ten investigations, about 5,000 datafiles with their bytes
 def demo(request: pytest.FixtureRequest,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
     """A server on a catalogue `cairn demo` filled; and what `cairn demo` printed."""
-    tmp = tmp_path_factory.mktemp(f"demo-{request.param}")
-    url, drop = make_database(str(request.param), tmp)
-    config = write_config(tmp / "cairn.toml", url, free_port())
-    done = subprocess.run([sys.executable, "-m", "cairn.cli", "demo", "--config", str(config),
-                           "--scale", str(SCALE)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    srv = Server(tmp, url)
-    try:
-        # Public: one investigation out of three, whatever today's date.
-        inv = TABLES.entity["Investigation"]
-        with srv.engine.begin() as conn:
-            conn.execute(update(inv).where(inv.c.id % 3 != 0)
-                         .values(releaseDate=datetime(2199, 1, 1)))
-            conn.execute(update(inv).where(inv.c.id % 3 == 0)
-                         .values(releaseDate=datetime(2001, 1, 1)))
-        yield srv, done.stdout
-    finally:
-        srv.stop()
-        drop()  # type: ignore[operator]
+    for srv in demo_server(str(request.param), tmp_path_factory.mktemp(f"demo-{request.param}"),
+                           scale=SCALE):
+        yield srv, srv.demo_output
 
 
 def login(server: Server, plugin: str, user: str, password: str) -> str:

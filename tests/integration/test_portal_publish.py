@@ -76,18 +76,7 @@ def site(request: pytest.FixtureRequest,
     datacite = DataCiteServer((Account(ACCOUNT.username, ACCOUNT.password,
                                        (*ACCOUNT.prefixes, DOI_PREFIX)), OTHER))
     datacite.start()
-    config = f"""
-[jobs]
-poll_interval_seconds = 0.1
-
-[publishing]
-datacite_url = "{datacite.url}"
-prefix = "{datacite.prefix}"
-username = "{datacite.username}"
-password = "{datacite.password}"
-update_delay_seconds = 0.2
-rights = "CC-BY-4.0"
-"""
+    config = "[jobs]\npoll_interval_seconds = 0.1\n\n" + datacite.config()
     try:
         for srv in demo_server(str(request.param), tmp_path_factory.mktemp("portal-publish"),
                                config):

@@ -156,17 +156,7 @@ class Site:
 
 def _config(datacite: DataCiteServer) -> str:
     # No password in the file: it comes from CAIRN_PUBLISHING__PASSWORD.
-    return f"""
-[jobs]
-poll_interval_seconds = 0.1
-
-[publishing]
-datacite_url = "{datacite.url}"
-prefix = "{datacite.prefix}"
-username = "{datacite.username}"
-update_delay_seconds = 0.2
-rights = "CC-BY-4.0"
-"""
+    return "[jobs]\npoll_interval_seconds = 0.1\n\n" + datacite.config(password=False)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -63,7 +63,8 @@ PENDING = frozenset({"queued", "preparing", "restoring"})
 DATA_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
-def _service(call: Call) -> DownloadService:
+def download_service(call: Call) -> DownloadService:
+    """The download manager, or the page saying it is switched off."""
     service: DownloadService | None = call.cairn.downloads
     if service is None:
         raise IcatError(ErrorType.NOT_IMPLEMENTED,
@@ -82,7 +83,7 @@ def manager_errors() -> Iterator[None]:
 
 def facilities(call: Call) -> list[str]:
     """The download manager's facilities (configured, else every Facility)."""
-    service = _service(call)
+    service = download_service(call)
     with call.cairn.catalogue.as_system(read_only=True) as work:
         return [str(n) for n in service.facilities(work)]
 
@@ -108,7 +109,7 @@ def _downloads(call: Call, condition: str, limit: int) -> list[dict[str, Any]]:
     """The visitor's downloads in every facility meeting ``condition`` (a queryOffset
     condition), newest first, at most ``limit``: the first ``limit`` by id of each facility,
     merged (ids are shared by all facilities, so this is a keyset page of the union)."""
-    service = _service(call)
+    service = download_service(call)
     found: list[dict[str, Any]] = []
     with manager_errors():
         for name in facilities(call):
@@ -145,7 +146,7 @@ def cart_add(call: Call) -> Response:
     kind = _kind(call.field("entityType"))
     entity_id = _whole("entityId", call.field("entityId"))
     target = safe_next(call.field("next") or "/cart")
-    service = _service(call)
+    service = download_service(call)
     with manager_errors():
         cart = service.add_to_cart(facility(call), call.sid, f"{kind} {entity_id}")
     items = cart["cartItems"]
@@ -185,7 +186,7 @@ def _count(n: int, what: str) -> str:
 def _cart_context(call: Call) -> dict[str, Any]:
     """What the cart page shows: a page of items with their sizes, the totals a submit is
     held to, the facility's limits and the transports the visitor may use."""
-    service = _service(call)
+    service = download_service(call)
     name = facility(call)
     with manager_errors():
         cart = service.cart(name, call.sid)
@@ -237,7 +238,7 @@ def cart_remove(call: Call) -> Response:
         if not ids:
             return call.redirect("/cart", notice="Tick the items to remove first.")
         items, what = ", ".join(ids), f"Removed {_count(len(ids), 'item')} from your cart."
-    service = _service(call)
+    service = download_service(call)
     with manager_errors():
         service.remove_from_cart(facility(call), call.sid, items)
     return call.redirect("/cart", notice=what)
@@ -247,7 +248,7 @@ def cart_submit(call: Call) -> Response:
     """The cart becomes a download (emptying the cart); then to the downloads page. A
     refusal (an address missing, a limit passed, a transport switched off) keeps the cart
     and shows why, with what was typed."""
-    service = _service(call)
+    service = download_service(call)
     form = {"fileName": call.field("fileName").strip(), "transport": call.field("transport"),
             "email": call.field("email").strip()}
     try:
@@ -331,7 +332,7 @@ def view(service: DownloadService, d: dict[str, Any], base: str) -> dict[str, An
 
 def downloads(call: Call) -> Response:
     """The visitor's downloads, newest first, a page at a time (``before``: an id)."""
-    service = _service(call)
+    service = download_service(call)
     before = call.arg_int("before")
     condition = "where download.isDeleted = false"
     if before is not None:
@@ -357,7 +358,7 @@ def download_status(call: Call) -> Response:
     ids = sorted({_whole("ids", p) for p in raw})
     if len(ids) > STATUS_IDS:
         raise IcatError(ErrorType.BAD_PARAMETER, f"At most {STATUS_IDS} ids at once")
-    service = _service(call)
+    service = download_service(call)
     found = _downloads(call, "where download.id in ({})".format(", ".join(map(str, ids))),
                        len(ids)) if ids else []
     cells = _cells()
@@ -396,7 +397,7 @@ def download_remove(call: Call) -> Response:
     """Hide a download from the list (its link, a prepared id, ages out as any other)."""
     d = _own_download(call)
     with manager_errors():
-        _service(call).set_deleted(int(d["id"]), d["facilityName"], call.sid, True)
+        download_service(call).set_deleted(int(d["id"]), d["facilityName"], call.sid, True)
     return call.redirect(_back(call),
                          notice=f'Removed "{d["fileName"]}" from your downloads.')
 
@@ -404,14 +405,14 @@ def download_remove(call: Call) -> Response:
 def download_pause(call: Call) -> Response:
     d = _own_download(call)
     with manager_errors():
-        _service(call).set_status(int(d["id"]), d["facilityName"], call.sid, "PAUSED")
+        download_service(call).set_status(int(d["id"]), d["facilityName"], call.sid, "PAUSED")
     return call.redirect(_back(call), notice=f"Paused \"{d['fileName']}\".")
 
 
 def download_resume(call: Call) -> Response:
     d = _own_download(call)
     with manager_errors():
-        _service(call).set_status(int(d["id"]), d["facilityName"], call.sid, "RESTORING")
+        download_service(call).set_status(int(d["id"]), d["facilityName"], call.sid, "RESTORING")
     return call.redirect(_back(call), notice=f"Resumed \"{d['fileName']}\".")
 
 

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +36,11 @@ from starlette.routing import BaseRoute, Route
 
 from cairn.authz.explain import Explanation, Grant, explain
 from cairn.catalogue.work import Work
-from cairn.downloads.service import DownloadService, TopcatError, cairn_version
+from cairn.downloads.service import DownloadService, cairn_version
 from cairn.errors import ErrorType, IcatError
 from cairn.jobs import State
 from cairn.web.portal import pages
+from cairn.web.portal.downloads_pages import download_service, manager_errors
 from cairn.web.portal.pages import Call
 from cairn.web.portal.signin import quoted, safe_next
 
@@ -57,10 +57,6 @@ LOOKUP_ROWS = 25
 STATUSES = ("QUEUED", "PREPARING", "RESTORING", "PAUSED", "COMPLETE", "DELIVERED", "EXPIRED")
 #: Highest queue priority taken from the form (lower runs first).
 MAX_PRIORITY = 1_000_000
-
-#: The download manager's HTTP statuses as the catalogue's error types (for error pages).
-_ERROR_TYPES = {400: ErrorType.BAD_PARAMETER, 403: ErrorType.INSUFFICIENT_PRIVILEGES,
-                404: ErrorType.NO_SUCH_OBJECT_FOUND}
 
 CRUMBS_HOME = ("Staff", "/staff")
 
@@ -88,23 +84,6 @@ def health(call: Call) -> Response:
 
 
 # -- /staff/downloads -----------------------------------------------------------------------
-
-
-def _service(call: Call) -> DownloadService:
-    service: DownloadService | None = call.cairn.downloads
-    if service is None:
-        raise IcatError(ErrorType.NOT_IMPLEMENTED,
-                        "The download manager is switched off here ([downloads] enabled).")
-    return service
-
-
-@contextmanager
-def manager_errors() -> Iterator[None]:
-    """The download manager's errors as catalogue errors (which become error pages)."""
-    try:
-        yield
-    except TopcatError as e:
-        raise IcatError(_ERROR_TYPES.get(e.status, ErrorType.INTERNAL), e.message) from None
 
 
 @dataclass(frozen=True)
@@ -166,7 +145,7 @@ def query_offset(conditions: list[str], descending: bool, limit: int) -> str:
 
 def downloads_page(call: Call) -> Response:
     """Every download, newest first, filtered; paged by id (``before``/``after``)."""
-    service = _service(call)
+    service = download_service(call)
     filters = DownloadFilters.read(call.args)
     before, after = call.arg_int("before"), call.arg_int("after")
     size = DOWNLOADS_PAGE
@@ -222,7 +201,7 @@ def _back(call: Call) -> str:
 def download_action(call: Call) -> Response:
     """POST /staff/download/{id}/{action}: one change to one download, then back to the list
     with a notice."""
-    service = _service(call)
+    service = download_service(call)
     download_id = int(call.request.path_params["id"])
     action = call.request.path_params["action"]
     with manager_errors():
