@@ -206,6 +206,9 @@ def test_mint_a_doi_from_the_investigation_page(page: Page, portal: Portal,
     record = wait_until(findable, 60, f"the DataCite server to have {minted} findable")
     assert record is not None
     assert title in str(record.attributes.get("titles")), record.attributes
+    # Cairn records the state once DataCite has answered: the landing page follows.
+    wait_until(lambda: portal.srv.http.get(f"/doi/{minted}").status_code == 200, 60,
+               f"the landing page of {minted}")
     page.goto(f"/doi/{minted}")
     expect(page.get_by_role("heading", level=1)).to_contain_text(title)
 
