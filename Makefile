@@ -27,11 +27,13 @@ serve: install
 	$(BIN)/cairn serve
 
 # Lint, types and all tests; PostgreSQL and MariaDB tests run when those servers are
-# reachable, else skip.
+# reachable, else skip. The portal's browser tests run in a second process (they skip where
+# no chromium is installed).
 test: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 -q $(PYTEST_ARGS)
+	CAIRN_BROWSER_TESTS=1 $(BIN)/pytest -n 2 -q $(PYTEST_ARGS) tests/browser
 
 # python-icat 1.7.0's own test suite against fresh Cairns: the whole suite on single-level
 # storage, then its data-service tests on two-level storage (about 14 minutes). Fails if
