@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select, update
 
@@ -160,24 +161,19 @@ class LockManager:
     def any_alive(self, holders: Iterable[str]) -> bool:
         """Whether any of these holders still holds a live lock (not released, its process
         not dead)."""
-        t = self.t
-        cutoff = utcnow() - self.stale
-        with self.db.connect() as conn:
-            for batch in chunks(set(holders)):
-                if conn.execute(select(t.c.holder).where(
-                        t.c.holder.in_(batch), t.c.heartbeat >= cutoff)
-                        .limit(1)).first() is not None:
-                    return True
-        return False
+        return self._any_live(self.t.c.holder, holders)
 
     def held(self, dataset_ids: Iterable[int]) -> bool:
         """Whether any live lock is held on the datasets (for tests and diagnostics)."""
-        t = self.t
+        return self._any_live(self.t.c.dataset_id, dataset_ids)
+
+    def _any_live(self, column: Any, values: Iterable[Any]) -> bool:
+        """Whether a lock whose heartbeat is not stale has ``column`` among ``values``."""
         cutoff = utcnow() - self.stale
         with self.db.connect() as conn:
-            for batch in chunks(set(dataset_ids)):
-                if conn.execute(select(t.c.dataset_id).where(
-                        t.c.dataset_id.in_(batch), t.c.heartbeat >= cutoff)
+            for batch in chunks(set(values)):
+                if conn.execute(select(column).where(
+                        column.in_(batch), self.t.c.heartbeat >= cutoff)
                         .limit(1)).first() is not None:
                     return True
         return False
