@@ -32,7 +32,7 @@ def authenticators(call: Call) -> list[dict[str, Any]]:
     """The sign-in choices: every configured authenticator with its credential fields."""
     shown = []
     for entry in call.cairn.catalogue.properties()["authenticators"]:
-        keys = [k for k in entry["keys"]]
+        keys = entry["keys"]
         shown.append({"mnemonic": entry["mnemonic"],
                       "label": entry.get("friendly") or entry["mnemonic"],
                       "keys": keys, "anonymous": not keys})
@@ -66,15 +66,12 @@ def login(call: Call) -> Response:
                 call.cookies[visitors.SESSION_COOKIE] = sid
                 call.cookies[visitors.LOGIN_COOKIE] = None
                 return response
-    probe = Response()
-    token = visitors.login_token(call.request, probe)
+    token = visitors.login_token(call.request)
     response = call.render("portal/login.html", status=400 if error else 200,
                            choices=authenticators(call), next=target, error=error,
                            login_token=token, chosen=call.field("mechanism"),
                            username=call.field("username"))
-    for header, value in probe.raw_headers:
-        if header == b"set-cookie":
-            response.raw_headers.append((header, value))
+    visitors.set_login_token(response, call.request, token)
     return response
 
 

@@ -83,14 +83,17 @@ def set_session(response: Response, request: Request, sid: str | None) -> None:
                             secure=secure(request))
 
 
-def login_token(request: Request, response: Response) -> str:
+def login_token(request: Request) -> str:
     """The sign-in form's token: the one already in the visitor's cookie, or a new one."""
     token = request.cookies.get(LOGIN_COOKIE)
-    if not token or len(token) != 32:
-        token = secrets.token_hex(16)
+    return token if token and len(token) == 32 else secrets.token_hex(16)
+
+
+def set_login_token(response: Response, request: Request, token: str) -> None:
+    """Keeps the sign-in form's token in its cookie (strict: it never goes cross-site)."""
+    if request.cookies.get(LOGIN_COOKIE) != token:
         response.set_cookie(LOGIN_COOKIE, token, path="/", httponly=True, samesite="strict",
                             secure=secure(request), max_age=3600)
-    return token
 
 
 def same_origin(request: Request) -> bool:
