@@ -18,6 +18,8 @@ from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
+    ColumnClause,
     ColumnElement,
     CompoundSelect,
     Double,
@@ -40,6 +42,10 @@ from sqlalchemy import (
     union,
     union_all,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
 from cairn.catalogue.work import Work
 from cairn.errors import bad_parameter
@@ -129,6 +135,9 @@ SPARSE: dict[str, tuple[str, ...]] = {
 #: Related rows matched by a word are inlined as ids up to this many (else a subquery).
 INLINE = 5000
 
+#: Documents found beyond which the read rules are checked per related row (SQLite).
+MANY = 100_000
+
 PARAMETER_ENTITY = {"Investigation": "InvestigationParameter", "Dataset": "DatasetParameter",
                     "Datafile": "DatafileParameter"}
 
@@ -140,11 +149,100 @@ class Hit:
     keys: tuple[Any, ...]  # the sort values, for search_after
 
 
+class Likely(FunctionElement[bool]):
+    """A condition most rows meet. SQLite's planner takes ``x IN (subquery)`` for a few
+    rows and would read a million through an index rather than start from a smaller
+    table; ``likelihood()`` tells it otherwise. Other databases estimate it themselves."""
+
+    type = Boolean()
+    name = "likely"
+    inherit_cache = True
+
+
+@compiles(Likely)
+def _likely(el: Likely, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(el.clauses, **kw)
+
+
+@compiles(Likely, "sqlite")
+def _likely_sqlite(el: Likely, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"likelihood({compiler.process(el.clauses, **kw)}, 0.9375)"
+
+
+class PerRow(FunctionElement[bool]):
+    """A condition to check for each row a statement joins, not for every row of the
+    catalogue it could admit: PostgreSQL turns an ``EXISTS`` in a WHERE clause into a join
+    with everything it admits (a hash of 800,000 readable datafiles to check 2,000
+    parameters); one it can't turn so, it runs for each row, through the indexes."""
+
+    type = Boolean()
+    name = "per_row"
+    inherit_cache = True
+
+
+@compiles(PerRow)
+def _per_row(el: PerRow, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(el.clauses, **kw)
+
+
+@compiles(PerRow, "postgresql")
+def _per_row_pg(el: PerRow, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(el.clauses, **kw)}) IS TRUE"
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How a facet counts the rows it is given: each row once (``counted`` None, no
+    ``weight``), distinct values of ``counted``, or the sum of ``weight`` (the size of a
+    group of matching rows) over distinct ``groups`` per label (each group once)."""
+
+    counted: ColumnElement[Any] | None = None
+    weight: ColumnElement[Any] | None = None
+    groups: Sequence[ColumnElement[Any]] = ()
+
+    def labels(self, value: ColumnElement[Any], frm: FromClause,
+               conds: Sequence[ColumnElement[bool]], limit: int) -> Select[Any]:
+        """(label, count) of the ``limit`` most frequent values."""
+        if self.weight is not None and self.groups:
+            once = (select(*self.groups, self.weight.label("w"), value.label("v"))
+                    .select_from(frm).where(*conds).distinct().subquery())
+            n: ColumnElement[Any] = func.sum(once.c.w)
+            return (select(cast(once.c.v, String()).label("label"), n.label("n"))
+                    .group_by(once.c.v).order_by(n.desc(), once.c.v).limit(limit))
+        if self.weight is not None:
+            n = func.sum(self.weight)
+        elif self.counted is not None:
+            n = func.count(func.distinct(self.counted))
+        else:
+            n = func.count()
+        return (select(cast(value, String()).label("label"), n.label("n"))
+                .select_from(frm).where(*conds)
+                .group_by(value).order_by(n.desc(), value).limit(limit))
+
+    def range(self, key: ColumnElement[Any], frm: FromClause,
+              conds: Sequence[ColumnElement[bool]], within: ColumnElement[bool]
+              ) -> Select[Any]:
+        """(key, count) of the rows with a value ``within`` a range."""
+        if self.weight is not None and self.groups:
+            once = (select(*self.groups, self.weight.label("w")).select_from(frm)
+                    .where(*conds, within).distinct().subquery())
+            return select(key.label("label"),
+                          func.coalesce(func.sum(once.c.w), 0).label("n"))
+        n: ColumnElement[Any]
+        if self.weight is not None:
+            n = func.coalesce(func.sum(case((within, self.weight))), 0)
+        elif self.counted is not None:
+            n = func.count(func.distinct(case((within, self.counted))))
+        else:
+            n = func.count(case((within, literal(1))))
+        return select(key.label("label"), n.label("n")).select_from(frm).where(*conds)
+
+
 class Search:
     """One search's statements, built for a unit of work (the caller's rules, the clock)."""
 
     def __init__(self, work: Work, index: SearchIndex, units: Units, req: SearchRequest,
-                 *, max_labels: int = 100) -> None:
+                 *, max_labels: int = 100, rank_limit: int | None = None) -> None:
         self.work = work
         self.index = index
         self.units = units
@@ -154,17 +252,40 @@ class Search:
         self.tables = work.tables
         self.t: Table = self.tables[self.target]
         self.positive: list[lucene.Leaf] = []
-        self._conditions: list[ColumnElement[bool]] | None = None
+        #: The conditions built (other than the rules), as rows are checked one by one
+        #: (False) or all at once (True); see :meth:`conditions`.
+        self._conditions: dict[bool, list[ColumnElement[bool]]] = {}
+        self._whole = False
+        self._by_key: tuple[ColumnElement[bool] | None] | None = None
+        self._ctes = 0
+        self._parsed: dict[str, lucene.Node] = {}
+        self._found: dict[tuple[int, tuple[str, ...]],
+                          tuple[list[Any], dict[str, set[int]]]] = {}
+        #: Rank by relevance only when the documents to score are at most this many; more
+        #: (a prefix of nearly every file name) are then in id order, as when nothing can
+        #: be scored, and :attr:`unranked` says so. None: always rank (REST).
+        self.rank_limit = rank_limit
+        self.unranked = False
+        self._score: tuple[FromClause, ColumnElement[float]] | None = None
         index.backend.prepare(work.conn)
 
     # -- what matches -------------------------------------------------------------------------
 
-    def conditions(self) -> list[ColumnElement[bool]]:
+    def conditions(self, *, whole: bool = False) -> list[ColumnElement[bool]]:
         """The conditions on the target's table (its rows, not an alias) that the documents
-        found meet: built once, for the page and every facet of a request."""
-        if self._conditions is None:
-            self._conditions = self._build()
-        return list(self._conditions)
+        found meet: built once, for the page and every facet of a request. ``whole``: for
+        a statement reading every document found (facets, a ranked page), with the read
+        rules evaluated once per related row where they allow (:meth:`_readable_by_key`);
+        else per row, which a page of the first hits in index order stops early."""
+        if whole not in self._conditions:
+            self._whole = whole
+            self._conditions[whole] = self._build()
+        if whole and self._by_key is None:
+            self._by_key = (self._readable_by_key() if self._many() else
+                            self.work.readable_condition(self.target, self.t.c.id),)
+        readable = self._by_key[0] if whole and self._by_key else \
+            self.work.readable_condition(self.target, self.t.c.id)
+        return [*self._conditions[whole], *([readable] if readable is not None else [])]
 
     def _build(self) -> list[ColumnElement[bool]]:
         r = self.req
@@ -181,21 +302,80 @@ class Search:
         out.extend(self._dates())
         out.extend(self._parameter(p) for p in r.parameters)
         out.extend(self._filter(k, v) for k, v in r.filter.items())
-        readable = self.work.readable_condition(self.target, self.t.c.id)
-        if readable is not None:
-            out.append(readable)
         return out
 
-    @staticmethod
-    def _parse(text: str) -> lucene.Node:
-        try:
-            return lucene.parse(text)
-        except lucene.QuerySyntaxError as e:
-            raise bad_parameter("Search term could not be parsed due to syntax errors: "
-                                f"{e.message}", e.position) from None
+    def _many(self) -> bool:
+        """Whether a statement reading every document found may read many: then the rules
+        are best checked once per related row (:meth:`_readable_by_key`), which costs the
+        same however few are found (SQLite: 60 ms for the 20,000 datasets of a million
+        datafiles); a few thousand are checked faster one by one. Words found in fewer than
+        :data:`MANY` documents of the target's own text and nowhere else mean few; anything
+        else may mean many. PostgreSQL plans the rules of each row as a join with every
+        row they admit anyway: there they are always checked per related row."""
+        r = self.req
+        if self.work.db.dialect != "sqlite" or not r.text:
+            return True
+        self.conditions()  # the words' lookups (self._found), and the words that score
+        if any(any(near.values()) or len(branches) != 1 for branches, near
+               in self._found.values()):
+            return True
+        doc = self.index.docs.get(self.target)
+        ranked = (self.index.backend.ranked(doc, self.positive)
+                  if doc is not None and self.positive else None)
+        if ranked is None:
+            return True
+        ids = ranked.with_only_columns(ranked.selected_columns[0]).limit(MANY + 1).subquery()
+        n = self.work.conn.execute(select(func.count()).select_from(ids),
+                                   self.work.params).scalar_one()
+        return bool(n > MANY)
+
+    def _readable_by_key(self) -> ColumnElement[bool] | None:
+        """The caller's read rules for the target as a condition on its rows, evaluated
+        once per related row when they read nothing of the target's row but one mandatory
+        foreign key: a datafile's rules reach it through its dataset, so a million
+        datafiles are checked as the twenty thousand datasets they are in
+        (``DATASET_ID IN (the datasets whose files the rules admit)``).
+
+        The rules are asked for on an alias of the target's table of this module's own,
+        so every reference to that alias in the condition is to the row being checked,
+        and swapping its one foreign key for the related row's id keeps the meaning."""
+        t = self.t
+        row = _keyed(t)
+        cond = self.work.readable_condition(self.target, row.c.id)
+        if cond is None:
+            return None
+        read = {e.key for e in iterate(cond) if isinstance(e, ColumnClause)
+                and e.table is row}
+        fields = SCHEMA.entities[self.target].fields
+        key = next(iter(read)) if len(read) == 1 else None
+        rel = fields.get(key) if key is not None else None
+        if key is None or rel is None or not rel.is_one or not rel.required:
+            return self.work.readable_condition(self.target, t.c.id)
+        parent = self.tables[rel.type].alias()
+        fk = row.c[key]
+
+        def swap(element: Any, **kw: Any) -> Any:
+            return parent.c.id if element is fk else None
+
+        swapped: ColumnElement[bool] = replacement_traverse(cond, {}, swap)
+        # found once per statement, however many counts read it
+        parents = self._once(select(parent.c.id.label("id")).where(swapped),
+                             f"readable_{rel.type.lower()}")
+        return Likely(t.c[key].in_(select(parents.c.id)))
+
+    def _parse(self, text: str) -> lucene.Node:
+        node = self._parsed.get(text)
+        if node is None:
+            try:
+                node = self._parsed[text] = lucene.parse(text)
+            except lucene.QuerySyntaxError as e:
+                raise bad_parameter("Search term could not be parsed due to syntax errors: "
+                                    f"{e.message}", e.position) from None
+        return node
 
     def _text(self, node: lucene.Node) -> ColumnElement[bool]:
-        self._collect_positive(node, negated=False)
+        if not self._conditions:  # the first time the conditions are built
+            self._collect_positive(node, negated=False)
         return self._node(node)
 
     def _collect_positive(self, node: lucene.Node, negated: bool) -> None:
@@ -213,6 +393,38 @@ class Search:
         return _boolean(node, lambda leaf: self._leaf(leaf, fields))
 
     def _leaf(self, leaf: lucene.Leaf, fields: Sequence[str] | None) -> ColumnElement[bool]:
+        key = (id(leaf), tuple(fields or ()))
+        if key not in self._found:
+            self._found[key] = self._lookup(leaf, fields)
+        branches, near = self._found[key]
+        if self._whole and self.work.db.dialect == "sqlite":
+            # one set of ids, found once, for a statement reading every row
+            alternatives = [select(self.t.c.id).where(self.t.c[name].in_(sorted(reached)))
+                            for name, reached in near.items() if reached]
+            every = [*branches, *alternatives]
+            if not every:
+                return false()
+            self._ctes += 1
+            found = self._once(every[0] if len(every) == 1 else union(*every),
+                               f"found_{self._ctes}")
+            return self.t.c.id.in_(select(found.c[0]))
+        # alternatives on the row itself (its id among the documents found, its foreign
+        # key among the related rows found): a page in id order then checks the first
+        # rows instead of collecting every id first
+        conds: list[ColumnElement[bool]] = []
+        if branches:
+            conds.append(self.t.c.id.in_(branches[0] if len(branches) == 1
+                                         else union(*branches)))
+        conds.extend(self.t.c[name].in_(sorted(reached))
+                     for name, reached in near.items() if reached)
+        if not conds:
+            return false()
+        return conds[0] if len(conds) == 1 else or_(*conds)
+
+    def _lookup(self, leaf: lucene.Leaf, fields: Sequence[str] | None
+                ) -> tuple[list[Any], dict[str, set[int]]]:
+        """Where ``leaf`` is found: statements selecting ids of the target, and the ids
+        of related rows that a foreign key of the target must hold (looked up now)."""
         known = TEXT_FIELDS[self.target]
         if leaf.field is not None:
             names: Sequence[str] = (leaf.field,)
@@ -256,14 +468,15 @@ class Search:
                     near.setdefault(first.name, set()).update(hop_ids)
                     continue
             branches.append(reach(self.tables, self.target, path, ids))
-        for name, reached in near.items():
-            if reached:
-                branches.append(select(self.t.c.id).where(self.t.c[name].in_(sorted(reached))))
-        if not branches:
-            return false()
-        if len(branches) == 1:
-            return self.t.c.id.in_(branches[0])
-        return self.t.c.id.in_(union(*branches))
+        return branches, near
+
+    def _once(self, q: Any, name: str) -> Any:
+        """``q`` as SQLite computes it once per statement, however many counts read it
+        (a common table expression); elsewhere as a subquery, whose size the planner
+        estimates (PostgreSQL takes a common table expression for 200 rows)."""
+        if self.work.db.dialect != "sqlite":
+            return q.subquery(name)
+        return q.cte(name).prefix_with("MATERIALIZED")
 
     def _ids(self, q: Any) -> list[int] | None:
         """The ids ``q`` selects, or None when there are more than :data:`INLINE`."""
@@ -501,33 +714,100 @@ class Search:
 
     def _scored(self) -> tuple[FromClause, ColumnElement[float]]:
         """The target's table with the relevance of each row (0 where its own text does
-        not match, 1 for all when nothing can be scored)."""
+        not match, 1 for all when nothing can be scored, or when more than
+        :attr:`rank_limit` documents would be)."""
+        if self._score is None:
+            self._score = self._scoring()
+        return self._score
+
+    def _scoring(self) -> tuple[FromClause, ColumnElement[float]]:
         self.conditions()  # collects the words that score (self.positive)
         doc = self.index.docs.get(self.target)
         ranked = (self.index.backend.ranked(doc, self.positive)
                   if doc is not None and self.positive else None)
+        if ranked is not None:
+            # every document matching a word is scored before the first is known: count
+            # them first, up to the limit (the index's own lookup, without scores); where
+            # none is (the words are in related rows only), every score is 0
+            cap = self.rank_limit or 0
+            ids = ranked.with_only_columns(ranked.selected_columns[0]).limit(
+                cap + 1).subquery()
+            n = self.work.conn.execute(select(func.count()).select_from(ids),
+                                       self.work.params).scalar_one()
+            if n == 0:
+                return self.t, cast(literal(0.0), Double())
+            if self.rank_limit is not None and n > self.rank_limit:
+                self.unranked = True
+                ranked = None
         if ranked is None:
             return self.t, cast(literal(1.0), Double())
         sc = ranked.subquery("sc")
         return (self.t.outerjoin(sc, sc.c.id == self.t.c.id),
                 cast(func.coalesce(sc.c.score, 0.0), Double()))
 
+    def _keys(self, sort: list[tuple[str, bool]], t: Any, score: ColumnElement[Any] | None
+              ) -> list[tuple[str, ColumnElement[Any], bool]]:
+        """(name, expression, descending) of the page's order on ``t``: the sort asked for,
+        or the relevance, then the id."""
+        if sort:
+            keys = self.sort_exprs(sort, t)
+        else:
+            assert score is not None
+            keys = [("_score", score, True)]
+        return [*keys, ("id", t.c.id, False)]
+
     def page(self, sort: list[tuple[str, bool]], after: dict[str, Any] | None, limit: int
              ) -> list[Hit]:
+        """A page of hits: the order and the limit are in the statement that matches and
+        authorizes, so a page of the first hits of a million in id order reads about a
+        page of rows (keys that are the same for every row, such as the relevance when
+        nothing is scored, are not sorted on). Another order reads every hit: the rules
+        are then checked once per related row."""
         t = self.t
-        conds = self.conditions()
-        keys = self.sort_exprs(sort)
         frm: FromClause = t
-        if not keys:
+        score = None
+        if not sort:
             frm, score = self._scored()
-            keys = [("_score", score, True)]
-        keys = [*keys, ("id", t.c.id, False)]
+        keys = self._keys(sort, t, score)
+        whole = len(_order(keys)) > 1
+        conds = self.conditions(whole=whole)
+        hits = None if whole else self._driving()
+        if hits is not None:
+            # the index's own documents, in id order, joined to their rows
+            found, text = hits
+            ident = next(iter(found.c))
+            frm = found.join(t, t.c.id == ident)
+            conds = [c for c in conds if c is not text]
+            keys = [(n, ident if n == "id" else e, d) for n, e, d in keys]
         if after is not None:
             conds.append(self._after(keys, after))
-        order = [k[1].desc() if k[2] else k[1].asc() for k in keys]
-        q = select(*(k[1] for k in keys)).select_from(frm).where(*conds).order_by(*order)
+        q = (select(*(k[1] for k in keys)).select_from(frm).where(*conds)
+             .order_by(*_order(keys)))
         rows = self.work.conn.execute(q.limit(limit), self.work.params).all()
         return [self._hit(r, scored=not sort) for r in rows]
+
+    def _driving(self) -> tuple[Any, ColumnElement[bool]] | None:
+        """For a page in id order on SQLite: the documents of the only word asked (and the
+        condition they replace), when its own index is all that finds them and nothing
+        else narrows them. SQLite collects every id of an ``IN`` subquery before reading
+        the first row (a prefix of nearly every file name: a million); joined, the full-text
+        index gives its documents in id order and the page stops after its rows."""
+        r = self.req
+        if (self.work.db.dialect != "sqlite" or not r.text or r.samples or r.user
+                or r.user_full_name or r.lower or r.upper or r.parameters or r.filter):
+            return None
+        leaf = self._parse(r.text)
+        found = self._found.get((id(leaf), ()))
+        if not isinstance(leaf, lucene.Leaf) or found is None:
+            return None
+        branches, near = found
+        doc = self.index.docs.get(self.target)
+        if (doc is None or len(branches) != 1 or any(near.values())
+                or not isinstance(branches[0], Select)
+                or branches[0].get_final_froms() != [doc.table]):
+            return None
+        text = self._conditions[False][0]
+        return branches[0].subquery("hits"), text
 
     def _hit(self, r: Sequence[Any], scored: bool) -> Hit:
         return Hit(id=r[-1], score=float(r[0]) if scored else None,
@@ -537,34 +817,48 @@ class Search:
                         limit: int, requests: Sequence[FacetRequest]
                         ) -> tuple[list[Hit], dict[str, dict[str, Any]]]:
         """A page and the facets of the whole result in one statement: the matching rows
-        (with their relevance) are found once, then ordered for the page and counted for
-        every dimension."""
+        are found once (with their relevance when they are ranked) and counted for every
+        dimension; the page is ordered from them, or, when its order needs nothing the
+        rows carry (the first hits in id order), found with its limit by the same
+        conditions."""
         t = self.t
         frm: FromClause = t
         columns = self._carried(sort, requests)
+        score = None
         if not sort:
             frm, score = self._scored()
+        ranked = score is not None and not _constant(score)
+        if score is not None and ranked:
             columns.append(score.label("_score"))
-        matched = (select(*columns).select_from(frm).where(*self.conditions())
+        # the rows are written once where the page reads their scores; else SQLite reads
+        # them again for each count, each time in the order of the index it counts by
+        matched = (select(*columns).select_from(frm).where(*self.conditions(whole=True))
                    .cte("matched")
                    .prefix_with("MATERIALIZED", dialect="postgresql")
-                   .prefix_with("MATERIALIZED", dialect="sqlite"))
-        keys: list[tuple[str, ColumnElement[Any], bool]] = (
-            self.sort_exprs(sort, matched) if sort else [("_score", matched.c._score, True)])
-        keys = [*keys, ("id", matched.c.id, False)]
-        order = [k[1].desc() if k[2] else k[1].asc() for k in keys]
-        page = (select(func.row_number().over(order_by=order).label("rank"),
-                       *(k[1].label(f"k{i}") for i, k in enumerate(keys)))
-                .select_from(matched).order_by(*order).limit(limit))
+                   .prefix_with("MATERIALIZED" if ranked else "NOT MATERIALIZED",
+                                dialect="sqlite"))
+        if ranked:
+            keys = self._keys(sort, matched, matched.c._score)
+            page = select(*(k[1] for k in keys)).select_from(matched)
+        else:
+            keys = self._keys(sort, t, score)
+            page = (select(*(k[1] for k in keys)).select_from(frm)
+                    .where(*self.conditions(whole=len(_order(keys)) > 1)))
         if after is not None:
             page = page.where(self._after(keys, after))
+        limited = page.order_by(*_order(keys)).limit(limit).subquery()
+        # numbered outside the limit: a window function inside it would see every row
+        cols = list(limited.c)
+        numbered = select(
+            func.row_number().over(order_by=_order(
+                [(k[0], c, k[2]) for c, k in zip(cols, keys, strict=True)]))
+            .label("rank"), *(c.label(f"k{i}") for i, c in enumerate(cols))).subquery()
         dims = self._dimensions(matched, requests)
         # one UNION ALL: page rows (dim -1) carry the keys, facet rows a label and a count
-        sub = page.subquery()
         key_types = [k[1].type for k in keys]
         parts: list[Any] = [select(literal(-1).label("dim"), cast(null(), String()).label("label"),
-                                   cast(null(), Integer()).label("n"), sub.c.rank,
-                                   *(sub.c[f"k{i}"] for i in range(len(keys))))]
+                                   cast(null(), Integer()).label("n"), numbered.c.rank,
+                                   *(numbered.c[f"k{i}"] for i in range(len(keys))))]
         for i, (_, _, selects) in enumerate(dims):
             for q in selects:
                 fs = q.subquery()
@@ -575,6 +869,16 @@ class Search:
         page_rows = sorted((r for r in rows if r[0] == -1), key=lambda r: r[3])
         hits = [self._hit(r[4:], scored=not sort) for r in page_rows]
         return hits, self._counts(dims, [r[:3] for r in rows if r[0] != -1])
+
+    def facets(self, requests: Sequence[FacetRequest]) -> dict[str, dict[str, Any]]:
+        """The facets of the whole result, without a page: one statement over the matching
+        rows (the portal draws its page first and asks for these separately)."""
+        columns = self._carried([], requests)
+        matched = (select(*columns).select_from(self.t).where(*self.conditions(whole=True))
+                   .cte("matched")
+                   .prefix_with("MATERIALIZED", dialect="postgresql")
+                   .prefix_with("NOT MATERIALIZED", dialect="sqlite"))
+        return self._run_counts(self._dimensions(matched, requests))
 
     def _json(self, v: Any) -> Any:
         """A sort value as ``search_after`` carries it: dates as epoch milliseconds."""
@@ -591,12 +895,14 @@ class Search:
         values = [sort_value(self._sort_kind(name), v, f"search_after {name}",
                              self.work.db.to_db)
                   for (name, _, _), v in zip(keys, fields, strict=True)]
-        # (k1, k2, ...) after (v1, v2, ...) in the sort's directions
+        # (k1, k2, ...) after (v1, v2, ...) in the sort's directions; a key the same for
+        # every row (the relevance where nothing is scored) decides nothing
+        compared = [(k, v) for k, v in zip(keys, values, strict=True) if not _constant(k[1])]
         out: ColumnElement[bool] = false()
-        for i in reversed(range(len(keys))):
-            _, expr, desc = keys[i]
-            beyond = expr < values[i] if desc else expr > values[i]
-            out = or_(beyond, and_(expr == values[i], out)) if i < len(keys) - 1 else beyond
+        for i in reversed(range(len(compared))):
+            (_, expr, desc), value = compared[i]
+            beyond = expr < value if desc else expr > value
+            out = or_(beyond, and_(expr == value, out)) if i < len(compared) - 1 else beyond
         return out
 
     def _sort_kind(self, name: str) -> str:
@@ -612,20 +918,26 @@ class Search:
 
     def _carried(self, sort: list[tuple[str, bool]], requests: Sequence[FacetRequest]
                  ) -> list[ColumnElement[Any]]:
-        """The target's columns the matching rows carry for the page's order and the facets:
-        its foreign keys, numbers and dates, and the text fields named (a short statement:
-        the driver parses every statement's text)."""
-        entity = SCHEMA.entities[self.target]
-        named = {f for f, _ in sort} | {d.name.split(".")[0] for f in requests
-                                        for d in f.dimensions}
-        keep = [c for c in self.t.c
-                if c.key == "id" or (f := entity.fields.get(c.key)) is None or f.is_one
-                or f.type != "String" or c.key in named]
-        return [c.label(c.key) for c in keep]
+        """The target's columns the matching rows carry: the id, and those the page's order
+        and the facets read (the foreign keys the facets are reached through, the fields
+        counted). Every column carried is written for every matching row."""
+        named = {"id"}
+        for _, expr, _ in self.sort_exprs(sort):
+            named.update(e.key for e in iterate(expr) if isinstance(e, ColumnClause)
+                         and e.table is self.t)
+        for _, d, path, _, label in self._wanted(requests):
+            hop = self._hop(path, d, label)
+            if hop is not None:
+                named.add(hop)
+            elif not path:
+                named.add(_resolve(self.target, d.name, f"{label}.{d.name}")[0])
+        return [c.label(c.key) for c in self.t.c if c.key in named]
 
-    def _dimensions(self, matched: Any, requests: Sequence[FacetRequest]
-                    ) -> list[tuple[str, Dimension, list[Select[Any]]]]:
-        dims: list[tuple[str, Dimension, list[Select[Any]]]] = []
+    def _wanted(self, requests: Sequence[FacetRequest]
+                ) -> list[tuple[str, Dimension, tuple[str, ...], str, str]]:
+        """(key, dimension, path from the target, entity at its end, facet target) of each
+        dimension asked for."""
+        wanted: list[tuple[str, Dimension, tuple[str, ...], str, str]] = []
         for f in requests:
             owner = f.target.lower()
             if owner == self.target.lower():
@@ -640,14 +952,59 @@ class Search:
                 path, entity = link, _entity_at(self.target, link)
             for d in f.dimensions or tuple(Dimension(d) for d in SPARSE.get(
                     entity if not path else owner, ())):
-                dims.append((f"{f.target}.{d.name}", d,
-                             self._dimension(matched, path, entity, d, f.target)))
-        return dims
+                wanted.append((f"{f.target}.{d.name}", d, path, entity, f.target))
+        return wanted
 
-    def _dimension(self, matched: Any, path: tuple[str, ...], entity: str, d: Dimension,
-                   label: str) -> list[Select[Any]]:
-        frm: FromClause = matched
-        cur: FromClause = matched
+    def _dimensions(self, matched: Any, requests: Sequence[FacetRequest]
+                    ) -> list[tuple[str, Dimension, list[Select[Any]]]]:
+        """Each dimension's statements over the ``matched`` rows.
+
+        A dimension reached through a many-to-one step of the target (a datafile's dataset
+        or format) counts from the matching rows grouped by those foreign keys (a million
+        datafiles are a few thousand datasets): a label's count is the sum of the groups
+        reaching it, each group once per label, which is the number of distinct matching
+        rows reaching it."""
+        wanted = self._wanted(requests)
+        hops = {w[0]: self._hop(w[2], w[1], w[4]) for w in wanted}
+        # one grouping per foreign key: each can follow that key's index
+        grouped = {}
+        for k in dict.fromkeys(h for h in hops.values() if h is not None):
+            col = matched.c[k]
+            grouped[k] = (select(col, func.count().label("n")).select_from(matched)
+                          .group_by(col).cte(f"grouped_{k}")
+                          .prefix_with("MATERIALIZED", dialect="postgresql")
+                          .prefix_with("MATERIALIZED", dialect="sqlite"))
+        out: list[tuple[str, Dimension, list[Select[Any]]]] = []
+        for key, d, path, entity, label in wanted:
+            hop = hops[key]
+            if grouped and not path and _everything(d):
+                # ranges of ids without bounds (the number found): the groups' sizes
+                g = next(iter(grouped.values()))
+                n = func.coalesce(func.sum(g.c.n), 0).label("n")
+                out.append((key, d, [select(literal(r.key, String()).label("label"), n)
+                                     for r in d.ranges]))
+            elif hop is not None:
+                out.append((key, d, self._dimension(grouped[hop], path, entity, d, label,
+                                                    [hop])))
+            else:
+                out.append((key, d, self._dimension(matched, path, entity, d, label, None)))
+        return out
+
+    def _hop(self, path: tuple[str, ...], d: Dimension, label: str) -> str | None:
+        """The target's foreign key a dimension is first reached through (a many-to-one
+        step), or None (the target's own field, or a one-to-many step first)."""
+        steps = path or _resolve(self.target, d.name, f"{label}.{d.name}")[:-1]
+        if not steps:
+            return None
+        first = SCHEMA.entities[self.target].fields[steps[0]]
+        return first.name if first.is_one else None
+
+    def _dimension(self, rows: Any, path: tuple[str, ...], entity: str, d: Dimension,
+                   label: str, keys: list[str] | None) -> list[Select[Any]]:
+        """``rows``: the matching rows, or (with ``keys``, their grouping columns) the
+        matching rows grouped by foreign keys, with their number ``n``."""
+        frm: FromClause = rows
+        cur: FromClause = rows
         cur_entity = self.target
         used = {self.target}
         for step in path:
@@ -659,14 +1016,23 @@ class Search:
                 assert rel.mapped_by is not None
                 frm = frm.join(nxt, nxt.c[rel.mapped_by] == cur.c.id)
             cur, cur_entity = nxt, rel.type
-        conds = self._readable(cur, cur_entity) if path else []
-        return self._count(frm, matched.c.id, conds, cur, cur_entity, d, label, used)
+        conds = self._readable_row(cur, cur_entity) if path else []
+        if keys is not None:
+            # a group reaches one label at most when every step is many-to-one
+            once = all(SCHEMA.entities[e].fields[s].is_one
+                       for e, s in _steps(self.target, path))
+            tally = Tally(weight=rows.c.n, groups=[] if once else [rows.c[k] for k in keys])
+        else:
+            # a matching row meets each label once unless a one-to-many step repeats it
+            tally = Tally(counted=rows.c.id if path else None)
+        return self._count(frm, tally, conds, cur, cur_entity, d, label, used)
 
-    def _count(self, frm: FromClause, counted: ColumnElement[Any],
-               conds: Sequence[ColumnElement[bool]], alias: Any, entity: str, d: Dimension,
-               label: str, used: set[str]) -> list[Select[Any]]:
-        """Statements giving (label, distinct ``counted``) for dimension ``d`` of ``alias``
-        (a row of ``entity``): its most frequent labels, or one row per range."""
+    def _count(self, frm: FromClause, tally: Tally, conds: Sequence[ColumnElement[bool]],
+               alias: Any, entity: str, d: Dimension, label: str, used: set[str]
+               ) -> list[Select[Any]]:
+        """Statements giving (label, count) for dimension ``d`` of ``alias`` (a row of
+        ``entity``), counted as ``tally`` says: its most frequent labels, or one row per
+        range."""
         value, frm, visible = self._join_field(frm, alias, entity, d.name,
                                                f"{label}.{d.name}", used)
         conds = [*conds, *visible]
@@ -679,15 +1045,9 @@ class Search:
             for r in d.ranges:
                 within = range_condition(value, kind, r.low, r.high, f"{label}.{d.name}",
                                          self.work.db.to_db, high_open=True)
-                out.append(select(literal(r.key, String()).label("label"),
-                                  func.count(func.distinct(case((within, counted))))
-                                  .label("n")).select_from(frm).where(*conds))
+                out.append(tally.range(literal(r.key, String()), frm, conds, within))
             return out
-        n = func.count(func.distinct(counted))
-        q: Any = (select(cast(value, String()).label("label"), n.label("n"))
-                  .select_from(frm).where(*conds, value.isnot(None))
-                  .group_by(value).order_by(n.desc(), value).limit(self.max_labels))
-        return [q]
+        return [tally.labels(value, frm, [*conds, value.isnot(None)], self.max_labels)]
 
     def _run_counts(self, dims: Sequence[tuple[str, Dimension, list[Select[Any]]]]
                     ) -> dict[str, dict[str, Any]]:
@@ -709,7 +1069,7 @@ class Search:
         ranges in the order asked, dimensions without labels left out."""
         found: dict[int, dict[str, int]] = {}
         for dim, lab, n in rows:
-            found.setdefault(dim, {})[str(lab)] = int(n)
+            found.setdefault(dim, {})[str(lab)] = int(n or 0)
         out: dict[str, dict[str, Any]] = {}
         for i, (key, d, _) in enumerate(dims):
             counts = found.get(i, {})
@@ -741,8 +1101,9 @@ class Search:
             owner = ent.name.lower()
             for d in f.dimensions or tuple(Dimension(d) for d in SPARSE.get(
                     ent.name if ent.name in TEXT_FIELDS else owner, ())):
+                # the entity's own rows, each reaching one label: counted once each
                 dims.append((f"{f.target}.{d.name}", d,
-                             self._count(c, c.c.id, conds, c, ent.name, d, f.target,
+                             self._count(c, Tally(), conds, c, ent.name, d, f.target,
                                          {ent.name})))
         return self._run_counts(dims)
 
@@ -771,6 +1132,24 @@ class Search:
         if entity == "Datafile" and path == ("fileCount",):
             return literal(1), frm, conds
         return cur.c[path[-1]], frm, conds
+
+    def _readable_row(self, alias: Any, entity: str) -> list[ColumnElement[bool]]:
+        """[``alias``'s row is readable], checked for each row the statement joins (a
+        datafile's parameters found) rather than planned as a join with every row of the
+        catalogue the rules admit, which PostgreSQL does with a rule in a WHERE clause
+        (a hash of 800,000 readable datafiles to check 2,000 parameters)."""
+        row = _keyed(self.tables[entity])
+        cond = self.work.readable_condition(entity, row.c.id)
+        if cond is None:
+            return []
+
+        def swap(element: Any, **kw: Any) -> Any:
+            if isinstance(element, ColumnClause) and element.table is row:
+                return alias.c[element.key]
+            return None
+
+        swapped: ColumnElement[bool] = replacement_traverse(cond, {}, swap)
+        return [PerRow(swapped)]
 
     def _readable(self, alias: Any, entity: str) -> list[ColumnElement[bool]]:
         """[alias's row is readable], or [] when every row of ``entity`` is."""
@@ -804,6 +1183,44 @@ def _boolean(node: lucene.Node, leaf: Callable[[lucene.Leaf], ColumnElement[bool
     if node.must_not:
         cond = and_(cond, not_(or_(*(_boolean(n, leaf) for n in node.must_not))))
     return cond
+
+
+def _constant(expr: ColumnElement[Any]) -> bool:
+    """Whether ``expr`` is the same for every row (it reads no column)."""
+    return not any(isinstance(e, ColumnClause) for e in iterate(expr))
+
+
+def _order(keys: Sequence[tuple[str, ColumnElement[Any], bool]]) -> list[Any]:
+    """ORDER BY terms of ``keys``, leaving out those the same for every row (an index
+    in the order of the rest can then give the rows in order)."""
+    return [k[1].desc() if k[2] else k[1].asc() for k in keys if not _constant(k[1])]
+
+
+#: An alias of each target's table of this module's own (see Search._readable_by_key); the
+#: same for every search, so the authorizer's cache of conditions keeps one per rule set.
+_KEYED: dict[int, FromClause] = {}
+
+
+def _keyed(t: Table) -> Any:
+    alias = _KEYED.get(id(t))
+    if alias is None or alias.element is not t:  # type: ignore[attr-defined]
+        alias = _KEYED[id(t)] = t.alias(f"{t.name}_ROW")
+    return alias
+
+
+def _everything(d: Dimension) -> bool:
+    """Whether ``d`` counts every row found: ranges of ids without bounds."""
+    return d.name == "id" and bool(d.ranges) and all(r.low is None and r.high is None
+                                                     for r in d.ranges)
+
+
+def _steps(entity: str, path: Sequence[str]) -> list[tuple[str, str]]:
+    """(entity, relation) of each step of ``path`` from ``entity``."""
+    out = []
+    for step in path:
+        out.append((entity, step))
+        entity = SCHEMA.entities[entity].fields[step].type
+    return out
 
 
 def _entity_at(entity: str, path: Sequence[str]) -> str:

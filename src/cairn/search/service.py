@@ -77,7 +77,12 @@ class SearchService:
     def search_documents(self, sid: str | None, query: str | None,
                          search_after: str | None = None, min_count: str | None = None,
                          max_count: str | None = None, sort: str | None = None,
-                         restrict: bool = False) -> dict[str, Any]:
+                         restrict: bool = False, *, rank_limit: int | None = None
+                         ) -> dict[str, Any]:
+        """A page of documents (``/icat/search/documents``). ``rank_limit`` (the portal's,
+        never REST's): when more documents than that would be scored for relevance, the
+        page is in id order instead, as a search without words is, and the answer says
+        ``"unranked": true``."""
         if query is None:
             raise bad_parameter("query is not set")
         req = parse_query(query)
@@ -95,7 +100,8 @@ class SearchService:
             if limit > work.max_entities:
                 raise IcatError(ErrorType.VALIDATION,
                                 f"attempt to return more than {work.max_entities} entities")
-            s = Search(work, self.index, self.units, req, max_labels=self.max_labels)
+            s = Search(work, self.index, self.units, req, max_labels=self.max_labels,
+                       rank_limit=rank_limit)
             dims: dict[str, Any] = {}
             if req.facets:
                 hits, dims = s.page_and_facets(order, after, limit + 1, req.facets)
@@ -117,7 +123,25 @@ class SearchService:
             out["results"] = [
                 {"id": h.id, **({"score": h.score} if not order else {}),
                  "source": docs.get(h.id, {})} for h in hits]
+            if s.unranked:
+                out["unranked"] = True
             return out
+
+    def facets(self, sid: str | None, query: str | None, restrict: bool = False
+               ) -> dict[str, Any]:
+        """The ``dimensions`` of a search's ``facets`` over everything it finds, without a
+        page: what ``search_documents`` returns beside its page, for a caller that shows
+        the page first and the counts when they come (the portal)."""
+        if query is None:
+            raise bad_parameter("query is not set")
+        req = parse_query(query)
+        with self.catalogue.as_user(sid, read_only=True) as work:
+            if restrict and req.user is None:
+                req = _with_user(req, work.user)
+            self._indexed(req.target)
+            s = Search(work, self.index, self.units, req, max_labels=self.max_labels)
+            dims = s.facets(req.facets) if req.facets else {}
+        return {"dimensions": dims} if dims else {}
 
     def facet_documents(self, sid: str | None, query: str | None) -> dict[str, Any]:
         """Facets of the documents a ``filter`` selects (e.g. the parameter types of known
