@@ -117,6 +117,8 @@ def test_search_then_narrow_with_a_facet(page: Page, portal: Portal, facts: Fact
     # A facet value with its count, fewer than the results: ticking it must leave exactly
     # that many.
     counted = re.compile(r"\((\d[\d,]*)\)")
+    # the counts come after the page (search.js puts /search/facets in place)
+    expect(page.locator("[data-facets]")).to_have_count(0)
     boxes = page.get_by_role("group").get_by_role("checkbox")
     choice = None
     for i in range(boxes.count()):

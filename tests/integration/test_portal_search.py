@@ -2,6 +2,11 @@
 same person, counts facets as that endpoint does, narrows by facets, dates, parameters (in
 other units) and "my data", pages by keys, and says what is wrong instead of failing.
 
+The page is drawn from its hits; its counts (facet panels, the number found) come from
+/search/facets, which the page names and its script loads, or from the page itself with
+counts=1 (the "Show counts" link, without the script). The counts here are read from the
+fragment the page names, and checked to be those the page draws with counts=1.
+
 The demo catalogue is indexed as `cairn demo` loads it, so nothing here waits for an index.
 """
 
@@ -35,7 +40,10 @@ T = TABLES.entity
 
 _HIT = re.compile(r'<tr id="hit-(\d+)"')
 _NEXT = re.compile(r'<a href="([^"]+)" rel="next">')
-_HEADING = re.compile(r'<h2 id="results-heading">([\d,]+) ')
+# the number found: in the page's heading (counted), or in the fragment of its counts
+_HEADING = re.compile(r'(?:<h2 id="results-heading"><span id="results-count">|'
+                      r'<span data-fill="results-count">)([\d,]+) ')
+_COUNTS = re.compile(r'data-facets="([^"]+)"')
 _FACET = re.compile(
     r'<input id="f-[^"]+" type="checkbox" name="([^"]+)" value="([^"]*)" form="search"'
     r'( checked)?>\s*<label for="[^"]+">[^<]*(?:<span class="count">\(([\d,]+)\)</span>)?')
@@ -97,6 +105,17 @@ def total(html: str) -> int:
     found = _HEADING.search(html)
     assert found, "the page says how many were found"
     return int(found.group(1).replace(",", ""))
+
+
+def counts(b: Browser, page: httpx.Response) -> str:
+    """The counts of a search page: the fragment at the address the page names for its
+    script (``/search/facets?…``)."""
+    found = _COUNTS.search(page.text)
+    assert found, "the page names where its counts are"
+    r = b.get(unescape(found.group(1)))
+    assert r.status_code == 200, visible_text(r.text)[:300]
+    assert "data-facets-fragment" in r.text
+    return r.text
 
 
 def facets(html: str) -> dict[str, dict[str, int | None]]:
@@ -178,7 +197,8 @@ def test_words_find_what_rest_finds(srv: Server, browser_factory: Any, target: s
     expected, _ = rest_search(srv, rest_session(srv, user), {"target": target, "text": text})
     assert expected, "the demo uses the word"
     assert ids == expected  # the same documents, in the same (relevance) order
-    assert total(pages[0].text) == len(expected)
+    assert total(counts(b, pages[0])) == len(expected)
+    assert "unranked" not in pages[0].text  # a few hundred found: ranked
     # Each result links to its browse page and can go to the cart.
     kind = target.lower()
     page = pages[0].text
@@ -195,7 +215,9 @@ def test_facet_counts_are_rest_s_and_a_value_narrows(srv: Server, browser_factor
     b = signed_in(browser_factory, srv, user)
     sid = rest_session(srv, user)
     r = b.get(search_path(target="Dataset"))
-    shown = facets(r.text)
+    assert facets(r.text) == {}  # the page comes first; its counts after
+    counted = counts(b, r)
+    shown = facets(counted)
     _, dims = rest_search(srv, sid, {"target": "Dataset", "facets": [
         {"target": "Dataset", "dimensions": [{"dimension": "type.name"},
                                              {"dimension": "sample.type.name"}]},
@@ -205,15 +227,18 @@ def test_facet_counts_are_rest_s_and_a_value_narrows(srv: Server, browser_factor
     assert shown["sampleType"] == dims["Dataset.sample.type.name"]
     assert shown["instrument"] == dims["InvestigationInstrument.instrument.name"]
     assert shown["datasetParameter"] == dims["DatasetParameter.type.name"]
-    everything = total(r.text)
+    everything = total(counted)
     assert everything == sum(dims["Dataset.type.name"].values())
 
     # Ticking an instrument: exactly its datasets, as many as its count said.
     instrument, count = min(shown["instrument"].items(), key=lambda kv: kv[1] or 0)
     assert count is not None and 0 < count < everything
     ids, pages = walk(b, search_path(target="Dataset", instrument=instrument))
-    assert len(ids) == count == total(pages[0].text)
+    narrowed_counts = counts(b, pages[0])
+    assert len(ids) == count == total(narrowed_counts)
+    # the value ticked is in the form before the counts come, and after
     assert ticked(pages[0].text) == {"instrument": [instrument]}
+    assert ticked(narrowed_counts) == {"instrument": [instrument]}
     ds, ii, ins = (T[n] for n in ("Dataset", "InvestigationInstrument", "Instrument"))
     with srv.engine.connect() as conn:
         of_instrument = set(conn.scalars(
@@ -221,7 +246,7 @@ def test_facet_counts_are_rest_s_and_a_value_narrows(srv: Server, browser_factor
             .join(ins, ins.c.id == ii.c.instrument).where(ins.c.name == instrument)))
     assert set(ids) <= of_instrument
     # Facet counts now count the narrowed result.
-    assert sum(facets(pages[0].text)["datasetType"].values()) == count  # type: ignore[arg-type]
+    assert sum(facets(narrowed_counts)["datasetType"].values()) == count  # type: ignore[arg-type]
     # The ticked value has a link taking it away again.
     assert "Remove" in visible_text(pages[0].text)
 
@@ -243,13 +268,13 @@ def test_investigation_facets_match_the_search_s_own(srv: Server, browser_factor
     user = busiest_scientist(srv)
     b = signed_in(browser_factory, srv, user)
     r = b.get(search_path(text="diffraction OR calcite OR insulin"))
+    shown = facets(counts(b, r))
     _, dims = rest_search(srv, rest_session(srv, user), {
         "target": "Investigation", "text": "diffraction OR calcite OR insulin",
         "facets": [{"target": "Investigation", "dimensions": [{"dimension": "type.name"}]},
                    {"target": "Sample", "dimensions": [{"dimension": "type.name"}]},
                    {"target": "InvestigationParameter",
                     "dimensions": [{"dimension": "type.name"}]}]})
-    shown = facets(r.text)
     assert shown["investigationType"] == dims["Investigation.type.name"]
     assert shown["sampleType"] == dims["Sample.type.name"]
     assert shown["investigationParameter"] == dims["InvestigationParameter.type.name"]
@@ -272,9 +297,10 @@ def test_a_non_member_never_sees_a_private_investigation(srv: Server, browser_fa
     root = signed_in(browser_factory, srv, "simple/root")
     for target, text in searches:
         r = root.get(search_path(target=target, text=text))
-        assert total(r.text) == len(theirs[target])
+        counted = counts(root, r)
+        assert total(counted) == len(theirs[target])
         assert set(hits(r.text)) <= theirs[target] and hits(r.text)
-        assert facets(r.text), "root's page has facet counts"
+        assert facets(counted), "root's page has facet counts"
 
     # ... someone neither on it nor at its instruments sees none, and no counts of them.
     b = signed_in(browser_factory, srv, outsider)
@@ -282,8 +308,13 @@ def test_a_non_member_never_sees_a_private_investigation(srv: Server, browser_fa
     for target, text in searches:
         r = b.get(search_path(target=target, text=text))
         assert r.status_code == 200
-        assert hits(r.text) == [] and total(r.text) == 0
+        # nothing found: the page says so itself, with nothing left to count
+        assert hits(r.text) == [] and total(r.text) == 0 and not _COUNTS.search(r.text)
         assert facets(r.text) == {}
+        # and counting anyway counts nothing
+        f = b.get(search_path(target=target, text=text).replace("/search?",
+                                                                "/search/facets?"))
+        assert f.status_code == 200 and total(f.text) == 0 and facets(f.text) == {}
         assert rest_search(srv, sid, {"target": target, "text": text})[0] == []
     # A search over everything shows the outsider what REST shows them, never those rows.
     for target in ("Investigation", "Dataset"):
@@ -402,13 +433,17 @@ def test_paging_continues_without_duplicates(srv: Server, browser_factory: Any, 
     text = "calcite OR insulin" if target == "Datafile" else ""
     ids, pages = walk(b, search_path(target=target, text=text, sort=sort))
     assert len(pages) >= 3
-    assert len(ids) == len(set(ids)) == total(pages[0].text)
+    assert len(ids) == len(set(ids)) == total(counts(b, pages[0]))
     rest_sort = {"relevance": None, "name-asc": {"name": "asc"},
                  "date-desc": {"date": "desc"}, "size-asc": {"fileSize": "asc"}}[sort]
     query: dict[str, Any] = {"target": target}
     if text:
         query["text"] = text
-    assert ids == rest_search(srv, rest_session(srv, user), query, rest_sort)[0]
+    # REST pages the same way, its page and its facets in one answer
+    query["facets"] = [{"target": target, "dimensions": [
+        {"dimension": "id", "ranges": [{"key": "all"}]}]}]
+    expected, dims = rest_search(srv, rest_session(srv, user), query, rest_sort)
+    assert ids == expected and dims[f"{target}.id"] == {"all": len(ids)}
     # A later page is a link that works on its own (bookmarked, shared, reloaded).
     link = _NEXT.search(pages[1].text)
     assert link
@@ -418,6 +453,54 @@ def test_paging_continues_without_duplicates(srv: Server, browser_factory: Any, 
     assert params["target"] == [target] and "after" in params
     assert f"{len(hits(pages[0].text)) + len(hits(pages[1].text)) + 1}\u2013" in \
         visible_text(pages[2].text)
+
+
+@pytest.mark.parametrize("target", ["Datafile", "Dataset"])
+def test_counts_come_after_the_page_and_are_the_counted_page_s(
+        srv: Server, browser_factory: Any, target: str) -> None:
+    b = signed_in(browser_factory, srv, busiest_scientist(srv))
+    r = b.get(search_path(target=target, sort="name-asc"))
+    assert r.status_code == 200 and len(hits(r.text)) == 25
+    # The page: hits, no counts, the address of its counts and the script that loads them.
+    assert facets(r.text) == {} and not _HEADING.search(r.text)
+    assert '<script src="/portal/static/search.js" defer></script>' in r.text
+    fragment = counts(b, r)
+    found = total(fragment)
+    assert found > 25 and facets(fragment)
+    # Without the script: "Show counts" draws the same page, counted.
+    link = re.search(r'<a href="([^"]+)">Show counts</a>', r.text)
+    assert link
+    page = b.get(unescape(link.group(1)))
+    assert page.status_code == 200 and hits(page.text) == hits(r.text)
+    assert not _COUNTS.search(page.text) and "Show counts" not in page.text
+    assert total(page.text) == found and facets(page.text) == facets(fragment)
+    assert f"of {found:,}" in visible_text(page.text)
+    # ... and keeps counting on: the form and the next page carry counts=1.
+    assert '<input type="hidden" name="counts" value="1">' in page.text
+    following = _NEXT.search(page.text)
+    assert following and parse_qs(urlsplit(unescape(following.group(1))).query)["counts"] == ["1"]
+    # A value ticked is in the form from the start, counted when the counts come.
+    label = next(iter(facets(fragment)["format" if target == "Datafile" else "datasetType"]))
+    param = "format" if target == "Datafile" else "datasetType"
+    narrowed = b.get(search_path(target=target, **{param: label}))
+    assert ticked(narrowed.text) == {param: [label]}
+    assert facets(narrowed.text) == {param: {label: None}}
+    assert facets(counts(b, narrowed))[param][label] == total(counts(b, narrowed))
+
+
+def test_counts_need_a_session_and_a_search_that_parses(srv: Server, browser_factory: Any
+                                                        ) -> None:
+    anonymous: Browser = browser_factory(srv)
+    r = anonymous.get("/search/facets?target=Dataset&text=raw")
+    assert r.url.path == "/login"
+    b = signed_in(browser_factory, srv, busiest_scientist(srv))
+    r = b.get("/search/facets?" + str(httpx.QueryParams(target="Dataset", text='(raw AND "x')))
+    assert r.status_code == 400 and "could not be parsed" in visible_text(r.text)
+    assert "data-fill" not in r.text
+    # The script it is loaded by is Cairn's own, served beside the page's styles.
+    js = b.get("/portal/static/search.js")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    assert "data-facets" in js.text and "replaceChildren" in js.text
 
 
 def test_tabs_keep_the_search(srv: Server, browser_factory: Any) -> None:
@@ -476,6 +559,59 @@ def test_adding_a_result_to_the_cart_comes_back(srv: Server, browser_factory: An
     r = b.post("/cart/add", {"entityType": "Dataset", "entityId": first, "next": path})
     assert r.status_code == 200 and r.url.path == "/search"
     assert r.url.params["text"] == "raw" and hits(r.text)
+
+
+def test_the_page_ranks_only_what_it_can_rank_quickly(srv: Server) -> None:
+    """Ranking scores every document with the words before the first is known: the portal
+    asks the search service to rank at most RANK_LIMIT of them and otherwise shows the hits
+    in id order (saying so). REST always ranks. Here the service is called as the page
+    calls it, in this process, on the server's database and a session of the server, with
+    a limit the demo's file names pass."""
+    from cairn.config import SEARCHABLE, Settings
+    from cairn.search.service import SearchService
+    from cairn.startup import open_catalogue, open_database
+
+    settings = Settings(catalogue={"database": srv.db_url, "migrate": False,
+                                   "root_users": ["simple/root"]})
+    db = open_database(settings)
+    try:
+        service = SearchService(open_catalogue(settings, db), db, list(SEARCHABLE))
+        user = busiest_scientist(srv)
+        sid = rest_session(srv, user)
+        query = json.dumps({"target": "Datafile", "text": "scan*"})
+        # every file found, in id order (REST sorted by id: no ties to page through)
+        found, _ = rest_search(srv, sid, json.loads(query), {"id": "asc"})
+        assert len(found) > 100
+
+        def walk_service(limit: int | None) -> tuple[list[int], list[dict[str, Any]]]:
+            ids: list[int] = []
+            answers: list[dict[str, Any]] = []
+            after = None
+            while True:
+                out = service.search_documents(sid, query, after, None, "40",
+                                               rank_limit=limit)
+                answers.append(out)
+                ids += [x["id"] for x in out["results"]]
+                if "search_after" not in out:
+                    return ids, answers
+                after = json.dumps(out["search_after"])
+
+        # Over the limit: every document found, in id order, each once, and said so.
+        ids, answers = walk_service(100)
+        assert ids == found and all(a.get("unranked") for a in answers)
+        assert {x["score"] for a in answers for x in a["results"]} == {1.0}
+        # Within it: what REST answers, ranked (its first page: MariaDB's relevance of
+        # thousands of equal documents is not the same from one statement to the next,
+        # so walking them by score is not compared here).
+        first = service.search_documents(sid, query, None, None, "40", rank_limit=10**9)
+        r = srv.http.get("/icat/search/documents",
+                         params={"sessionId": sid, "query": query, "maxCount": "40"})
+        assert r.status_code == 200, r.text
+        assert [x["id"] for x in first["results"]] == [x["id"] for x in r.json()["results"]]
+        assert "unranked" not in first
+        assert {x["score"] for x in first["results"]} != {1.0}  # relevance
+    finally:
+        db.dispose()
 
 
 # -- a catalogue where datafiles are not indexed ------------------------------------------------

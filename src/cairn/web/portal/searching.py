@@ -15,6 +15,13 @@
 The page calls the same :class:`~cairn.search.service.SearchService` as
 ``/icat/search/documents``, in-process and as the visitor, so it finds exactly what that
 endpoint finds for them, and its facets count the whole authorized result.
+
+The page is drawn from its hits alone: exact counts over a million files take longer than a
+page of them. The facet panels and the number found come from ``/search/facets`` (the same
+query parameters), an HTML fragment the page's script (``search.js``) puts in place; without
+the script, a "Show counts" link asks for the page again with ``counts=1``, which counts
+before drawing. Where more documents than :data:`RANK_LIMIT` would have to be scored for
+relevance, the page shows them in the order they were catalogued instead, and says so.
 """
 
 from __future__ import annotations
@@ -49,6 +56,11 @@ FACET_SHOWN = 8
 
 #: Parameter rows a page can carry.
 MAX_PARAMETER_ROWS = 10
+
+#: Documents the page ranks by relevance at most: every one is scored before the first page
+#: is known (about a microsecond each on SQLite). More are shown in id order, and the page
+#: says so; ``/icat/search/documents`` always ranks.
+RANK_LIMIT = 20_000
 
 #: The sort options: (label, the search's sort, or None for relevance).
 SORTS: dict[str, tuple[str, dict[str, str] | None]] = {
@@ -204,6 +216,7 @@ class Criteria:
     parameters: tuple[ParameterRow, ...] = ()
     after: str = ""
     shown: int = 0
+    counts: bool = False  # count before drawing (the page without its script)
 
     @classmethod
     def read(cls, args: Any) -> Criteria:
@@ -234,7 +247,8 @@ class Criteria:
                    date_to=(args.get("to") or "").strip(),
                    chosen={p: v for p, v in chosen.items() if v},
                    parameters=tuple(rows[:MAX_PARAMETER_ROWS]),
-                   after=args.get("after") or "", shown=shown)
+                   after=args.get("after") or "", shown=shown,
+                   counts=args.get("counts") == "1")
 
     # -- links ------------------------------------------------------------------------------
 
@@ -258,7 +272,18 @@ class Criteria:
                         ("pmax", p.high), ("punits", p.units)))
         if paging and self.after:
             out.extend((("after", self.after), ("shown", str(self.shown))))
+        if self.counts:
+            out.append(("counts", "1"))
         return out
+
+    def facets_link(self) -> str:
+        """``/search/facets?…``: the counts of this search (the page's script loads it)."""
+        return "/search/facets?" + urlencode(replace(self, counts=False).pairs())
+
+    def counts_link(self) -> str:
+        """This page again, with its counts drawn in (the link shown without the script);
+        the links and the form of that page keep counting."""
+        return "/search?" + urlencode(replace(self, counts=True).pairs(paging=True))
 
     def link(self, **changes: Any) -> str:
         """``/search?…`` for this search with ``changes`` (fields of this class) applied, on
@@ -448,57 +473,114 @@ def unknown_units(criteria: Criteria, types: Iterable[tuple[str, str]],
             and not known(p.units) and p.units not in recorded]
 
 
-def search_page(call: Call) -> Response:
-    """Free-text search: the tabs, the facets and a page of results."""
-    criteria = Criteria.read(call.args)
-    service = call.cairn.search
-    zone: ZoneInfo = call.cairn.catalogue.zone
-    context: dict[str, Any] = {
+def _plain(criteria: Criteria, service: Any) -> dict[str, Any]:
+    """What every search page shows, whatever was found."""
+    return {
         "criteria": criteria, "plural": PLURAL, "singular": SINGULAR, "sorts": SORTS,
         "tabs": [(t, criteria.link(target=t)) for t in TARGETS],
         "indexed": set(service.index.docs) if service is not None else set(),
         "enabled": service is not None, "panels": [], "active": [], "results": [],
-        "total": None, "next_link": None, "first_link": None, "error": None,
-        "problem": None, "warnings": [], "parameter_types": [], "units": []}
+        "total": None, "counted": False, "unranked": False, "rank_limit": RANK_LIMIT,
+        "next_link": None, "first_link": None, "error": None, "problem": None,
+        "warnings": [], "parameter_types": [], "units": []}
+
+
+def _problem(criteria: Criteria, service: Any) -> str | None:
+    """Why this search can't run here, said on the page (not an error)."""
     if service is None:
-        context["problem"] = ("Free-text search is switched off on this catalogue. "
-                              "Browse the catalogue instead.")
-        return call.render("portal/search.html", **context)
+        return ("Free-text search is switched off on this catalogue. "
+                "Browse the catalogue instead.")
     if criteria.target not in service.index.docs:
-        context["problem"] = (f"{PLURAL[criteria.target].capitalize()} are not indexed for "
-                              "free-text search on this catalogue: search another tab, or "
-                              "browse the catalogue instead.")
+        return (f"{PLURAL[criteria.target].capitalize()} are not indexed for free-text search "
+                "on this catalogue: search another tab, or browse the catalogue instead.")
+    return None
+
+
+def _count(call: Call, criteria: Criteria, service: Any, zone: ZoneInfo
+           ) -> tuple[dict[str, dict[str, int]], int | None]:
+    """The facet counts of the whole result, and the number found."""
+    assert call.visitor is not None
+    found = service.facets(call.sid, json.dumps(criteria.query(call.visitor.user, zone)))
+    dimensions: dict[str, dict[str, int]] = found.get("dimensions", {})
+    total = dimensions.pop(f"{criteria.target}.id", {}).get(TOTAL)
+    return dimensions, total
+
+
+def _mistake(e: Exception) -> str | None:
+    """The message of something the visitor typed wrong; None for anything else."""
+    if isinstance(e, Mistake):
+        return str(e)
+    if isinstance(e, IcatError) and e.type in (ErrorType.BAD_PARAMETER, ErrorType.VALIDATION):
+        return e.message
+    return None
+
+
+def search_page(call: Call) -> Response:
+    """Free-text search: the tabs, a page of results, and the facets (counted here with
+    ``counts=1``, else by ``/search/facets`` when the page's script asks)."""
+    criteria = Criteria.read(call.args)
+    service = call.cairn.search
+    zone: ZoneInfo = call.cairn.catalogue.zone
+    context = _plain(criteria, service)
+    context["problem"] = _problem(criteria, service)
+    if context["problem"]:
         return call.render("portal/search.html", **context)
     assert call.visitor is not None
     types = parameter_types(call, criteria.target)
     context.update(parameter_types=types, units=_units(types),
                    warnings=unknown_units(criteria, types, service.units.known))
+    counted = criteria.counts
     try:
-        query = criteria.query(call.visitor.user, zone)
+        query = criteria.query(call.visitor.user, zone, facets=False)
         sort = SORTS[criteria.sort][1]
         found = service.search_documents(
             call.sid, json.dumps(query), criteria.after or None, None, str(PAGE_SIZE),
-            json.dumps(sort) if sort else None)
+            json.dumps(sort) if sort else None, rank_limit=RANK_LIMIT)
+        dimensions, total = _count(call, criteria, service, zone) if counted else ({}, None)
     except (Mistake, IcatError) as e:
-        if isinstance(e, IcatError) and e.type not in (ErrorType.BAD_PARAMETER,
-                                                       ErrorType.VALIDATION):
+        message = _mistake(e)
+        if message is None:
             raise
         # the form as it was sent (ticked values kept), the message next to the box
-        context.update(error=e.message if isinstance(e, IcatError) else str(e),
-                       **_facets(criteria, {}))
+        context.update(error=message, **_facets(criteria, {}))
         return call.render("portal/search.html", status=400, **context)
-    dimensions: dict[str, dict[str, int]] = found.get("dimensions", {})
-    total = dimensions.pop(f"{criteria.target}.id", {}).get(TOTAL)
     results = [result_row(criteria.target, h, zone) for h in found.get("results", [])]
     after = found.get("search_after")
+    if not results and not criteria.after:
+        total, counted = 0, True  # nothing found: nothing to count
     context.update(
-        **_facets(criteria, dimensions), results=results, total=total,
+        # without counts, the panels hold the values ticked (the form keeps them)
+        **_facets(criteria, dimensions), results=results, total=total, counted=counted,
+        unranked=bool(found.get("unranked")),
         next_link=(criteria.link(after=json.dumps(after, separators=(",", ":")),
                                  shown=criteria.shown + len(results)) if after else None),
         first_link=criteria.link() if criteria.after else None)
     return call.render("portal/search.html", **context)
 
 
+def facets_fragment(call: Call) -> Response:
+    """``/search/facets``: the facet panels and the number found of a search (the query
+    parameters of ``/search``), as a fragment of HTML for the search page's script."""
+    criteria = Criteria.read(call.args)
+    service = call.cairn.search
+    zone: ZoneInfo = call.cairn.catalogue.zone
+    context = _plain(criteria, service)
+    context["error"] = _problem(criteria, service)
+    if context["error"]:
+        return call.render("portal/search_facets.html", status=404, **context)
+    try:
+        dimensions, total = _count(call, criteria, service, zone)
+    except (Mistake, IcatError) as e:
+        message = _mistake(e)
+        if message is None:
+            raise
+        context["error"] = message
+        return call.render("portal/search_facets.html", status=400, **context)
+    context.update(**_facets(criteria, dimensions), total=total, counted=True)
+    return call.render("portal/search_facets.html", **context)
+
+
 def routes() -> list[BaseRoute]:
-    return [Route("/search", pages.page(search_page), methods=["GET"])]
+    return [Route("/search", pages.page(search_page), methods=["GET"]),
+            Route("/search/facets", pages.page(facets_fragment), methods=["GET"])]
 
