@@ -100,6 +100,8 @@ PORTAL_PAGES = (
     ("df-titanium", {"target": "Datafile", "text": "titanium"}),
     ("df-calib*", {"target": "Datafile", "text": "calib*"}),
     ("df-all-by-name", {"target": "Datafile", "sort": "name-asc"}),
+    ("df-calib*-by-name", {"target": "Datafile", "text": "calib*", "sort": "name-asc"}),
+    ("df-all-newest", {"target": "Datafile", "sort": "date-desc"}),
     ("ds-all", {"target": "Dataset"}),
     ("ds-titanium", {"target": "Dataset", "text": "titanium"}),
     ("inv-all", {"target": "Investigation"}),
@@ -476,7 +478,7 @@ def portal(root: Client, user: Client, args: argparse.Namespace
 
 def report_portal(results: list[tuple[str, str, Timing]], repeat: int) -> tuple[int, int]:
     """Print the portal table; (pages, pages within the target)."""
-    head = (f"{'search':<16}{'request':<13}{'rows':>7}{'found root':>12}{'found user':>12}"
+    head = (f"{'search':<19}{'request':<13}{'rows':>7}{'found root':>12}{'found user':>12}"
             f"{'root p50':>10}{'user p50':>10}{'ratio':>7}  p50<=100ms")
     print(f"\n2b. portal search pages (median of {repeat}, ms): the page, its counts "
           f"(/search/facets), and the baseline: the same search with the page's facets over "
@@ -484,7 +486,7 @@ def report_portal(results: list[tuple[str, str, Timing]], repeat: int) -> tuple[
     n = fast = 0
     for label, what, t in results:
         if t.error:
-            print(f"{label:<16}{what:<13}FAILED: {t.error[:300]}")
+            print(f"{label:<19}{what:<13}FAILED: {t.error[:300]}")
             n += what == "page"
             continue
         r_med, u_med = statistics.median(t.root), statistics.median(t.user)
@@ -496,7 +498,7 @@ def report_portal(results: list[tuple[str, str, Timing]], repeat: int) -> tuple[
             judged = f"  {'yes' if ok else 'NO':>10}"
         rows = "-" if what == "counts" else f"{t.results[1]}"
         found = ("-", "-") if what == "page" else (f"{t.matched[0]:,}", f"{t.matched[1]:,}")
-        print(f"{label:<16}{what:<13}{rows:>7}{found[0]:>12}{found[1]:>12}{r_med * 1000:>10.1f}"
+        print(f"{label:<19}{what:<13}{rows:>7}{found[0]:>12}{found[1]:>12}{r_med * 1000:>10.1f}"
               f"{u_med * 1000:>10.1f}{u_med / r_med:>7.2f}{judged}")
     return n, fast
 

@@ -425,7 +425,8 @@ def test_a_parameter_range_in_other_units(srv: Server, browser_factory: Any) -> 
 
 
 @pytest.mark.parametrize("target,sort", [("Datafile", "relevance"), ("Datafile", "name-asc"),
-                                         ("Dataset", "date-desc"), ("Dataset", "size-asc")])
+                                         ("Datafile", "date-desc"), ("Dataset", "date-desc"),
+                                         ("Dataset", "size-asc")])
 def test_paging_continues_without_duplicates(srv: Server, browser_factory: Any, target: str,
                                              sort: str) -> None:
     user = busiest_scientist(srv)
