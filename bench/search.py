@@ -97,6 +97,7 @@ PARAMETERS = {"Investigation": "InvestigationParameter", "Dataset": "DatasetPara
 PORTAL_PAGES = (
     ("df-all", {"target": "Datafile"}),
     ("df-scan*", {"target": "Datafile", "text": "scan*"}),
+    ("df-scan", {"target": "Datafile", "text": "scan"}),
     ("df-titanium", {"target": "Datafile", "text": "titanium"}),
     ("df-calib*", {"target": "Datafile", "text": "calib*"}),
     ("df-all-by-name", {"target": "Datafile", "sort": "name-asc"}),

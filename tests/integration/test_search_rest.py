@@ -265,6 +265,18 @@ def test_score_present_without_sort_absent_with_sort(cat: Catalogue) -> None:
     assert all("score" in x for x in empty)
 
 
+def test_a_lone_wildcard_term_scores_every_match_alike(cat: Catalogue) -> None:
+    # Lucene rewrites wildcard and prefix queries to a constant score: ties, in id order,
+    # however often or in how long a text the pattern matches
+    for words in ("oliv*", "o?ivine"):
+        res = cat.ok({"target": "Investigation", "text": words})["results"]
+        assert [x["id"] for x in res] == sorted(cat.inv("A", "D")), words
+        assert len({x["score"] for x in res}) == 1, res
+    # with a word beside it, the word ranks: A says olivine twice, D once
+    res = cat.ok({"target": "Investigation", "text": "olivine calc*"})["results"]
+    assert [x["id"] for x in res][:2] == cat.inv("A", "D")
+
+
 def test_results_without_text_are_scored_too(cat: Catalogue) -> None:
     res = cat.ok({"target": "Investigation"})["results"]
     assert [x["id"] for x in res] == cat.inv("A", "B", "C", "D")  # equal scores: by id

@@ -380,7 +380,11 @@ class Search:
 
     def _collect_positive(self, node: lucene.Node, negated: bool) -> None:
         if isinstance(node, lucene.Leaf):
-            if not negated:
+            # a lone wildcard term (calib*, sc?n) scores the same in every document it
+            # matches, as Lucene's constant-score rewrite of wildcard and prefix queries
+            # has it: ranking by it would only sort ties
+            wild = len(node.parts) == 1 and any(c in node.parts[0] for c in "*?")
+            if not negated and not wild:
                 self.positive.append(node)
         elif isinstance(node, lucene.Bool):
             for n in (*node.must, *node.should):
