@@ -18,23 +18,18 @@ declare.
 
 from __future__ import annotations
 
-import warnings
-
 from sqlalchemy import Connection, Index, inspect
 
 from cairn.db.tables import TABLES, Tables
 
 
 def _leading(conn: Connection, table: str) -> set[str]:
-    """Upper-case first columns of every index, unique key and primary key of ``table``
-    (an index on an expression, which SQLAlchemy does not reflect, leads with none)."""
+    """Upper-case first columns of every index, unique key and primary key of ``table``."""
     found = inspect(conn)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression")
-        firsts: list[object] = [next(iter(i["column_names"]), None)
-                                for i in found.get_indexes(table)]
-        firsts += [next(iter(u["column_names"]), None)
-                   for u in found.get_unique_constraints(table)]
+    firsts: list[object] = [next(iter(i["column_names"]), None)
+                            for i in found.get_indexes(table)]
+    firsts += [next(iter(u["column_names"]), None)
+               for u in found.get_unique_constraints(table)]
     firsts.append(next(iter(found.get_pk_constraint(table).get("constrained_columns", [])),
                        None))
     return {str(c).upper() for c in firsts if c is not None}

@@ -533,8 +533,6 @@ class Search:
     def date_expr(self, t: Any = None) -> ColumnElement[Any]:
         t = self.t if t is None else t
         if self.target == "Datafile":
-            # as IDX_CAIRN_DATAFILE_DATE (migration cairn_0009) has it, so a page by date
-            # reads that index
             return func.coalesce(t.c.datafileModTime, t.c.datafileCreateTime, t.c.modTime)
         return func.coalesce(t.c.startDate, t.c.createTime)
 
@@ -796,12 +794,9 @@ class Search:
 
     def _indexed_order(self, sort: list[tuple[str, bool]]) -> bool:
         """Whether an index of the target gives the page's order (cairn_0009: files by
-        name or by date): when many may match, the page then reads about a page of rows
-        of that index, each checked alone; a few are sorted faster."""
-        if self.target != "Datafile" or len(sort) != 1:
-            return False
-        field = sort[0][0]
-        return field == "name" or (field == "date" and self.work.db.dialect != "mysql")
+        name): when many may match, the page then reads about a page of rows of that
+        index, each checked alone; a few are sorted faster."""
+        return self.target == "Datafile" and [f for f, _ in sort] == ["name"]
 
     def _driving(self) -> tuple[Any, ColumnElement[bool]] | None:
         """For a page in id order on SQLite: the documents of the only word asked (and the
