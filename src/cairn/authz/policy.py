@@ -14,7 +14,9 @@ ORed inside it, cheapest first; so "may the user see this datafile" under the th
 a typical facility is a handful of primary-key and index lookups. The same predicate restricts
 a search (pushed into its WHERE, so LIMIT, ORDER BY and COUNT stay exact), filters INCLUDEd
 objects in batches, and checks single objects. An unrestricted rule (no WHERE) needs no
-predicate at all.
+predicate at all. A search reading a whole table (``SELECT COUNT(o) FROM Datafile o``) gets the
+same rules as sets of readable related ids instead, computed once rather than per row, where
+the backend gains from it (:data:`SET_SHAPE_DIALECTS`).
 
 Predicates are built once per exposed id column and set of rules and shared by every caller;
 ``:user`` and the clock stay parameters, which whoever runs a statement holding a predicate
@@ -36,9 +38,18 @@ from typing import Any
 
 from sqlalchemy import Connection, exists, false, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Join
 
 from cairn.authz.access import Access
-from cairn.authz.rules import ROW, AnchoredRule, RuleMeaning, anchor, compile_rule, interpret
+from cairn.authz.rules import (
+    ROW,
+    AnchoredRule,
+    RuleMeaning,
+    anchor,
+    as_one_set,
+    compile_rule,
+    interpret,
+)
 from cairn.cache import Lru
 from cairn.db.engine import Database
 from cairn.db.fastread import rows_keyed
@@ -51,6 +62,22 @@ log = logging.getLogger(__name__)
 
 #: Entities whose change can change somebody's permissions.
 AUTHZ_ENTITIES = frozenset({"Rule", "Grouping", "UserGroup", "PublicStep", "User"})
+
+#: Backends whose whole-table reads get the rules as sets of readable related ids
+#: (``predicate``, :func:`cairn.authz.rules.as_one_set`), measured counting ten million
+#: datafiles (docs/performance.md, "Facility scale"): PostgreSQL hashes the set once and
+#: scans in parallel (a correlated sub-plan forbids workers), 2.0-2.3 x root instead of
+#: 4.8-5.0 x; SQLite probes an index it builds once, 2.6-4.7 x instead of 24-42 x. MariaDB
+#: gains nothing (1.8-2.3 x either way) and keeps the correlated form.
+SET_SHAPE_DIALECTS = frozenset({"postgresql", "sqlite"})
+
+
+def reads_whole_table(q: CompiledQuery) -> bool:
+    """An aggregate over every row of one entity (``SELECT COUNT(o) FROM Datafile o``): no
+    join, no condition, no grouping, so nothing narrows the rows authorization must check."""
+    return (q.aggregate and not q.where and not q.group_by and q.having is None
+            and len(q.froms) == 1 and not isinstance(q.froms[0], Join))
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -91,7 +118,8 @@ class Authorizer:
                                                     AnchoredRule | None]] = {}
         # (bean, id column, rules) -> predicate with :user and the clock unbound (the id
         # column is kept with it: the key holds its id(), valid while the column lives).
-        # One per compiled query and rule set, ~200 kB each: bounded (docs/security.md).
+        # One per exposed id column and rule set, ~200 kB each: bounded (docs/security.md).
+        # Searches of one shape share it, as their columns are the same pooled alias's.
         self._predicates: Lru[tuple[Any, ...], tuple[ColumnElement[bool],
                                                      ColumnElement[Any]]] = \
             Lru(256, "authz.predicates")
@@ -185,9 +213,14 @@ class Authorizer:
         return out
 
     def predicate(self, caller: Caller, access: Access, bean: str,
-                  id_column: ColumnElement[Any], attribute: str | None = None
-                  ) -> ColumnElement[bool] | None:
-        """SQL condition on ``id_column`` meaning "user may <access> it"; None = no limit."""
+                  id_column: ColumnElement[Any], attribute: str | None = None,
+                  whole_table: bool = False) -> ColumnElement[bool] | None:
+        """SQL condition on ``id_column`` meaning "user may <access> it"; None = no limit.
+
+        ``whole_table``: the statement reads every row of the table (a count with no other
+        condition), so the rules are written as sets of readable related ids where the
+        backend gains from it (:data:`SET_SHAPE_DIALECTS`, :func:`cairn.authz.rules.as_one_set`,
+        :meth:`cairn.authz.rules.AnchoredRule.as_set`); the rows are the same."""
         if self.is_root(caller.user):
             return None
         if access == Access.READ and attribute is None \
@@ -202,22 +235,24 @@ class Authorizer:
         # values into a copy would cost more than running most portal queries. Instead
         # ``:user`` and the clock stay parameters, given when a statement runs
         # (``caller.params``); a statement run without them fails, never leaks.
-        key = (bean, id(id_column), *(id(r.query) for r in rules))
+        sets = whole_table and self.db.engine.dialect.name in SET_SHAPE_DIALECTS
+        key = (bean, id(id_column), sets, *(id(r.query) for r in rules))
         hit = self._predicates.get(key)
         if hit is None:
-            hit = (self._condition(bean, id_column, rules), id_column)
+            hit = (self._condition(bean, id_column, rules, sets), id_column)
             self._predicates.put(key, hit)
         return hit[0]
 
-    def _condition(self, bean: str, id_column: ColumnElement[Any], rules: list[Rule]
-                   ) -> ColumnElement[bool]:
+    def _condition(self, bean: str, id_column: ColumnElement[Any], rules: list[Rule],
+                   sets: bool = False) -> ColumnElement[bool]:
         """Any of ``rules`` selects the ``bean`` whose id is ``id_column``.
 
         Each rule becomes a condition on that row (correlated through its foreign keys, no
         second copy of its table matched by id), and rules reaching the same related rows
         (``x.dataset.investigation``) share one ``EXISTS`` over those joins, so a row is
         checked with a few index lookups however many rules there are. The cheapest
-        conditions come first (SQLite tries OR terms in order).
+        conditions come first (SQLite tries OR terms in order). ``sets``: the rules' own
+        joins as sets of the related row's ids, not correlated to it (whole-table reads).
         """
         compiler = queries_for(self.db).compiler
         groups: dict[frozenset[str], list[AnchoredRule]] = {}
@@ -229,9 +264,14 @@ class Authorizer:
                 groups.setdefault(r.anchored.key, []).append(r.anchored)
         anchored = []
         for members in sorted(groups.values(), key=lambda m: len(m[0].shared)):
-            alternatives = sorted((a.alternative for a in members), key=lambda a: len(a.from_))
-            rc = compiler.row_condition(SCHEMA.entities[bean], id_column, ROW,
-                                        members[0].shared, alternatives)
+            ordered = sorted(members, key=lambda a: len(a.alternative.from_))
+            one = as_one_set(ordered) if sets else None
+            if one is not None:
+                rc = compiler.row_condition(SCHEMA.entities[bean], id_column, ROW, (), [one])
+            else:
+                alternatives = [a.as_set() if sets else a.alternative for a in ordered]
+                rc = compiler.row_condition(SCHEMA.entities[bean], id_column, ROW,
+                                            members[0].shared, alternatives)
             anchored.append(rc.sql)
         parts[:0] = anchored
         return or_(*parts) if len(parts) > 1 else parts[0]
@@ -280,8 +320,12 @@ class Authorizer:
 
     # -- search and INCLUDE -----------------------------------------------------------------
 
-    def search_restriction(self, caller: Caller) -> SearchRestriction:
-        return SearchRestriction(self, caller)
+    def search_restriction(self, caller: Caller, query: CompiledQuery | None = None
+                           ) -> SearchRestriction:
+        """The restriction of a search for ``caller``; given the ``query``, its predicates
+        take the shape that suits it (:func:`reads_whole_table`)."""
+        return SearchRestriction(self, caller,
+                                 whole_table=query is not None and reads_whole_table(query))
 
     def free_step(self, conn: Connection, origin: str, field_name: str, target: str) -> bool:
         """An INCLUDE step needing no check: into a public table, or a PublicStep."""
@@ -296,13 +340,15 @@ class SearchRestriction:
     answer is icat.server's no-permission result.
     """
 
-    def __init__(self, authz: Authorizer, caller: Caller) -> None:
+    def __init__(self, authz: Authorizer, caller: Caller, whole_table: bool = False) -> None:
         self.authz = authz
         self.caller = caller
+        self.whole_table = whole_table
         self.denied = False
 
     def __call__(self, path: IdPath) -> ColumnElement[bool] | None:
-        pred = self.authz.predicate(self.caller, Access.READ, path.entity, path.column)
+        pred = self.authz.predicate(self.caller, Access.READ, path.entity, path.column,
+                                    whole_table=self.whole_table)
         if pred is not None and pred.compare(false()):
             self.denied = True
         return pred

@@ -10,13 +10,14 @@ compiles rules from ``what`` (through the same parser and compiler as every quer
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cairn.db.engine import Database
 from cairn.errors import IcatError, bad_parameter
 from cairn.query import ast, parse_query, to_text
-from cairn.query.compiler import Alternative, CompiledQuery
+from cairn.query.compiler import Alternative, CompiledQuery, walk
 from cairn.query.execute import queries_for
 from cairn.schema import SCHEMA, Entity
 
@@ -101,10 +102,108 @@ class AnchoredRule:
 
     shared: tuple[ast.FromJoin, ...]
     alternative: Alternative
+    types: tuple[tuple[str, str], ...] = ()  # canonical name -> its entity's name
 
     @property
     def key(self) -> frozenset[str]:
         return frozenset(j.var for j in self.shared)
+
+    def as_set(self) -> Alternative:
+        """The alternative as a set of ids, not a condition correlated to the row.
+
+        ``JOIN i.investigationUsers iu_ JOIN iu_.user u_ WHERE u_.name = :user`` on the row's
+        investigation ``i`` becomes ``i IN (SELECT i2 FROM Investigation i2 JOIN
+        i2.investigationUsers iu_ ... WHERE ...)``: the same rows, but a statement whose rule
+        sub-selects do not refer to the row lets PostgreSQL hash each set once and scan in
+        parallel (a correlated sub-plan forbids parallel workers), which is what counting a
+        whole table needs; a page of a few rows is cheaper with the correlated form. Only an
+        alternative reaching exactly one of the row's related rows (not the row itself:
+        its table's ids would be hashed whole) through joins of its own is rewritten; any
+        other is returned as it is.
+        """
+        alt = self.alternative
+        if not alt.from_:
+            return alt  # a condition on the row or its related rows alone: no sub-select
+        nodes = [n for root in (*alt.from_, alt.where) if root is not None
+                 for n in walk(root, into_subqueries=True)]
+        used = {n.var for n in nodes if isinstance(n, ast.Path)}
+        declared = {n.var for n in nodes if isinstance(n, ast.FromEntity | ast.FromJoin)}
+        outer = used & set(alt.names)
+        if len(outer) != 1 or declared & set(alt.names):
+            return alt
+        (var,) = outer
+        entity = dict(self.types).get(alt.names[var])
+        if entity is None or alt.names[var] == ROW:
+            return alt
+        fresh = _fresh(var, used | declared | set(alt.names))
+        sub = ast.Select(
+            items=(ast.Path(fresh),),
+            from_=(ast.FromEntity(entity, fresh),
+                   *(_renamed(item, var, fresh) for item in alt.from_)),
+            where=None if alt.where is None else _renamed(alt.where, var, fresh))
+        return Alternative({var: alt.names[var]}, (), ast.InSubquery(ast.Path(var), sub))
+
+
+def as_one_set(members: Sequence[AnchoredRule]) -> Alternative | None:
+    """Rules sharing their joins (one :attr:`AnchoredRule.key`) as one uncorrelated set of
+    the ids the row's first many-to-one field may hold, or None when they do not fit.
+
+    ``EXISTS (SELECT 1 FROM DATASET ds JOIN INVESTIGATION i ... WHERE ds.ID = x.DATASET_ID
+    AND (a OR b))`` becomes ``x.dataset IN (SELECT ds FROM Dataset ds JOIN ds.investigation i
+    WHERE a OR b)``, with ``a``, ``b`` the rules' own conditions as sets
+    (:meth:`AnchoredRule.as_set`): the same rows, as long as no rule tests the row itself.
+    A whole-table read then needs the readable datasets once, not a look-up per row.
+    """
+    shared = members[0].shared
+    firsts = [j for j in shared if j.path.var == ROW]
+    if len(firsts) != 1 or len(firsts[0].path.fields) != 1:
+        return None
+    first = firsts[0]
+    entity = dict(members[0].types).get(first.var)
+    if entity is None:
+        return None
+    conds: list[ast.Expr] = []
+    for rule in members:
+        alt = rule.as_set()
+        if alt.from_:
+            return None
+        if alt.where is None:  # the joins alone: every row reaching them qualifies
+            conds = []
+            break
+        where = alt.where
+        used = {n.var for n in walk(where, into_subqueries=True) if isinstance(n, ast.Path)}
+        for var in used & set(alt.names):
+            if alt.names[var] == ROW:
+                return None
+            where = _renamed(where, var, alt.names[var])
+        conds.append(where)
+    sub = ast.Select(items=(ast.Path(first.var),),
+                     from_=(ast.FromEntity(entity, first.var),
+                            *(j for j in shared if j is not first)),
+                     where=None if not conds else conds[0] if len(conds) == 1
+                     else ast.Or(tuple(conds)))
+    return Alternative({ROW: ROW}, (), ast.InSubquery(ast.Path(ROW, first.path.fields), sub))
+
+
+def _fresh(var: str, taken: set[str]) -> str:
+    n = 2
+    while f"{var}{n}" in taken:
+        n += 1
+    return f"{var}{n}"
+
+
+def _renamed(node: Any, old: str, new: str) -> Any:
+    """``node`` with the variable ``old`` called ``new`` (the caller made sure no sub-select
+    declares ``old`` again)."""
+    if isinstance(node, tuple):
+        return tuple(_renamed(n, old, new) for n in node)
+    if not dataclasses.is_dataclass(node) or isinstance(node, type):
+        return node
+    changes = {f.name: _renamed(getattr(node, f.name), old, new)
+               for f in dataclasses.fields(node)}
+    if isinstance(node, ast.Path | ast.FromEntity | ast.FromJoin) and node.var == old:
+        changes["var"] = new
+    return dataclasses.replace(node, **changes)
 
 
 def anchor(meaning: RuleMeaning) -> AnchoredRule | None:
@@ -134,7 +233,9 @@ def anchor(meaning: RuleMeaning) -> AnchoredRule | None:
                 shared[canonical] = ast.FromJoin(ast.Path(parent, item.path.fields), canonical)
                 continue
         rest.append(item)
-    return AnchoredRule(tuple(shared.values()), Alternative(names, tuple(rest), sel.where))
+    types = {name: entity[var].name for var, name in names.items()}
+    return AnchoredRule(tuple(shared.values()), Alternative(names, tuple(rest), sel.where),
+                        tuple(types.items()))
 
 
 def compile_rule(db: Database, meaning: RuleMeaning) -> CompiledQuery:

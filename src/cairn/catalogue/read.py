@@ -37,7 +37,7 @@ def search(work: Work, query: str, shape: Shape[Any] | None = None) -> list[Any]
     restrict = None
     if not work.root:
         assert work.authz is not None
-        restrict = work.authz.search_restriction(work)
+        restrict = work.authz.search_restriction(work, q)
         for ip in q.id_paths:
             restrict(ip)
         if restrict.denied:  # some selected entity is unreadable altogether

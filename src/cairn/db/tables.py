@@ -135,6 +135,12 @@ def _entity_table(entity: Entity, schema: Schema, metadata: MetaData,
         # Cairn's own: a search page of files sorted by name reads a page of this index
         # instead of sorting every matching file (cairn_0009)
         args.append(Index(ident("IDX_CAIRN_DATAFILE_NAME"), "name", "id"))
+    # Cairn's own, for parameter filters walking datasets in investigation order (cairn_0010)
+    if entity.name == "Dataset":
+        args.append(Index(ident("IDX_CAIRN_DATASET_INVESTIGATION"), "investigation", "id"))
+    if entity.name == "DatasetParameter":
+        args.append(Index(ident("IDX_CAIRN_DATASETPARAMETER_NUMERIC"), "dataset",
+                          "numericValue", postgresql_include=["type", "id"]))
     return Table(ident(t), metadata, *cols, *args)
 
 
