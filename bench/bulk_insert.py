@@ -21,6 +21,7 @@ baseline is the floor the database itself allows.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sqlite3
 import sys
@@ -162,7 +163,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp:
         url = args.database or f"sqlite:///{Path(tmp) / 'catalogue.db'}"
         shown = url.split("@")[-1] if args.database else url
-        print(f"cairn demo, scale {args.scale:g}, seed {args.seed}, into {shown}")
+        print(f"cairn demo, scale {args.scale:g}, seed {args.seed}, into {shown} "
+              f"({os.cpu_count()} CPUs, load average {_load()})")
         rows, files, seconds = run_cairn(url, args.scale, args.seed, args.verbose)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         cairn_rate = rows / seconds
@@ -181,7 +183,12 @@ def main() -> None:
         base_rate = rows / base_seconds
         print(f"  baseline: {rows:>10,} rows, {what}, bare table, in "
               f"{base_seconds:7.2f} s = {base_rate:>9,.0f} rows/s")
-        print(f"  ratio cairn/baseline: {cairn_rate / base_rate:.2f}")
+        print(f"  ratio cairn/baseline: {cairn_rate / base_rate:.2f} (load average {_load()})")
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages: on a shared machine, what the rates ran under."""
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ exactly as that benchmark times them (alternating, medians). The table printed l
 row per query and, per scale, root ms, user ms and user/root, so the growth of each query with
 the catalogue shows in one run; loading times and rates are printed as they happen.
 
+``--shapes N`` adds, per size, the count of every datafile in process, root against the user
+with the predicate correlated per row and as sets of readable datasets (both shapes of
+``cairn.authz``, whichever the backend uses in service), N times each, alternating.
+
 The databases are kept: a second run measures again without loading. On a machine shared
 with other work, compare ratios within a column and say the load (printed per scale).
 """
@@ -53,6 +57,8 @@ class Column:
     datafiles: int
     load: str
     results: dict[str, Timing]
+    shapes: dict[str, list[float]] | None = None
+    shapes_load: str = ""
 
 
 def ensure_database(url: str) -> None:
@@ -63,7 +69,8 @@ def ensure_database(url: str) -> None:
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         return
     name = u.database
-    admin_db = "postgres" if u.drivername.startswith("postgresql") else None
+    # A database that is always there (URL.set(database=None) keeps the old name).
+    admin_db = "postgres" if u.drivername.startswith("postgresql") else "mysql"
     engine = create_engine(u.set(database=admin_db), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
@@ -79,7 +86,7 @@ def ensure_database(url: str) -> None:
 
 
 def measure_scale(url: str, scale: float, repeat: int, warmup: int, timeout: float,
-                  only: list[str] | None) -> Column:
+                  only: list[str] | None, shapes: int = 0) -> Column:
     ensure_database(url)
     started = time.perf_counter()
     db = demo_database(url, scale)
@@ -103,7 +110,53 @@ def measure_scale(url: str, scale: float, repeat: int, warmup: int, timeout: flo
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     finally:
         stop(proc)
-    return Column(scale, files, load, results)
+    column = Column(scale, files, load, results)
+    if shapes:
+        column.shapes = count_shapes(url, shapes)
+        column.shapes_load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return column
+
+
+def count_shapes(url: str, repeat: int) -> dict[str, list[float]]:
+    """Seconds to count every datafile in process, as root and as the user with each shape
+    of the authorization predicate (rows: correlated per row; sets: the readable datasets
+    once, ``cairn.authz.rules.as_one_set``), alternating; the same statement Cairn runs for
+    ``SELECT COUNT(o) FROM Datafile o``, without HTTP."""
+    from sqlalchemy import func, select
+
+    from cairn.authz import Access, policy
+    from cairn.db.engine import Database
+    from cairn.query.execute import queries_for
+    from cairn.startup import catalogue_of
+
+    db = Database(url)
+    db.detect_ids()
+    saved = policy.SET_SHAPE_DIALECTS
+    policy.SET_SHAPE_DIALECTS = saved | {db.dialect}  # measure both wherever they are used
+    try:
+        c = catalogue_of(db)
+        q = queries_for(db).search("SELECT COUNT(o) FROM Datafile o")
+        col = q.id_paths[0].column
+        times: dict[str, list[float]] = {"root": [], "rows": [], "sets": []}
+        counts: dict[str, int] = {}
+        with c.as_user(c.sessions.create(f"db/{USER}"), read_only=True) as work:
+            preds = {"root": None,
+                     "rows": c.authz.predicate(work, Access.READ, "Datafile", col),
+                     "sets": c.authz.predicate(work, Access.READ, "Datafile", col,
+                                               whole_table=True)}
+            stmts = {k: select(func.count(col)) if p is None
+                     else select(func.count(col)).where(p) for k, p in preds.items()}
+            for i in range(repeat):
+                for k in (list(stmts) if i % 2 == 0 else list(reversed(stmts))):
+                    t = time.perf_counter()
+                    counts[k] = work.conn.execute(stmts[k], dict(work.params)).scalar_one()
+                    times[k].append(time.perf_counter() - t)
+        if counts["rows"] != counts["sets"]:
+            raise RuntimeError(f"the two shapes disagree: {counts}")
+        return times
+    finally:
+        policy.SET_SHAPE_DIALECTS = saved
+        db.dispose()
 
 
 def table(columns: list[Column]) -> str:
@@ -122,6 +175,20 @@ def table(columns: list[Column]) -> str:
             cells.append(f"{f'{r:.1f} / {u:.1f} ({u / r:.2f})':>42}")
         lines.append(f"{label:<14}" + "".join(cells))
     lines.append(f"{'load average':<14}" + "".join(f"{c.load:>42}" for c in columns))
+    if any(c.shapes for c in columns):
+        lines += ["", "Counting every datafile in process (--shapes): root / user ms (x), "
+                  "the user's predicate correlated per row and as sets"]
+        for shape in ("rows", "sets"):
+            cells = []
+            for c in columns:
+                if not c.shapes:
+                    cells.append(f"{'-':>42}")
+                    continue
+                r = statistics.median(c.shapes["root"]) * 1000
+                u = statistics.median(c.shapes[shape]) * 1000
+                cells.append(f"{f'{r:,.0f} / {u:,.0f} ({u / r:.2f})':>42}")
+            lines.append(f"{'df-count ' + shape:<14}" + "".join(cells))
+        lines.append(f"{'load average':<14}" + "".join(f"{c.shapes_load:>42}" for c in columns))
     return "\n".join(lines)
 
 
@@ -136,6 +203,9 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--only", action="append", help="run only these queries (repeatable)")
+    p.add_argument("--shapes", type=int, default=0, metavar="N",
+                   help="also count every datafile in process N times as root and with each "
+                        "shape of the user's predicate (correlated, sets)")
     args = p.parse_args()
     if "{scale}" not in args.database:
         sys.exit("--database must contain {scale}: each size is a catalogue of its own")
@@ -145,7 +215,7 @@ def main() -> int:
         url = args.database.replace("{scale}", f"{scale:g}")
         print(f"\n== scale {scale:g}: {url.split('@')[-1]}", flush=True)
         columns.append(measure_scale(url, scale, args.repeat, args.warmup, args.timeout,
-                                     args.only))
+                                     args.only, args.shapes))
     print(f"\n{os.cpu_count()} CPUs; medians of {args.repeat} requests per query and user, "
           "over REST; (x) = user / root\n")
     print(table(columns))
