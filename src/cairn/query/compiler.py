@@ -61,7 +61,7 @@ from cairn.db.tables import OrdinalEnum, Tables
 from cairn.query import ast, grouping, limits, typecheck
 from cairn.query.coerce import INTEGRAL, NUMERIC, error
 from cairn.query.includes import IncludeTree, include_tree
-from cairn.query.scope import Node, Scope, Tree
+from cairn.query.scope import Aliases, AliasPool, Node, Scope, Tree
 from cairn.query.sqlfuncs import TRIMS, CharLength, DateText, Locate, order_key
 from cairn.query.typecheck import AGGREGATES, PENDING, Const
 from cairn.schema import SCHEMA, Entity
@@ -246,11 +246,16 @@ class Compiler:
         self.tables = tables
         self.dialect = dialect
         self.zone = zone
+        self._pool: AliasPool = {}  # the aliases of standalone statements (Aliases)
 
     # -- entry points -----------------------------------------------------------------------
 
-    def compile(self, sel: ast.Select) -> CompiledQuery:
-        ctx = _Ctx(Scope(self.tables))
+    def compile(self, sel: ast.Select, standalone: bool = False) -> CompiledQuery:
+        """``sel`` compiled. ``standalone``: its statement will never be nested in another
+        one compiled so (a search, not a rule), so it may take its aliases from the
+        compiler's pool and make none (:class:`.scope.Aliases`)."""
+        aliases = Aliases(self.tables, self._pool if standalone else None)
+        ctx = _Ctx(Scope(self.tables, aliases=aliases))
         scope, params = ctx.scope, ctx.params
         for item in sel.from_:
             self._from(scope, item)

@@ -250,15 +250,19 @@ class Queries:
     every session shares one entry. Failures are not cached.
     """
 
-    # A compiled search is about 80 kB (its SQLAlchemy aliases and columns): 256 keep a
-    # portal's hot queries in ~20 MB; texts carrying ids rarely repeat anyway.
+    # A compiled search is about 6 kB (its table aliases are the compiler's pool's, shared by
+    # every search): 256 keep a portal's hot queries in ~2 MB; texts carrying ids rarely
+    # repeat anyway.
     def __init__(self, db: Database, size: int = 256) -> None:
         self.compiler = Compiler(db.tables, db.dialect, db.zone)
         self._search: Lru[str, CompiledQuery] = Lru(size, "query.search")
         self._get: Lru[str, CompiledGet] = Lru(size, "query.get")
 
     def search(self, text: str) -> CompiledQuery:
-        return self._search.fetch(text, lambda: self.compiler.compile(parse_query(text)))
+        # Standalone: a search's statement is run as it is (with predicates built on their own
+        # aliases), never nested in another search's.
+        return self._search.fetch(
+            text, lambda: self.compiler.compile(parse_query(text), standalone=True))
 
     def get(self, text: str) -> CompiledGet:
         return self._get.fetch(text, lambda: self.compiler.compile_get(parse_get(text)))
@@ -269,8 +273,8 @@ class Queries:
 
 
 #: (query, dialect, predicates; limit, offset) -> the query compiled to SQL text, for every
-#: session. An entry pins its compiled query and predicates (~35 kB for root's, ~250 kB with
-#: a user's predicates), so the bound is what stops memory (docs/security.md).
+#: session. An entry is ~25 kB and pins its compiled query and predicates (those shared by
+#: every search of its shape), so the bound is what stops memory (docs/security.md).
 _PREPARED: IdentityCache[CompiledSelect | None] = IdentityCache(256, "query.prepared")
 
 _QUERIES: WeakKeyDictionary[Database, Queries] = WeakKeyDictionary()
