@@ -46,7 +46,7 @@ STALE = 2
 JOBS = f"\n[jobs]\npoll_interval_seconds = 0.2\nstale_claim_seconds = {STALE}\n"
 SCRATCH = ".cairn-tmp"
 #: Jobs that must be over before a state is compared.
-SETTLING = ("ids.twolevel", "ids.leftovers")
+SETTLING = ("ids.twolevel", "ids.leftovers", "ids.remove")
 HUNT = os.environ.get("CAIRN_KILL_HUNT") == "1"
 KILLS = int(os.environ.get("CAIRN_KILLS", "100"))
 
