@@ -14,6 +14,7 @@ import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from itertools import pairwise
 from typing import Any
 
@@ -281,7 +282,7 @@ class Search:
             self._whole = whole
             self._conditions[whole] = self._build()
         if whole and self._by_key is None:
-            self._by_key = (self._readable_by_key() if self._many() else
+            self._by_key = (self._readable_by_key() if self._many else
                             self.work.readable_condition(self.target, self.t.c.id),)
         readable = self._by_key[0] if whole and self._by_key else \
             self.work.readable_condition(self.target, self.t.c.id)
@@ -304,6 +305,7 @@ class Search:
         out.extend(self._filter(k, v) for k, v in r.filter.items())
         return out
 
+    @cached_property
     def _many(self) -> bool:
         """Whether a statement reading every document found may read many: then the rules
         are best checked once per related row (:meth:`_readable_by_key`), which costs the
@@ -775,7 +777,7 @@ class Search:
         if not sort:
             frm, score = self._scored()
         keys = self._keys(sort, t, score)
-        whole = len(_order(keys)) > 1 and not (self._indexed_order(sort) and self._many())
+        whole = len(_order(keys)) > 1 and not (self._indexed_order(sort) and self._many)
         conds = self.conditions(whole=whole)
         hits = None if whole or sort else self._driving()
         if hits is not None:
