@@ -9,10 +9,13 @@ the rule cache of authorization true to the database.
 
 from __future__ import annotations
 
+import functools
 import logging
+import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
@@ -39,9 +42,13 @@ from cairn.errors import (
     validation,
 )
 from cairn.jobs import Kind, Periodic, Scheduler
+from cairn.jobs.model import transient
 from cairn.schema import SCHEMA, Entity
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 API_VERSION = "6.2.0"
 
@@ -59,8 +66,50 @@ def db_error(e: sa_exc.DBAPIError) -> IcatError:
                          "An object with the same uniqueness constraint values already exists")
     if isinstance(e, sa_exc.DataError):
         return validation("A value does not fit its database column")
+    if transient(e):
+        log.warning("unit of work stopped by the database: %s", text)
+        return ConcurrentChange()
     log.error("database error: %s", text)
     return internal("Unexpected DB response; see the server log for details")
+
+
+class ConcurrentChange(IcatError):
+    """The database stopped a unit to break a deadlock with a concurrent one (or to keep
+    them serializable): nothing of it was written, and it may well succeed when run again."""
+
+    def __init__(self) -> None:
+        super().__init__(ErrorType.INTERNAL,
+                         "The database stopped this change to resolve a conflict with a "
+                         "concurrent one (a deadlock or serialization failure); nothing was "
+                         "changed: try again")
+
+
+#: How many times an operation runs when the database keeps stopping its unit.
+ATTEMPTS = 5
+
+
+def retried(operation: Callable[P, T]) -> Callable[P, T]:
+    """``operation`` (one unit of work, nothing outside the database) again, after a short
+    random pause, when the database stopped its unit for a concurrent one: InnoDB picks a
+    victim of every deadlock, and concurrent inserts into one index deadlock there in
+    ordinary use (a client's write against a background job's)."""
+    @functools.wraps(operation)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(1, ATTEMPTS):
+            try:
+                return operation(*args, **kwargs)
+            except ConcurrentChange:
+                log.info("%s: running it again (attempt %d)", operation.__qualname__,
+                         attempt + 1)
+                pause(attempt)
+        return operation(*args, **kwargs)
+    return run
+
+
+def pause(attempt: int) -> None:
+    """A random pause before attempt ``attempt + 1``, longer each time, so that the
+    transactions that deadlocked do not meet again in step."""
+    time.sleep(random.uniform(0, 0.02 * 2 ** attempt))
 
 
 class RuleCache(ChangeListener):
@@ -227,18 +276,27 @@ class Catalogue:
             return read.search(work, query, shape)
 
     def write(self, sid: str | None, objs: list[Obj]) -> list[int]:
+        return self._write(sid, objs, [o for o in objs if o.id is None])
+
+    @retried
+    def _write(self, sid: str | None, objs: list[Obj], new: list[Obj]) -> list[int]:
+        for o in new:  # numbered by an attempt the database stopped
+            o.id = None
         with self.as_user(sid) as work:
             return work.write(objs)
 
+    @retried
     def delete(self, sid: str | None, targets: list[tuple[Entity, int]]) -> None:
         with self.as_user(sid) as work:
             work.delete(targets)
 
+    @retried
     def clone(self, sid: str | None, name: str, id: int, keys: dict[str, Any]) -> int:
         entity = entity_named(name)
         with self.as_user(sid) as work:
             return clone_tree(work, entity, id, keys)
 
+    @retried
     def create_trees(self, sid: str | None, objs: list[Obj]) -> list[int]:
         """Create object trees (icat.server's createMany): see :mod:`cairn.catalogue.trees`;
         errors carry the index of their object."""
@@ -252,6 +310,7 @@ class Catalogue:
             e.offset = -1  # a single-object call has no offset (python-icat checks for None)
             raise
 
+    @retried
     def replace(self, sid: str | None, obj: Obj) -> None:
         """Replace every field of an object (icat.server's update)."""
         with self.as_user(sid) as work:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 
 from cairn.catalogue.changes import ChangeListener, Changes
-from cairn.catalogue.service import Catalogue
+from cairn.catalogue.service import Catalogue, retried
 from cairn.catalogue.work import Work
 from cairn.config import PublishingSettings
 from cairn.errors import (
@@ -284,6 +284,7 @@ class PublishingService:
 
     # -- requests -----------------------------------------------------------------------------
 
+    @retried
     def mint_investigation(self, sid: str | None, investigation_id: int,
                            draft: bool = False) -> dict[str, Any]:
         """A DOI for the whole investigation (again: the one it has)."""
@@ -303,6 +304,7 @@ class PublishingService:
                           target, subject_id=investigation_id, request=dump(pub))
             return d.to_json(self.landing_base)
 
+    @retried
     def mint_instrument(self, sid: str | None, instrument_id: int) -> dict[str, Any]:
         with self._unit(sid) as work:
             _require(work, "Instrument", instrument_id)
@@ -316,6 +318,7 @@ class PublishingService:
                           State.FINDABLE, subject_id=instrument_id)
             return d.to_json(self.landing_base)
 
+    @retried
     def draft_collection(self, sid: str | None, request: Any) -> dict[str, Any]:
         """A draft DOI for a user-defined selection; publish it when it reads right."""
         request = _object(request)
@@ -327,6 +330,7 @@ class PublishingService:
                           request=dump(pub))
             return d.to_json(self.landing_base)
 
+    @retried
     def publish(self, sid: str | None, doi: str) -> dict[str, Any]:
         with self._unit(sid) as work:
             d = self._get(work, doi)
@@ -335,6 +339,7 @@ class PublishingService:
                 raise bad_parameter(f"DOI {d.doi} was withdrawn; mint a new version instead")
             return self._advance(work, d, State.FINDABLE)
 
+    @retried
     def new_version(self, sid: str | None, doi: str, changes: Any = None) -> dict[str, Any]:
         """A new DOI for a new version of a published investigation or collection; the
         versions and a concept DOI naming them all link each other."""
@@ -369,6 +374,7 @@ class PublishingService:
             self._queue(work, concept)
             return new.to_json(self.landing_base)
 
+    @retried
     def withdraw(self, sid: str | None, doi: str, reason: str,
                  replaced_by: str | None = None) -> dict[str, Any]:
         """Hide a published DOI (it keeps resolving, to a tombstone saying why)."""
@@ -385,6 +391,7 @@ class PublishingService:
             self._queue(work, d.doi)
             return self._get(work, d.doi).to_json(self.landing_base)
 
+    @retried
     def delete_draft(self, sid: str | None, doi: str) -> None:
         with self._unit(sid) as work:
             d = self._get(work, doi)
