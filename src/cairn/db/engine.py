@@ -256,6 +256,12 @@ def parse_url(url: str) -> Any:
                                   "sqlite:///catalogue.db or postgresql://user@host/db)") from e
 
 
+#: MariaDB turns a correlated EXISTS into a semi-join whose table it reads first: a rule's
+#: EXISTS on the investigation of each dataset made a page of datasets read every readable
+#: investigation's datasets and sort them (ds-param as a user: 263 ms; 20 ms without).
+MARIADB_SESSION = "SET SESSION optimizer_switch = 'exists_to_in=off'"
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     u = parse_url(url)
     if u.get_backend_name() not in ("sqlite", *DRIVERS):
@@ -279,6 +285,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # spent on a search whose plan runs in 13 (bench/search.py). Catalogue statements
         # are short: interpreting them is always faster.
         kwargs.setdefault("connect_args", {}).setdefault("options", "-c jit=off")
+    if u.drivername.startswith("mysql") and "init_command" not in u.query:
+        kwargs.setdefault("connect_args", {}).setdefault("init_command", MARIADB_SESSION)
     if "connect_timeout" not in u.query:
         kwargs.setdefault("connect_args", {}).setdefault("connect_timeout",
                                                          CONNECT_TIMEOUT_SECONDS)

@@ -365,7 +365,13 @@ class Compiler:
 
         # Ties (and queries without ORDER BY) are ordered by ids: the selected ones first,
         # then every FROM variable and generated join, so all backends agree on the order.
+        # Where only entities are selected, rows with the same selected ids are the same
+        # result whatever they joined: those ids order them fully, and a database that can
+        # sort by several tables only by sorting every row (MariaDB) may walk the first
+        # table's key and stop after the page.
         ids = [*primary, *scope.var_ids(), *(n.id for n in scope.generated)]
+        if all(item.entity is not None for item in items):
+            ids = primary
         if plain_distinct or (aggregate and not group_by):
             pass  # DISTINCT aggregates, or one row
         elif aggregate or grouped_distinct:
