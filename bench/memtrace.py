@@ -5,14 +5,16 @@
 Everything after ``SECONDS`` (and the options) is ``cairn``'s command line. Every
 ``SECONDS`` a daemon thread writes ``OUT_DIR/heap-<n>.pickle`` (a :class:`tracemalloc.Snapshot`,
 tracebacks 16 frames deep) and ``OUT_DIR/caches-<n>.json`` (the Python heap's size, how full
-each named cache is, :func:`cairn.cache.cache_sizes`, SQLAlchemy's compiled-statement caches
-and the collector's counts), so that :func:`growth` can say which lines of code hold the
-memory that appeared between two moments. Tracing slows the server several times over: use
-it to find a leak, never to measure speed. ``--caches-only`` leaves the tracer off and writes
-only the JSON, at no cost. ``--gc-probe`` also times every collection of the garbage
-collector (a ``gc.callbacks`` hook: how long it held every thread and how many objects in
-reference cycles it freed) and adds the totals per generation, and each full collection, to
-the JSON (:func:`gc_report`); it costs two clock readings per collection.
+each named cache is, :func:`cairn.cache.cache_sizes`, SQLAlchemy's compiled-statement caches,
+the collector's counts, and the memory outside Python's objects, :func:`native_memory`), so
+that :func:`growth` can say which lines of code hold the memory that appeared between two
+moments, and :func:`cache_report` whether it is Python's objects or the C allocator's.
+Tracing slows the server several times over: use it to find a leak, never to measure speed.
+``--caches-only`` leaves the tracer off and writes only the JSON, at no cost. ``--gc-probe``
+also times every collection of the garbage collector (a ``gc.callbacks`` hook: how long it
+held every thread and how many objects in reference cycles it freed) and adds the totals per
+generation, and each full collection, to the JSON (:func:`gc_report`); it costs two clock
+readings per collection.
 ``bench/soak.py --trace-memory`` / ``--watch-caches`` / ``--gc-probe`` start the server this
 way.
 
@@ -23,6 +25,8 @@ build tuples, it hands out tuples still under construction, and their owners the
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import json
 import sys
@@ -80,10 +84,44 @@ def _write(out: Path, n: int) -> None:
     (out / f"caches-{n}.json").write_text(json.dumps({
         "traced_bytes": tracemalloc.get_traced_memory()[0],
         "allocated_blocks": sys.getallocatedblocks(),  # Python's own objects, untraced too
+        "native": native_memory(),
         "collections": [g["collections"] for g in gc.get_stats()],
         "reaper_collections": REAPER.collections,
+        "reaper_trim_seconds": REAPER.trim_seconds,
         "gc": PROBE.state() if PROBE is not None else None,
         "caches": caches}))
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def native_memory() -> dict[str, int]:
+    """The process's resident memory and what outside Python's objects holds it, in bytes:
+    glibc malloc's heaps (``mallinfo2``, all arenas: their size, in use, free but kept, and
+    mapped directly) and SQLite's allocator (``sqlite3_memory_used``, within malloc's use);
+    each left out where missing (not glibc, SQLite linked statically)."""
+    out: dict[str, int] = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            out["rss"] = int(line.split()[1]) * 1024
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+        out.update(malloc_heap=info.arena, malloc_used=info.uordblks,
+                   malloc_free=info.fordblks, malloc_mapped=info.hblkhd)
+    except (OSError, AttributeError):
+        pass
+    try:
+        sqlite = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
+        sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+        out["sqlite_used"] = sqlite.sqlite3_memory_used()
+    except (OSError, AttributeError):
+        pass
+    return out
 
 
 def _snapshots(out: Path, every: float) -> None:
@@ -118,6 +156,10 @@ def cache_report(first: Path, last: Path) -> list[str]:
              "collections per generation "
              f"{old['collections']} -> {new['collections']}, by the reaper "
              f"{old['reaper_collections']} -> {new['reaper_collections']}"]
+    if old.get("native") and new.get("native"):
+        lines.append("native (MB): " + ", ".join(
+            f"{k} {old['native'].get(k, 0) / 1e6:.1f} -> {v / 1e6:.1f}"
+            for k, v in new["native"].items()))
     for name, (entries, bound) in sorted(new["caches"].items()):
         before = old["caches"].get(name, [0, bound])[0]
         lines.append(f"  {name:<24} {before:>6,} -> {entries:>6,} of {bound:,}")

@@ -30,8 +30,10 @@ At the end, per kind of request, and a verdict against issue 17's targets:
 ``--trace-memory N`` runs the server under ``bench/memtrace.py`` (tracemalloc, a heap snapshot
 every N seconds) and prints where the heap grew between the snapshot at T/3 and the last:
 the way to find what is not bounded. Tracing costs throughput; never judge speed with it.
-``--watch-caches N`` only records every N seconds how full each cache is and how often the
-collector ran, at no cost, and prints it at T/3 and at the end. ``--gc-probe`` also times the
+``--watch-caches N`` only records every N seconds how full each cache is, how often the
+collector ran, Python's allocated blocks and the C allocator's memory (held, in use, free;
+SQLite's share), at no cost, and prints them at T/3 and at the end: Python's objects flat
+while the RSS rises means native memory. ``--gc-probe`` also times the
 server's garbage collector (``bench/memtrace.py --gc-probe``) and prints, per generation, how
 many collections ran, how long they held every thread and how many objects in reference
 cycles they freed, and the full collections after the first minute: the cause when p99 is

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
+
+from cairn import heap
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -40,6 +43,7 @@ class Reaper:
         self.every = every
         self.evicted = 0
         self.collections = 0
+        self.trim_seconds = 0.0
         self._busy = threading.Lock()
 
     def note_eviction(self) -> None:
@@ -49,6 +53,10 @@ class Reaper:
                 self.evicted = 0
                 gc.collect()
                 self.collections += 1
+                # what the collection freed, handed back (malloc keeps it otherwise: cairn.heap)
+                started = time.perf_counter()
+                heap.trim()
+                self.trim_seconds += time.perf_counter() - started
             finally:
                 self._busy.release()
 

@@ -23,7 +23,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from cairn import logs
+    from cairn import heap, logs
     from cairn.startup import (
         ROOT_PASSWORD_ENV,
         assemble,
@@ -35,6 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from cairn.web import accesslog, serving
     from cairn.web.app import create_app
 
+    heap.limit_arenas()  # before any thread: see cairn.heap
     settings = _settings(args)
     # Every line from here on in [logging] format, the configuration's secrets hidden too;
     # uvicorn's records go to the same handler (log_config=None below).
