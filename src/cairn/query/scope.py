@@ -35,6 +35,21 @@ POOLED_PER_TABLE = 8
 #: A compiler's shared aliases: (table name, k) -> the k-th alias of that table in a statement.
 AliasPool = dict[tuple[str, int], Any]
 
+#: Pools of statements built outside the query compiler (free-text search), per Tables (by
+#: id, dropped with it): the compiler's own pool is its own, so that nothing built from one
+#: pool nests a statement built from the other.
+_SHARED: dict[int, AliasPool] = {}
+
+
+def shared_pool(tables: Tables) -> AliasPool:
+    """The alias pool for standalone statements over ``tables`` built outside the compiler
+    (see :class:`Aliases`); bounded as every pool is, by :data:`POOLED_PER_TABLE`."""
+    pool = _SHARED.get(id(tables))
+    if pool is None:
+        pool = _SHARED.setdefault(id(tables), {})
+        weakref.finalize(tables, _SHARED.pop, id(tables), None)
+    return pool
+
 
 class Aliases:
     """Where one statement's table aliases come from (shared by its scopes, sub-selects

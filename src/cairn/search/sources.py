@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, FromClause, func, literal, select
 
 from cairn.catalogue.work import Work
+from cairn.query.scope import Aliases, shared_pool
 from cairn.schema import SCHEMA
 
 # (source key, many-to-one path to an attribute); a path whose first steps pass through
@@ -89,10 +90,14 @@ def _ms(v: Any, work: Work) -> Any:
 
 
 class _Reader:
-    """One statement reading a spec's paths, outer-joining each many-to-one step once."""
+    """One statement reading a spec's paths, outer-joining each many-to-one step once.
 
-    def __init__(self, work: Work, entity: str, base: FromClause) -> None:
+    Its joined tables are aliases from the search's pool (``source``, shared by every reader
+    of one statement): aliases made afresh for every result page were cyclic garbage."""
+
+    def __init__(self, work: Work, entity: str, base: FromClause, source: Aliases) -> None:
         self.work = work
+        self.source = source
         self.entity = entity
         self.frm: FromClause = base
         self.aliases: dict[tuple[str, ...], tuple[FromClause, str]] = {(): (base, entity)}
@@ -105,7 +110,7 @@ class _Reader:
             return self.aliases[prefix]
         parent, entity = self._alias(prefix[:-1])
         rel = SCHEMA.entities[entity].fields[prefix[-1]]
-        t = self.work.tables[rel.type].alias()
+        t = self.source.new(SCHEMA.entities[rel.type])
         self.frm = self.frm.outerjoin(t, t.c.id == parent.c[rel.name])
         self.aliases[prefix] = (t, rel.type)
         return self.aliases[prefix]
@@ -164,12 +169,18 @@ def _special(t: FromClause, entity: str, field: str) -> ColumnElement[Any]:
     return func.coalesce(t.c[field], t.c[fallback])
 
 
+def _aliases(work: Work) -> Aliases:
+    """Where one statement's aliases come from: the pool of searches over these tables (its
+    statements stand alone; the rules nested in them make aliases of their own)."""
+    return Aliases(work.tables, shared_pool(work.tables))
+
+
 def sources(work: Work, target: str, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     if not ids:
         return {}
     t = work.tables[target]
     spec = FIELDS[target]
-    r = _Reader(work, target, t)
+    r = _Reader(work, target, t, _aliases(work))
     for _, path in spec:
         r.add(path)
     rows = work.conn.execute(select(*r.columns, *r.guard_ids()).select_from(r.frm)
@@ -189,13 +200,14 @@ def _children(work: Work, target: str, ids: Sequence[int], to_parent: tuple[str,
     """Child documents of each result: rows of ``rel`` of the result's own row
     (``to_parent`` empty) or of the row ``to_parent`` leads to."""
     t = work.tables[target]
-    r = _Reader(work, target, t)
+    source = _aliases(work)
+    r = _Reader(work, target, t, source)
     parent, parent_entity = r._alias(to_parent) if to_parent else (t, target)
     relation = SCHEMA.entities[parent_entity].fields[rel]
     assert relation.mapped_by is not None
     # the child's own table, so that the caller's rules for it apply in this statement
     child = work.tables[relation.type]
-    cr = _Reader(work, relation.type, child)
+    cr = _Reader(work, relation.type, child, source)
     cr.frm = r.frm.join(child, child.c[relation.mapped_by] == parent.c.id)
     for _, path in spec:
         cr.add(path)
