@@ -103,6 +103,10 @@ PORTAL_PAGES = (
     ("df-all-by-name", {"target": "Datafile", "sort": "name-asc"}),
     ("df-calib*-by-name", {"target": "Datafile", "text": "calib*", "sort": "name-asc"}),
     ("df-all-newest", {"target": "Datafile", "sort": "date-desc"}),
+    ("df-all-oldest", {"target": "Datafile", "sort": "date-asc"}),
+    ("df-all-largest", {"target": "Datafile", "sort": "size-desc"}),
+    ("df-all-smallest", {"target": "Datafile", "sort": "size-asc"}),
+    ("df-calib*-newest", {"target": "Datafile", "text": "calib*", "sort": "date-desc"}),
     ("ds-all", {"target": "Dataset"}),
     ("ds-titanium", {"target": "Dataset", "text": "titanium"}),
     ("inv-all", {"target": "Investigation"}),
@@ -241,9 +245,9 @@ def job_context(payload: dict[str, Any]) -> JobContext:
                           progress=None, progress_total=None, error=None, version=0))
 
 
-def rebuild_entity(index: SearchIndex, entity: str) -> int:
+def rebuild_entity(index: SearchIndex, entity: str, keys_only: bool = False) -> int:
     """Run the job's handler until it finishes, as the scheduler would; the slices run."""
-    payload: dict[str, Any] = {"entity": entity}
+    payload: dict[str, Any] = {"entity": entity, **({"keys_only": True} if keys_only else {})}
     slices = 0
     while True:
         again = index._rebuild(job_context(payload))
@@ -283,12 +287,18 @@ def ensure_index(db: Database) -> None:
     would queue rebuild jobs that run during the measurements)."""
     index = SearchIndex(db, SEARCHABLE)
     index.ensure()
+    unfilled = index.ensure_keys() if hasattr(index, "ensure_keys") else []  # older code
     for entity in index.docs:
         with db.connect() as conn:
             has_rows = conn.execute(select(db.tables[entity].c.id).limit(1)).first()
         if has_rows and index.count(entity) == 0:
             print(f"  indexing {entity} (untimed)", flush=True)
             rebuild_entity(index, entity)
+        elif entity in unfilled:
+            print(f"  filling {entity}'s sort keys (untimed)", flush=True)
+            t0 = time.perf_counter()
+            rebuild_entity(index, entity, keys_only=True)
+            print(f"    in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
 def settle(db: Database) -> None:
@@ -465,9 +475,10 @@ def portal(root: Client, user: Client, args: argparse.Namespace
         if args.only and label not in args.only:
             continue
         query = urlencode(params)
-        for what, request in (("page", portal_request(f"/search?{query}", False)),
-                              ("counts", portal_request(f"/search/facets?{query}", True)),
-                              ("rest+facets", portal_baseline(params))):
+        requests = [("page", portal_request(f"/search?{query}", False)),
+                    ("counts", portal_request(f"/search/facets?{query}", True)),
+                    ("rest+facets", portal_baseline(params))]
+        for what, request in requests[:1] if args.pages_only else requests:
             t = measure(root, user, request, args.repeat, args.warmup)
             out.append((label, what, t))
             status = t.error[:160] if t.error else (
@@ -633,6 +644,8 @@ def main() -> int:
                                                      "portal searches)")
     p.add_argument("--portal", action="store_true",
                    help="also time the portal's search pages and their counts")
+    p.add_argument("--pages-only", action="store_true",
+                   help="with --portal: the pages alone, without their counts and baseline")
     p.add_argument("--skip-rest", action="store_true",
                    help="skip the REST search latency (with --portal: the pages only)")
     p.add_argument("--timeout", type=float, default=120,

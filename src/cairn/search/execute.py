@@ -50,6 +50,7 @@ from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
 from cairn.catalogue.work import Work
 from cairn.errors import bad_parameter
+from cairn.query.scope import Aliases, shared_pool
 from cairn.schema import SCHEMA
 from cairn.search import lucene
 from cairn.search.compare import (
@@ -61,7 +62,7 @@ from cairn.search.compare import (
     value_condition,
     wildcard,
 )
-from cairn.search.index import INDEXED
+from cairn.search.index import INDEXED, KeyTable, sort_key_expr
 from cairn.search.indexer import SearchIndex
 from cairn.search.request import (
     Dimension,
@@ -353,7 +354,8 @@ class Search:
         rel = fields.get(key) if key is not None else None
         if key is None or rel is None or not rel.is_one or not rel.required:
             return self.work.readable_condition(self.target, t.c.id)
-        parent = self.tables[rel.type].alias()
+        # the pool's first alias (the statement has no other from it): no new one per search
+        parent = Aliases(self.tables, shared_pool(self.tables)).new(SCHEMA.entities[rel.type])
         fk = row.c[key]
 
         def swap(element: Any, **kw: Any) -> Any:
@@ -533,10 +535,9 @@ class Search:
                 between(func.coalesce(t.c.endDate, t.c.modTime), lower, upper)]
 
     def date_expr(self, t: Any = None) -> ColumnElement[Any]:
-        t = self.t if t is None else t
-        if self.target == "Datafile":
-            return func.coalesce(t.c.datafileModTime, t.c.datafileCreateTime, t.c.modTime)
-        return func.coalesce(t.c.startDate, t.c.createTime)
+        expr = sort_key_expr(self.target, "date", self.t if t is None else t)
+        assert expr is not None
+        return expr
 
     # -- parameters ---------------------------------------------------------------------------
 
@@ -703,9 +704,9 @@ class Search:
             return self.date_expr(t)
         if field == "fileCount" and self.target == "Datafile":
             return literal(1)
-        if field in ("startDate", "endDate") and self.target != "Datafile":
-            fallback = t.c.createTime if field == "startDate" else t.c.modTime
-            return func.coalesce(t.c[field], fallback)
+        if field in ("startDate", "endDate", "fileSize") and (
+                keyed := sort_key_expr(self.target, field, t)) is not None:
+            return keyed  # as the key tables keep it
         f = SCHEMA.entities[self.target].field(field)
         if f is None or not f.is_attribute:
             raise bad_parameter(f"can't sort {self.target} results by {field}: sort by id, "
@@ -777,8 +778,18 @@ class Search:
         if not sort:
             frm, score = self._scored()
         keys = self._keys(sort, t, score)
-        whole = len(_order(keys)) > 1 and not (self._indexed_order(sort) and self._many)
+        walked = self._walked_keys(sort)
+        if walked is not None:
+            # the key table's rows in its (key, id) index's order, each joined to its row
+            kt = walked.table
+            frm = t.join(kt, kt.c.id == t.c.id)
+            keys = [(n, kt.c.id if n == "id" else kt.c[walked.fields[n]], d)
+                    for n, _, d in keys]
+        whole = len(_order(keys)) > 1 and not (
+            (walked is not None or self._indexed_order(sort)) and self._many)
         conds = self.conditions(whole=whole)
+        if walked is not None:  # many rows meet them: SQLite then walks the key index
+            conds = [Likely(c) for c in conds]
         hits = None if whole or sort else self._driving()
         if hits is not None:
             # the index's own documents, in id order, joined to their rows
@@ -799,6 +810,24 @@ class Search:
         name): when many may match, the page then reads about a page of rows of that
         index, each checked alone; a few are sorted faster."""
         return self.target == "Datafile" and [f for f, _ in sort] == ["name"]
+
+    def _walked_keys(self, sort: list[tuple[str, bool]]) -> KeyTable | None:
+        """The key table whose (key, id) index gives the page's order (a datafile's date or
+        size, a dataset's dates), when many may match and it holds every row's keys: the
+        page then reads about a page of that index's rows, each row checked alone, instead
+        of computing and sorting the key of every row found. Else None: the expressions.
+
+        Not with words to find (text, samples, a user's full name): every document they
+        match is collected before the first row is checked, whatever the order, and the
+        walk would then go as deep as the rows they match lie (``calib*`` over a million
+        files: 450 ms walking, 60 ms sorting its 12,000 files)."""
+        r = self.req
+        if len(sort) != 1 or r.text or r.samples or r.user_full_name:
+            return None
+        keys = self.index.keys.get(self.target)
+        if keys is None or sort[0][0] not in keys.fields or not self._many:
+            return None
+        return self.index.keys_filled(self.work.conn, self.target)
 
     def _driving(self) -> tuple[Any, ColumnElement[bool]] | None:
         """For a page in id order on SQLite: the documents of the only word asked (and the

@@ -13,6 +13,14 @@ check on the normalised text confirms where it can't (wildcards inside a word, a
 several fields or fields sharing a weight on PostgreSQL, words under MariaDB's minimum
 length, a datafile's file name).
 
+Beside the documents, each search target (Investigation, Dataset, Datafile) has a table of
+its sort keys that are expressions (a datafile's ``date`` is the first of three dates that is
+set, its ``fileSize`` 0 where unknown): :class:`KeyTable`, plain NOT NULL columns with a
+(key, id) index each way, so a page in that order walks an index and stops after the page.
+They live in tables of Cairn's own, not as expression indexes on icat.server's tables: those
+are not reflected by SQLAlchemy (the schema check would see a difference), MariaDB has none,
+and icat.server's tables stay as a Java server sharing the database expects them.
+
 Only an entity's own text is indexed. Text a search target shows from its parents (a
 datafile's format or sample name, an investigation's samples) is matched in the parents'
 documents and joined at query time, so a rename of a parent needs no re-indexing.
@@ -31,10 +39,14 @@ from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     Connection,
+    DateTime,
     Float,
     FromClause,
+    Index,
+    Integer,
     MetaData,
     Select,
+    String,
     Table,
     Text,
     bindparam,
@@ -73,6 +85,14 @@ INDEXED: dict[str, tuple[str, ...]] = {
 }
 
 FILE_NAME = "location.fileName"
+
+
+#: SQLite's FTS5 prefix index (token prefixes of this many characters, kept beside the
+#: words): a query ``scan*`` reads one list of documents instead of merging the lists of
+#: every word starting so (a file name is a word per file). More sizes cost as much again
+#: each to build (docs/search.md). A document table created without it is rebuilt at
+#: start-up.
+FTS_PREFIX = "4"
 
 
 def column_name(field: str) -> str:
@@ -185,6 +205,112 @@ def _source_value(source: FromClause, field: str) -> ColumnElement[Any]:
     return source.c[field]
 
 
+# -- the sort keys -----------------------------------------------------------------------------
+
+#: The shape of the key tables: a table made for another version is dropped and refilled.
+KEYS_VERSION = 1
+
+STATE_TABLE = "CAIRN_SEARCH_STATE"
+
+
+def _start(t: Any) -> ColumnElement[Any]:
+    return func.coalesce(t.c.startDate, t.c.createTime)
+
+
+def _end(t: Any) -> ColumnElement[Any]:
+    return func.coalesce(t.c.endDate, t.c.modTime)
+
+
+def _file_date(t: Any) -> ColumnElement[Any]:
+    return func.coalesce(t.c.datafileModTime, t.c.datafileCreateTime, t.c.modTime)
+
+
+def _file_size(t: Any) -> ColumnElement[Any]:
+    return func.coalesce(t.c.fileSize, 0)
+
+
+#: Per search target: sort field -> (key column, the expression the search sorts by, on a
+#: row of the target). The fallbacks (MOD_TIME, CREATE_TIME, 0) are never NULL, so neither
+#: is a key. Dataset's and Investigation's fileSize is left out: the database's triggers
+#: (cairn.db.sizes) change it without a change event that would refresh a key.
+SORT_KEYS: dict[str, dict[str, tuple[str, Callable[[Any], ColumnElement[Any]]]]] = {
+    "Datafile": {"date": ("SORT_DATE", _file_date), "fileSize": ("SORT_SIZE", _file_size)},
+    **{e: {"date": ("SORT_START", _start), "startDate": ("SORT_START", _start),
+           "endDate": ("SORT_END", _end)} for e in ("Dataset", "Investigation")},
+}
+
+
+def sort_key_expr(entity: str, field: str, t: Any) -> ColumnElement[Any] | None:
+    """The expression a search of ``entity`` sorts by for ``field`` (on row ``t``), where it
+    is one a key table keeps."""
+    spec = SORT_KEYS.get(entity, {}).get(field)
+    return None if spec is None else spec[1](t)
+
+
+def keys_table_name(entity: str) -> str:
+    return f"{table_name(entity)}_KEYS"
+
+
+@dataclass(frozen=True)
+class KeyTable:
+    """The sort keys of one target: ``(ID, <key columns>)``, an index (key, id) for each
+    direction of each key (the id breaks ties ascending whichever way the key goes: MariaDB
+    can't read an index partly backwards), the same on every backend."""
+
+    entity: str
+    table: Table
+    #: sort field -> column key
+    fields: dict[str, str]
+
+    @property
+    def columns(self) -> list[str]:
+        return list(dict.fromkeys(self.fields.values()))
+
+    def select(self, src: Table, where: ColumnElement[bool]) -> Select[Any]:
+        exprs = {col: fn(src) for col, fn in SORT_KEYS[self.entity].values()}
+        return select(src.c.id, *(exprs[c] for c in self.columns)).where(where)
+
+
+def key_table(metadata: MetaData, db: Database, entity: str) -> KeyTable:
+    src = db.tables[entity]
+    name = keys_table_name(entity)
+    spec = SORT_KEYS[entity]
+    cols: dict[str, Column[Any]] = {}
+    for col, fn in spec.values():
+        if col in cols:
+            continue
+        kind = fn(src).type
+        # fractions of seconds kept whatever the catalogue's columns hold
+        typ: Any = (DateTime().with_variant(_mysql_datetime(), "mysql", "mariadb")
+                    if isinstance(kind, DateTime) else BigInteger())
+        cols[col] = Column(ident(col), typ, key=col, nullable=False)
+    t = Table(ident(name), metadata,
+              # SQLite: the rowid itself (no second index of the ids)
+              Column(ident("ID"), BigInteger().with_variant(Integer(), "sqlite"), key="id",
+                     primary_key=True, autoincrement=False),
+              *cols.values(), extend_existing=True)
+    for col in cols:
+        c = t.c[col]
+        Index(ident(f"IDX_{name}_{col}_A"), c, t.c.id)
+        Index(ident(f"IDX_{name}_{col}_D"), c.desc(), t.c.id)
+    return KeyTable(entity, t, {f: col for f, (col, _) in spec.items()})
+
+
+def _mysql_datetime() -> Any:
+    from sqlalchemy.dialects.mysql import DATETIME
+    return DATETIME(fsp=6)
+
+
+def state_table(metadata: MetaData) -> Table:
+    """Per target: the version of its key table, and whether that table holds every row
+    (a search reads the expressions until then)."""
+    return Table(ident(STATE_TABLE), metadata,
+                 Column(ident("ENTITY"), String(64), key="entity", primary_key=True),
+                 Column(ident("KEYS_VERSION"), Integer(), key="version", nullable=False),
+                 Column(ident("FILLED"), Integer(), key="filled", nullable=False),
+                 extend_existing=True)
+
+
 class Backend:
     """What differs between databases: the document table, how documents are written, how a
     leaf is matched and how relevance is scored."""
@@ -208,10 +334,18 @@ class Backend:
         raise NotImplementedError
 
     def exists(self, conn: Connection, doc: DocTable) -> bool:
+        return self.has_table(conn, doc.table.name)
+
+    def has_table(self, conn: Connection, name: str) -> bool:
         raise NotImplementedError
 
     def drop(self, conn: Connection, doc: DocTable) -> None:
         conn.execute(text(f"DROP TABLE IF EXISTS {doc.table.name}"))
+
+    def outdated(self, conn: Connection, doc: DocTable) -> bool:
+        """Whether an existing document table was made another way than :meth:`create`
+        makes it now (it is then dropped and rebuilt)."""
+        return False
 
     def id_column(self, doc: DocTable) -> ColumnElement[int]:
         return doc.table.c.id
@@ -224,6 +358,11 @@ class Backend:
                                                                       ColumnElement[bool]]
                ) -> None:
         conn.execute(delete(doc.table).where(where(self.id_column(doc))))
+
+    def upsert_keys(self, conn: Connection, keys: KeyTable, where: ColumnElement[bool]
+                    ) -> None:
+        """Write the sort keys of the entity rows meeting ``where``, replacing any there."""
+        raise NotImplementedError
 
     def match(self, doc: DocTable, fields: Sequence[str], leaf: Leaf
               ) -> Select[Any] | CompoundSelect:
@@ -286,20 +425,32 @@ class SqliteBackend(Backend):
                   extend_existing=True)
         return DocTable(entity, fields, t)
 
-    def exists(self, conn: Connection, doc: DocTable) -> bool:
+    def has_table(self, conn: Connection, name: str) -> bool:
         return conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"),
-                            {"n": doc.table.name}).first() is not None
+                            {"n": name}).first() is not None
 
     def create(self, conn: Connection, doc: DocTable) -> None:
         cols = ", ".join(doc.columns)
         conn.execute(text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {doc.table.name} USING "
-                          f"fts5({cols}, tokenize = 'unicode61 remove_diacritics 0')"))
+                          f"fts5({cols}, tokenize = 'unicode61 remove_diacritics 0', "
+                          f"prefix = '{FTS_PREFIX}')"))
+
+    def outdated(self, conn: Connection, doc: DocTable) -> bool:
+        sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = :n"),
+                           {"n": doc.table.name}).scalar()
+        return sql is not None and f"prefix = '{FTS_PREFIX}'" not in sql
 
     def insert_from(self, conn: Connection, doc: DocTable, where: ColumnElement[bool]) -> int:
         src = self.db.tables[doc.entity]
         sel = select(src.c.id, *(_source_value(src, f) for f in doc.fields)).where(where)
         return conn.execute(doc.table.insert().from_select(
             ["id", *doc.fields], sel)).rowcount
+
+    def upsert_keys(self, conn: Connection, keys: KeyTable, where: ColumnElement[bool]
+                    ) -> None:
+        stmt = keys.table.insert().prefix_with("OR REPLACE").from_select(
+            ["id", *keys.columns], keys.select(self.db.tables[keys.entity], where))
+        conn.execute(stmt)
 
     def _expr(self, doc: DocTable, fields: Sequence[str], words: str) -> str:
         cols = " ".join(column_name(f) for f in fields)
@@ -367,9 +518,8 @@ class PostgresBackend(Backend):
                   extend_existing=True)
         return DocTable(entity, fields, t)
 
-    def exists(self, conn: Connection, doc: DocTable) -> bool:
-        return conn.execute(text("SELECT to_regclass(:n)"),
-                            {"n": doc.table.name}).scalar() is not None
+    def has_table(self, conn: Connection, name: str) -> bool:
+        return conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is not None
 
     parallel = 2
 
@@ -422,6 +572,17 @@ class PostgresBackend(Backend):
         stmt = stmt.on_conflict_do_update(index_elements=[doc.table.c.id],
                                           set_={"doc": stmt.excluded.doc})
         return conn.execute(stmt).rowcount
+
+    def upsert_keys(self, conn: Connection, keys: KeyTable, where: ColumnElement[bool]
+                    ) -> None:
+        from sqlalchemy.dialects.postgresql import insert
+
+        stmt = insert(keys.table).from_select(
+            ["id", *keys.columns], keys.select(self.db.tables[keys.entity], where))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[keys.table.c.id],
+            set_={c: stmt.excluded[c] for c in keys.columns})
+        conn.execute(stmt)
 
     @staticmethod
     def tsquery(leaf: Leaf, weights: str = "") -> str | None:
@@ -485,10 +646,10 @@ class MariadbBackend(Backend):
                   extend_existing=True)
         return DocTable(entity, fields, t)
 
-    def exists(self, conn: Connection, doc: DocTable) -> bool:
+    def has_table(self, conn: Connection, name: str) -> bool:
         return conn.execute(text(
             "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() "
-            "AND table_name = :n"), {"n": doc.table.name}).first() is not None
+            "AND table_name = :n"), {"n": name}).first() is not None
 
     def create(self, conn: Connection, doc: DocTable) -> None:
         n = doc.table.name
@@ -509,6 +670,15 @@ class MariadbBackend(Backend):
         stmt = insert(doc.table).from_select(["id", *doc.fields], sel)
         stmt = stmt.on_duplicate_key_update({f: stmt.inserted[f] for f in doc.fields})
         return conn.execute(stmt).rowcount
+
+    def upsert_keys(self, conn: Connection, keys: KeyTable, where: ColumnElement[bool]
+                    ) -> None:
+        from sqlalchemy.dialects.mysql import insert
+
+        stmt = insert(keys.table).from_select(
+            ["id", *keys.columns], keys.select(self.db.tables[keys.entity], where))
+        stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in keys.columns})
+        conn.execute(stmt)
 
     def empty(self, conn: Connection, doc: DocTable) -> None:
         conn.execute(text("SET SESSION innodb_ft_enable_stopword = 0"))  # as create() does

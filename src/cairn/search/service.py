@@ -49,18 +49,26 @@ class SearchService:
         for entity in self.index.drop_others():
             log.info("search: %s is no longer indexed; its documents are dropped", entity)
         created = self.index.ensure()
+        unfilled = self.index.ensure_keys()
         self.catalogue.listeners.add(self.indexer)
-        if not created:
+        queue = JobQueue(self.db)
+        # a key table being filled already (a restart mid-way) is left to that job
+        filling = {e for e, jobs in queue.active(REBUILD, unfilled).items()
+                   if any(j.payload.get("keys_only") for j in jobs)} if unfilled else set()
+        todo = [(e, {"entity": e}) for e in created] + [
+            (e, {"entity": e, "keys_only": True}) for e in unfilled
+            if e not in created and e not in filling]
+        if not todo:
             return
         with self.db.begin() as conn:
-            for entity in created:
+            for entity, payload in todo:
                 if any_row(conn, self.db.tables[entity]):
                     # a tool without a scheduler queues it for the next `cairn serve`
-                    JobQueue(self.db).enqueue(conn, REBUILD, {"entity": entity}, key=entity,
-                                              max_attempts=self.index.rebuild_kind()
-                                              .max_attempts)
-                    log.info("search: %s is indexed from scratch (a search.rebuild job)",
-                             entity)
+                    queue.enqueue(conn, REBUILD, payload, key=entity,
+                                  max_attempts=self.index.rebuild_kind().max_attempts)
+                    log.info("search: %s %s from scratch (a search.rebuild job)", entity,
+                             "sort keys are filled" if payload.get("keys_only")
+                             else "is indexed")
         if self.jobs is not None:
             self.jobs.wake()
 
