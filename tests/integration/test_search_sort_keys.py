@@ -20,6 +20,7 @@ from cairn.db import migrate, schema_check
 from cairn.db.engine import Database
 from cairn.jobs import Scheduler
 from cairn.schema import SCHEMA
+from cairn.search import execute
 from cairn.search.execute import Hit, Search
 from cairn.search.index import INDEXED, KEYS_VERSION, SORT_KEYS
 from cairn.search.indexer import REBUILD
@@ -198,14 +199,25 @@ def test_pages_walk_the_keys_in_the_order_of_the_expressions(
         assert seen and not seen & closed
 
 
-def test_a_text_search_in_key_order(world: World) -> None:
-    # words to find: sorted as the expressions say, the key table left alone
+def test_a_text_search_in_key_order(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     for field, desc in (("date", True), ("fileSize", False)):
         for user in (None, USER):
             every = world.expected("Datafile", field, desc, user)
-            hits = world.pages("Datafile", field, desc, user, text="scan*", size=2,
-                               walked=False)
+            # a word in most rows: the keys walked, each row asked for the word
+            hits = world.pages("Datafile", field, desc, user, text="scan*", size=2)
             assert [h.id for h in hits] == every  # every file is a scan_*
+            world.set_filled("Datafile", False)
+            assert world.pages("Datafile", field, desc, user, text="scan*", size=2,
+                               walked=False) == hits
+            world.set_filled("Datafile", True)
+    # a rarer word: sorted as the expressions say, the key table left alone
+    monkeypatch.setattr(execute, "DENSE", 2)
+    for user in (None, USER):
+        want = [i for i in world.expected("Datafile", "date", True, user)
+                if i == world.ids["df1"]]
+        hits = world.pages("Datafile", "date", True, user, text="001*", walked=False)
+        assert [h.id for h in hits] == want
+    assert want == [world.ids["df1"]]  # the reader may read it: not vacuous
 
 
 def test_keys_follow_writes_deletes_and_rebuilds(world: World) -> None:

@@ -32,6 +32,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    exists,
     false,
     func,
     literal,
@@ -139,6 +140,10 @@ INLINE = 5000
 
 #: Documents found beyond which the read rules are checked per related row (SQLite).
 MANY = 100_000
+
+#: One row in this many (by the largest id) found by a word makes it dense
+#: (:attr:`Search._dense_text`).
+DENSE = 50
 
 PARAMETER_ENTITY = {"Investigation": "InvestigationParameter", "Dataset": "DatasetParameter",
                     "Datafile": "DatafileParameter"}
@@ -789,6 +794,9 @@ class Search:
             (walked is not None or self._indexed_order(sort)) and self._many)
         conds = self.conditions(whole=whole)
         if walked is not None:  # many rows meet them: SQLite then walks the key index
+            dense = self._dense_text if self.req.text else None
+            if dense is not None:  # asked last: a row the rules hide costs no look-up
+                conds = [*(c for c in conds if c is not dense[0]), dense[1]]
             conds = [Likely(c) for c in conds]
         hits = None if whole or sort else self._driving()
         if hits is not None:
@@ -822,12 +830,41 @@ class Search:
         walk would then go as deep as the rows they match lie (``calib*`` over a million
         files: 450 ms walking, 60 ms sorting its 12,000 files)."""
         r = self.req
-        if len(sort) != 1 or r.text or r.samples or r.user_full_name:
+        if len(sort) != 1 or r.samples or r.user_full_name:
             return None
         keys = self.index.keys.get(self.target)
         if keys is None or sort[0][0] not in keys.fields or not self._many:
             return None
+        if r.text and self._dense_text is None:
+            return None
         return self.index.keys_filled(self.work.conn, self.target)
+
+    @cached_property
+    def _dense_text(self) -> tuple[ColumnElement[bool], ColumnElement[bool]] | None:
+        """When the text is one word found in the target's own documents alone, in at
+        least one row of :data:`DENSE`: its condition, and the same asked of each row
+        (``EXISTS``, the index's own look-up of one document). A walk in a key's order then
+        meets its rows within a few dozen of the key index's (``scan*``, in 97 % of a
+        million files, walked rather than 970,000 sorted), and asks each row rather than
+        collecting every id first; a rarer word's rows may lie deep in that order
+        (``calib*``, 1.2 %: its 12,000 files are sorted faster). Else None."""
+        leaf = self._parse(self.req.text or "")
+        self.conditions()  # the words' lookups (self._found)
+        found = self._found.get((id(leaf), ()))
+        if not isinstance(leaf, lucene.Leaf) or found is None:
+            return None
+        branches, near = found
+        branch = branches[0] if len(branches) == 1 else None
+        if not isinstance(branch, Select) or any(near.values()):
+            return None
+        conn, t = self.work.conn, self.t
+        need = max((conn.execute(select(func.max(t.c.id))).scalar() or 0) // DENSE, 1)
+        ids = branch.limit(need).subquery()
+        if conn.execute(select(func.count()).select_from(ids),
+                        self.work.params).scalar_one() < need:
+            return None
+        return (self._conditions[False][0],
+                exists(branch.where(branch.selected_columns[0] == t.c.id)))
 
     def _driving(self) -> tuple[Any, ColumnElement[bool]] | None:
         """For a page in id order on SQLite: the documents of the only word asked (and the
