@@ -220,6 +220,23 @@ def test_a_text_search_in_key_order(world: World, monkeypatch: pytest.MonkeyPatc
     assert want == [world.ids["df1"]]  # the reader may read it: not vacuous
 
 
+def test_a_walk_that_would_go_too_deep_sorts_instead(world: World,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(execute, "WALK", 2)  # fewer rows than a page: every walk gives up
+    for user in (None, USER):
+        for words in (None, "scan*"):
+            want = world.expected("Datafile", "date", True, user)
+            assert [h.id for h in world.pages("Datafile", "date", True, user, text=words,
+                                              walked=None)] == want
+    with world.catalogue.as_system(read_only=True) as work:
+        s = Search(work, world.search.index, world.search.units,
+                   SearchRequest(target="Datafile"))
+        assert s._walked_keys([("date", True)]) is not None
+        first = s.page([("date", True)], None, 3)
+        assert s._no_walk and [h.id for h in first] == world.expected(
+            "Datafile", "date", True, None)[:3]
+
+
 def test_keys_follow_writes_deletes_and_rebuilds(world: World) -> None:
     index = world.search.index
     df = world.ids["df3"]
