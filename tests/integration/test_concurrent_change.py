@@ -165,7 +165,7 @@ def test_a_real_deadlock_victim_runs_again(catalogue: Catalogue, caplog: pytest.
                 other.execute(update(t).where(t.c.id == f).values(description="other"))
             thread = threading.Thread(target=client)
             thread.start()
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60
             while lock_waits(watch, db.dialect) == 0:  # the client waits for f2
                 assert thread.is_alive(), result
                 assert time.monotonic() < deadline, "the client's write never waited"
