@@ -100,7 +100,15 @@ def test_pooled_aliases_give_the_same_sql(world: World, monkeypatch: pytest.Monk
     monkeypatch.setattr(execute, "shared_pool", lambda tables: None)
     monkeypatch.setattr(sources_module, "_aliases", lambda work: Aliases(work.tables))
     fresh = _search(world)
-    assert pooled == fresh
+    assert _searching(pooled) == _searching(fresh)
+
+
+#: Authorization's cache loads, which a concurrent invalidation may add to either run.
+_CACHE_LOADS = ("SELECT RULE_", "SELECT USERGROUP", "SELECT PUBLICSTEP", "SELECT GROUPING")
+
+
+def _searching(sqls: list[str]) -> list[str]:
+    return [q for q in sqls if not q.startswith(_CACHE_LOADS)]
 
 
 def _new_aliases(w: World) -> int:
