@@ -849,14 +849,14 @@ class Search:
 
     def _walked_keys(self, sort: list[tuple[str, bool]]) -> KeyTable | None:
         """The key table whose (key, id) index gives the page's order (a datafile's date or
-        size, a dataset's dates), when many may match and it holds every row's keys: the
-        page then reads about a page of that index's rows, each row checked alone, instead
-        of computing and sorting the key of every row found. Else None: the expressions.
+        size), when many may match and it holds every row's keys: the page then reads about
+        a page of that index's rows, each row checked alone, instead of computing and
+        sorting the key of every row found. Else None: the expressions.
 
-        Not with words to find (text, samples, a user's full name): every document they
-        match is collected before the first row is checked, whatever the order, and the
-        walk would then go as deep as the rows they match lie (``calib*`` over a million
-        files: 450 ms walking, 60 ms sorting its 12,000 files)."""
+        Not with samples or a user's full name, nor with text other than one dense word
+        (:attr:`_dense_text`): every document they match is collected before the first row
+        is checked, and the walk would go as deep as those rows lie (``calib*`` over a
+        million files: 450 ms walking, 60 ms sorting its 12,000 files)."""
         r = self.req
         # Datafiles only, for now: an investigation's page after search_after repeated its
         # last hit on PostgreSQL and MariaDB when walked (test_search_rest, not yet
@@ -880,14 +880,9 @@ class Search:
         million files, walked rather than 970,000 sorted), and asks each row rather than
         collecting every id first; a rarer word's rows may lie deep in that order
         (``calib*``, 1.2 %: its 12,000 files are sorted faster). Else None."""
-        leaf = self._parse(self.req.text or "")
         self.conditions()  # the words' lookups (self._found)
-        found = self._found.get((id(leaf), ()))
-        if not isinstance(leaf, lucene.Leaf) or found is None:
-            return None
-        branches, near = found
-        branch = branches[0] if len(branches) == 1 else None
-        if not isinstance(branch, Select) or any(near.values()):
+        branch = self._lone_word()
+        if branch is None:
             return None
         conn, t = self.work.conn, self.t
         need = max((conn.execute(select(func.max(t.c.id))).scalar() or 0) // DENSE, 1)
@@ -908,18 +903,24 @@ class Search:
         if (self.work.db.dialect != "sqlite" or not r.text or r.samples or r.user
                 or r.user_full_name or r.lower or r.upper or r.parameters or r.filter):
             return None
-        leaf = self._parse(r.text)
+        branch = self._lone_word()
+        doc = self.index.docs.get(self.target)
+        if doc is None or branch is None or branch.get_final_froms() != [doc.table]:
+            return None
+        text = self._conditions[False][0]
+        return branch.subquery("hits"), text
+
+    def _lone_word(self) -> Select[Any] | None:
+        """The look-up of the text when it is one word found in the target's own documents
+        alone (one statement, nothing in related documents); else None. The conditions
+        must be built (:meth:`conditions`)."""
+        leaf = self._parse(self.req.text or "")
         found = self._found.get((id(leaf), ()))
         if not isinstance(leaf, lucene.Leaf) or found is None:
             return None
         branches, near = found
-        doc = self.index.docs.get(self.target)
-        if (doc is None or len(branches) != 1 or any(near.values())
-                or not isinstance(branches[0], Select)
-                or branches[0].get_final_froms() != [doc.table]):
-            return None
-        text = self._conditions[False][0]
-        return branches[0].subquery("hits"), text
+        branch = branches[0] if len(branches) == 1 else None
+        return branch if isinstance(branch, Select) and not any(near.values()) else None
 
     def _hit(self, r: Sequence[Any], scored: bool) -> Hit:
         return Hit(id=r[-1], score=float(r[0]) if scored else None,
