@@ -945,6 +945,24 @@ def test_range_facets(cat: Catalogue) -> None:
                                                              "none"]
 
 
+@pytest.mark.parametrize(("user", "expected"), [
+    ("jdoe", {"old": 2, "mid": 0, "new": 1}),  # A (2020: two datasets), D (2023: one)
+    ("rbeck", {"old": 0, "mid": 2, "new": 0}),  # B (2021), C (2022): one dataset each
+])
+def test_range_facets_of_related_rows_read_through_several_rules(
+        cat: Catalogue, user: str, expected: dict[str, int]) -> None:
+    # An investigation is readable through either of two rules (jdoe is a user of A and D,
+    # rbeck a scientist of B's and C's instrument); each range still counts only the
+    # datasets whose investigation started within it.
+    y2021, y2023 = ms("2021-01-01T00:00"), ms("2023-01-01T00:00")
+    body = cat.ok({"target": "Dataset", "facets": [{"target": "Investigation", "dimensions": [
+        {"dimension": "startDate", "ranges": [{"key": "old", "to": y2021},
+                                              {"key": "mid", "from": y2021, "to": y2023},
+                                              {"key": "new", "from": y2023}]}]}]},
+        user=user, maxCount="1")
+    assert body["dimensions"] == {"Investigation.startDate": expected}
+
+
 def test_range_facets_follow_the_query(cat: Catalogue) -> None:
     body = cat.ok({"target": "Datafile", "text": "nxs", "facets": [
         {"target": "Datafile", "dimensions": [

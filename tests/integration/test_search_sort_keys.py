@@ -142,9 +142,8 @@ class World:
             with unit as work:
                 s = Search(work, self.search.index, self.search.units,
                            SearchRequest(target=target, text=text))
-                if walked is not None:  # only files' keys are walked (execute.py)
-                    assert (s._walked_keys([(field, desc)]) is not None) is (
-                        walked and target == "Datafile")
+                if walked is not None:
+                    assert (s._walked_keys([(field, desc)]) is not None) is walked
                 hits = s.page([(field, desc)], after, size)
             out.extend(hits)
             if len(hits) < size:

@@ -172,7 +172,8 @@ class Likely(FunctionElement[bool]):
 
 @compiles(Likely)
 def _likely(el: Likely, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(el.clauses, **kw)
+    # in parentheses: the condition may be an OR, and the statement ANDs it with others
+    return f"({compiler.process(el.clauses, **kw)})"
 
 
 @compiles(Likely, "sqlite")
@@ -193,7 +194,7 @@ class PerRow(FunctionElement[bool]):
 
 @compiles(PerRow)
 def _per_row(el: PerRow, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(el.clauses, **kw)
+    return f"({compiler.process(el.clauses, **kw)})"  # as Likely's
 
 
 @compiles(PerRow, "postgresql")
@@ -858,11 +859,7 @@ class Search:
         is checked, and the walk would go as deep as those rows lie (``calib*`` over a
         million files: 450 ms walking, 60 ms sorting its 12,000 files)."""
         r = self.req
-        # Datafiles only, for now: an investigation's page after search_after repeated its
-        # last hit on PostgreSQL and MariaDB when walked (test_search_rest, not yet
-        # understood); their tables are small enough to sort
-        if (len(sort) != 1 or r.samples or r.user_full_name or self._no_walk
-                or self.target != "Datafile"):
+        if len(sort) != 1 or r.samples or r.user_full_name or self._no_walk:
             return None
         keys = self.index.keys.get(self.target)
         if keys is None or sort[0][0] not in keys.fields or not self._many:
