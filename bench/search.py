@@ -260,6 +260,7 @@ def rebuild_entity(index: SearchIndex, entity: str, keys_only: bool = False) -> 
 def rebuild(db: Database) -> list[Rebuilt]:
     index = SearchIndex(db, SEARCHABLE)
     created = index.ensure()
+    index.ensure_keys()  # a rebuild fills them too
     if created:
         print(f"document tables created: {', '.join(created)}", flush=True)
     out = []

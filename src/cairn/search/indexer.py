@@ -82,8 +82,8 @@ class SearchIndex:
 
     def ensure(self) -> list[str]:
         """Create the missing document tables, and make again those made another way (an
-        older version); the entities whose table is new. The key tables too
-        (:meth:`ensure_keys`)."""
+        older version); the entities whose table is new. The key tables are
+        :meth:`ensure_keys`'s."""
         created = []
         for entity, doc in self.docs.items():
             with self.db.begin() as conn:
@@ -97,7 +97,6 @@ class SearchIndex:
                     self.backend.drop(conn, doc)
                 self.backend.create(conn, doc)
             created.append(entity)
-        self.ensure_keys()
         return created
 
     def ensure_keys(self) -> list[str]:
