@@ -65,7 +65,7 @@ def main() -> None:
         key = (ip.entity, id(ip.column), *(id(r.query) for r in mine))
         hit = authz._predicates.get(key)
         if hit is None:
-            hit = (authz._condition(ip.entity, ip.column, mine), ip.column)
+            hit = (authz.rules_condition(ip.entity, ip.column, mine), ip.column)
             authz._predicates.put(key, hit)
         return hit[0]
 

@@ -99,7 +99,7 @@ def explain(conn: Connection, db: Database, authz: Authorizer, params: Mapping[s
     table = t[bean]
     if conn.execute(select(table.c.id).where(table.c.id == row_id)).first() is None:
         raise no_such_object(f"{bean}[id:{row_id}] not found")
-    snap = authz._state(conn)  # the rules exactly as the authorizer holds them
+    snap = authz.snapshot(conn)  # the rules exactly as the authorizer holds them
     letter = access.value[0]
     chosen = [r for r in snap.rules if r.meaning.bean == bean and r.meaning.attribute is None
               and (letter in r.flags or (access == Access.READ and _public(r)))]
@@ -146,7 +146,7 @@ def _evaluate(conn: Connection, db: Database, authz: Authorizer, r: Rule, table:
             return replace(grant, holds=True, everyone=True)
         users, more = _members(conn, db, r.grouping)
         return replace(grant, holds=True, users=users, truncated=more)
-    condition = authz._condition(r.meaning.bean, table.c.id, [r])
+    condition = authz.rules_condition(r.meaning.bean, table.c.id, [r])
     if per_user:
         users, more = _users_for(conn, db, table, row_id, condition, clock, r.grouping)
         return replace(grant, holds=bool(users), users=users, truncated=more)

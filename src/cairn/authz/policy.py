@@ -134,7 +134,8 @@ class Authorizer:
         with self._lock:
             self._snapshot = None
 
-    def _state(self, conn: Connection) -> Snapshot:
+    def snapshot(self, conn: Connection) -> Snapshot:
+        """The rules as the authorizer holds them (loaded again after ``refresh_seconds``)."""
         snap = self._snapshot
         if snap is not None and time.monotonic() - snap.loaded < self.refresh_seconds:
             return snap
@@ -196,7 +197,7 @@ class Authorizer:
                    attribute: str | None = None) -> list[Rule]:
         """Rules granting ``access`` to ``bean`` for ``user`` (whole-entity rules, or the
         attribute-level UPDATE rules for ``attribute``)."""
-        snap = self._state(conn)
+        snap = self.snapshot(conn)
         letter = access.value[0]
         groups: frozenset[int] | None = None
         out = []
@@ -224,7 +225,7 @@ class Authorizer:
         if self.is_root(caller.user):
             return None
         if access == Access.READ and attribute is None \
-                and bean in self._state(caller.conn).public_tables:
+                and bean in self.snapshot(caller.conn).public_tables:
             return None
         rules = self.applicable(caller.conn, caller.user, access, bean, attribute)
         if not rules:
@@ -239,11 +240,11 @@ class Authorizer:
         key = (bean, id(id_column), sets, *(id(r.query) for r in rules))
         hit = self._predicates.get(key)
         if hit is None:
-            hit = (self._condition(bean, id_column, rules, sets), id_column)
+            hit = (self.rules_condition(bean, id_column, rules, sets), id_column)
             self._predicates.put(key, hit)
         return hit[0]
 
-    def _condition(self, bean: str, id_column: ColumnElement[Any], rules: list[Rule],
+    def rules_condition(self, bean: str, id_column: ColumnElement[Any], rules: list[Rule],
                    sets: bool = False) -> ColumnElement[bool]:
         """Any of ``rules`` selects the ``bean`` whose id is ``id_column``.
 
@@ -329,7 +330,7 @@ class Authorizer:
 
     def free_step(self, conn: Connection, origin: str, field_name: str, target: str) -> bool:
         """An INCLUDE step needing no check: into a public table, or a PublicStep."""
-        snap = self._state(conn)
+        snap = self.snapshot(conn)
         return target in snap.public_tables or (origin, field_name) in snap.public_steps
 
 
