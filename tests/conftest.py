@@ -7,7 +7,10 @@ can be changed with ``CAIRN_TEST_POSTGRESQL`` and ``CAIRN_TEST_MARIADB``.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from functools import cache
@@ -59,28 +62,81 @@ def _admin_engine(backend: str):  # type: ignore[no-untyped-def]
     return create_engine(SERVERS[backend], isolation_level="AUTOCOMMIT")
 
 
-def make_database(backend: str, tmp_path: Path) -> tuple[str, object]:
-    """Create an empty database; return its URL and a callable that drops it."""
+#: This process's migrated databases (backend -> SQLite file or PostgreSQL database name), each
+#: made once and copied for every test that asks for a database at the newest revision.
+_TEMPLATES: dict[str, str] = {}
+
+
+def _url(backend: str, name: str) -> str:
+    return make_url(SERVERS[backend]).set(database=name).render_as_string(hide_password=False)
+
+
+def _template(backend: str) -> str:
+    """A database at the newest revision to copy (made by ``migrate.upgrade`` itself): a
+    SQLite file, or a PostgreSQL database (``CREATE DATABASE ... TEMPLATE``). Creating the
+    schema takes seconds per database; a copy, milliseconds."""
+    from cairn.db import migrate
+    from cairn.db.engine import Database
+
+    if backend not in _TEMPLATES:
+        if backend == "sqlite":
+            folder = Path(tempfile.mkdtemp(prefix="cairn-template-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            made, url = str(folder / "catalogue.db"), f"sqlite:///{folder / 'catalogue.db'}"
+        else:
+            made = f"cairn_t_tpl_{uuid.uuid4().hex[:12]}"
+            admin = _admin_engine(backend)
+            with admin.connect() as conn:
+                conn.execute(text(f"CREATE DATABASE {made}"))
+            admin.dispose()
+            atexit.register(_drop, backend, made)
+            url = _url(backend, made)
+        db = Database(url)
+        migrate.upgrade(db)
+        db.dispose()  # a template must have no connection while it is copied
+        _TEMPLATES[backend] = made
+    return _TEMPLATES[backend]
+
+
+def _drop(backend: str, name: str) -> None:
+    admin = _admin_engine(backend)
+    with admin.connect() as conn:
+        if backend == "postgresql":
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        else:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    admin.dispose()
+
+
+def make_database(backend: str, tmp_path: Path, migrated: bool = False) -> tuple[str, object]:
+    """Create a database, empty or (``migrated``) at the newest revision; return its URL and a
+    callable that drops it."""
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'catalogue.db'}", lambda: None
+        path = tmp_path / "catalogue.db"
+        if migrated:
+            shutil.copyfile(_template(backend), path)
+        return f"sqlite:///{path}", lambda: None
     why = server_reachable(backend)
     if why:
         pytest.skip(why)
     name = f"cairn_t_{uuid.uuid4().hex[:12]}"
     admin = _admin_engine(backend)
     with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    url = make_url(SERVERS[backend]).set(database=name).render_as_string(hide_password=False)
+        if migrated and backend == "postgresql":
+            conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {_template(backend)}"))
+        else:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    url = _url(backend, name)
+    if migrated and backend != "postgresql":  # MariaDB has no copy of a database: made here
+        from cairn.db import migrate
+        from cairn.db.engine import Database
 
-    def drop() -> None:
-        with admin.connect() as conn:
-            if backend == "postgresql":
-                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            else:
-                conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        admin.dispose()
+        db = Database(url)
+        migrate.upgrade(db)
+        db.dispose()
 
-    return url, drop
+    admin.dispose()
+    return url, lambda: _drop(backend, name)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -92,6 +148,16 @@ def backend(request: pytest.FixtureRequest) -> str:
 def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """URL of a fresh, empty database on each configured backend."""
     url, drop = make_database(backend, tmp_path)
+    try:
+        yield url
+    finally:
+        drop()  # type: ignore[operator]
+
+
+@pytest.fixture
+def migrated_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """URL of a fresh database at the newest revision, on each configured backend."""
+    url, drop = make_database(backend, tmp_path, migrated=True)
     try:
         yield url
     finally:

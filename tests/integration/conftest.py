@@ -14,7 +14,7 @@ def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real Cairn process on a free port, one per backend and test module."""
     tmp = tmp_path_factory.mktemp(f"cairn-{request.param}")
-    url, drop = make_database(str(request.param), tmp)
+    url, drop = make_database(str(request.param), tmp, migrated=True)
     srv = Server(tmp, url)
     try:
         yield srv

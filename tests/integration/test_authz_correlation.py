@@ -21,8 +21,8 @@ RULE = ("SELECT df FROM Datafile df JOIN df.dataset ds JOIN ds.investigation i "
 
 
 @pytest.fixture
-def catalogue(database_url: str) -> Iterator[Catalogue]:
-    db = Database(database_url)
+def catalogue(migrated_url: str) -> Iterator[Catalogue]:
+    db = Database(migrated_url)
     migrate.upgrade(db)
     db.detect_ids()
     c = catalogue_of(db)

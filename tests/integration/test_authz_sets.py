@@ -22,10 +22,10 @@ from cairn.startup import catalogue_of
 
 
 @pytest.fixture
-def catalogue(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Catalogue]:
+def catalogue(migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Catalogue]:
     monkeypatch.setattr(policy, "SET_SHAPE_DIALECTS",
                         frozenset({"sqlite", "postgresql", "mysql", "mariadb"}))
-    db = Database(database_url)
+    db = Database(migrated_url)
     migrate.upgrade(db)
     db.detect_ids()
     c = catalogue_of(db)

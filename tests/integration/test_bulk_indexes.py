@@ -17,8 +17,8 @@ from cairn.startup import catalogue_of
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
+def db(migrated_url: str) -> Iterator[Database]:
+    database = Database(migrated_url)
     if database.dialect != "postgresql":
         database.dispose()
         pytest.skip("COPY and indexes built after the load are PostgreSQL's")

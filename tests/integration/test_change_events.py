@@ -68,8 +68,8 @@ class World:
 
 
 @pytest.fixture
-def world(database_url: str) -> Iterator[World]:
-    db = Database(database_url)
+def world(migrated_url: str) -> Iterator[World]:
+    db = Database(migrated_url)
     migrate.upgrade(db)
     try:
         yield World(db)

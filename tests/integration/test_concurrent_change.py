@@ -35,8 +35,8 @@ FACILITY = SCHEMA.entities["Facility"]
 
 
 @pytest.fixture
-def catalogue(database_url: str) -> Iterator[Catalogue]:
-    db = Database(database_url)
+def catalogue(migrated_url: str) -> Iterator[Catalogue]:
+    db = Database(migrated_url)
     migrate.upgrade(db)
     db.detect_ids()
     yield catalogue_of(db)

@@ -53,7 +53,7 @@ class Inbox:
 def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
        ) -> Iterator[Database]:
     url, drop = make_database(str(request.param),
-                              tmp_path_factory.mktemp(f"mail-{request.param}"))
+                              tmp_path_factory.mktemp(f"mail-{request.param}"), migrated=True)
     database = Database(url)
     try:
         migrate.upgrade(database)

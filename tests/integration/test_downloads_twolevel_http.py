@@ -78,7 +78,7 @@ class Site:
 
 @pytest.fixture(params=BACKENDS)
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
-    url, drop = make_database(str(request.param), tmp_path)
+    url, drop = make_database(str(request.param), tmp_path, migrated=True)
     server = Server(tmp_path, url, extra_config=config(tmp_path))
     s = Site(tmp_path, url, server, Catalogue(FACILITY))
     try:

@@ -126,8 +126,8 @@ def make_world(db: Database) -> World:
 
 
 @pytest.fixture
-def world(database_url: str) -> Iterator[World]:
-    db = Database(database_url)
+def world(migrated_url: str) -> Iterator[World]:
+    db = Database(migrated_url)
     migrate.upgrade(db)
     try:
         yield make_world(db)

@@ -18,8 +18,8 @@ DROPPED = {"INVESTIGATIONUSER": "IDX_INVESTIGATIONUSER_INVESTIGATION_ID",
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
+def db(migrated_url: str) -> Iterator[Database]:
+    database = Database(migrated_url)
     migrate.upgrade(database)
     try:
         yield database

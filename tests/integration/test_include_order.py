@@ -27,7 +27,7 @@ DATASETS = ["ds-c", "ds-a", "ds-b"]
 def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp(f"cairn-order-{request.param}")
-    url, drop = make_database(str(request.param), tmp)
+    url, drop = make_database(str(request.param), tmp, migrated=True)
     srv = Server(tmp, url, env={"CAIRN_CATALOGUE__MAX_IDS_IN_QUERY": str(BATCH)})
     try:
         yield srv

@@ -21,8 +21,8 @@ def _indexes(db: Database) -> dict[str, list[str | None]]:
     return found
 
 
-def test_the_indexes_and_a_probe_reading_no_row(database_url: str) -> None:
-    db = Database(database_url)
+def test_the_indexes_and_a_probe_reading_no_row(migrated_url: str) -> None:
+    db = Database(migrated_url)
     try:
         migrate.upgrade(db)
         found = {k: [str(c).lower() for c in v] for k, v in _indexes(db).items()}

@@ -441,7 +441,7 @@ def archived(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     """The small catalogue of topcat_support on two-level storage, every file archived and
     taken off main storage."""
     tmp = tmp_path_factory.mktemp("portal-tape")
-    url, drop = make_database(str(request.param), tmp)
+    url, drop = make_database(str(request.param), tmp, migrated=True)
     server = Server(tmp, url, extra_config=twolevel_config(tmp))
     try:
         cat = build(server, TWO_LEVEL_FACILITY)

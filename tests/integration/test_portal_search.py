@@ -622,7 +622,7 @@ def test_the_page_ranks_only_what_it_can_rank_quickly(srv: Server) -> None:
 def partial(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp: Path = tmp_path_factory.mktemp("portal-search-partial")
-    url, drop = make_database(str(request.param), tmp)
+    url, drop = make_database(str(request.param), tmp, migrated=True)
     server = Server(tmp, url, '[search]\nentities = ["Investigation", "Dataset", "Sample", '
                               '"SampleType", "Facility", "InvestigationType", "DatasetType"]\n')
     try:

@@ -135,8 +135,8 @@ class World:
 
 
 @pytest.fixture
-def world(database_url: str, datacite_server: DataCiteServer) -> Iterator[World]:
-    db = Database(database_url)
+def world(migrated_url: str, datacite_server: DataCiteServer) -> Iterator[World]:
+    db = Database(migrated_url)
     migrate.upgrade(db)
     db.detect_ids()
     w = World(db, datacite_server)
@@ -582,10 +582,10 @@ def test_an_instrument_gets_a_pid_and_a_tombstone_when_decommissioned(world: Wor
     assert any(d.get("dateInformation") == "DeCommissioned" for d in dates)
 
 
-def test_released_investigations_are_minted_automatically(database_url: str,
+def test_released_investigations_are_minted_automatically(migrated_url: str,
                                                           datacite_server: DataCiteServer
                                                           ) -> None:
-    db = Database(database_url)
+    db = Database(migrated_url)
     migrate.upgrade(db)
     db.detect_ids()
     w = World(db, datacite_server, auto_mint=True, auto_mint_from=date(2025, 1, 1))
@@ -622,9 +622,9 @@ def test_landing_of_a_pid_recorded_in_the_catalogue(world: World) -> None:
     assert world.publishing.landing("10.9999/nothing") is None
 
 
-def test_nothing_is_minted_without_datacite(database_url: str,
+def test_nothing_is_minted_without_datacite(migrated_url: str,
                                             datacite_server: DataCiteServer) -> None:
-    db = Database(database_url)
+    db = Database(migrated_url)
     migrate.upgrade(db)
     db.detect_ids()
     w = World(db, datacite_server)
@@ -644,11 +644,11 @@ def _utc(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC)
 
 
-def test_the_demo_has_landing_pages_and_a_tombstone(database_url: str) -> None:
+def test_the_demo_has_landing_pages_and_a_tombstone(migrated_url: str) -> None:
     from cairn.demo import load_demo
     from cairn.demo.publications import publish_demo
 
-    db = Database(database_url)
+    db = Database(migrated_url)
     migrate.upgrade(db)
     db.detect_ids()
     try:

@@ -163,7 +163,7 @@ def _config(datacite: DataCiteServer) -> str:
 def site(request: pytest.FixtureRequest,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp(f"publishing-{request.param}")
-    url, drop = make_database(str(request.param), tmp)
+    url, drop = make_database(str(request.param), tmp, migrated=True)
     # Its own DataCite for the module: the shared ``datacite_server`` fixture is reset for
     # every test, while this server's DOIs live as long as the module's Cairn.
     datacite = DataCiteServer()

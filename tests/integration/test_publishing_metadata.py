@@ -69,7 +69,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
           ) -> Iterator[World]:
     """The facility, built once per backend (the tests only add publications to it)."""
     tmp: Path = tmp_path_factory.mktemp(f"publishing-{request.param}")
-    url, drop = make_database(str(request.param), tmp)
+    url, drop = make_database(str(request.param), tmp, migrated=True)
     db = Database(url)
     try:
         migrate.upgrade(db)

@@ -59,8 +59,8 @@ _ALL = tuple(INDEXED)
 
 
 @pytest.fixture
-def world(database_url: str) -> Iterator[World]:
-    db = Database(database_url)
+def world(migrated_url: str) -> Iterator[World]:
+    db = Database(migrated_url)
     migrate.upgrade(db)
     try:
         yield World(db)
@@ -235,10 +235,10 @@ def test_a_bulk_load_into_an_empty_index(world: World, monkeypatch: pytest.Monke
                 "'idx_cairn_search_datafile'")).scalar() == 1
 
 
-def test_paging_by_date_in_a_catalogue_zone_other_than_utc(database_url: str) -> None:
+def test_paging_by_date_in_a_catalogue_zone_other_than_utc(migrated_url: str) -> None:
     from zoneinfo import ZoneInfo
 
-    db = Database(database_url, zone=ZoneInfo("Asia/Tokyo"))
+    db = Database(migrated_url, zone=ZoneInfo("Asia/Tokyo"))
     migrate.upgrade(db)
     try:
         w = World(db)

@@ -96,7 +96,7 @@ def test_no_limit_when_set_to_zero(db: Database) -> None:
 def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp(f"timeout-{request.param}")
-    url, drop = make_database(str(request.param), tmp)
+    url, drop = make_database(str(request.param), tmp, migrated=True)
     srv = Server(tmp, url, env={"CAIRN_CATALOGUE__STATEMENT_TIMEOUT_SECONDS": "1"})
     try:
         rest = Rest(srv)
