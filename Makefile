@@ -36,7 +36,7 @@ test: install
 	CAIRN_BROWSER_TESTS=1 $(BIN)/pytest -n 2 -q $(PYTEST_ARGS) tests/browser
 
 # python-icat 1.7.0's own test suite against fresh Cairns: the whole suite on single-level
-# storage, then its data-service tests on two-level storage (about 14 minutes). Fails if
+# storage and, side by side, its data-service tests on two-level storage. Fails if
 # anything fails in either; prints one summary line per configuration.
 conformance: install
 	$(BIN)/python tests/conformance/python_icat/run.py

@@ -5,8 +5,9 @@
 
 Downloads the python-icat 1.7.0 source distribution from PyPI (nothing of it is committed),
 prepares its test directory as its own ``setup.py build_test`` does, and runs the suite
-(including the tests marked slow) once per data-service configuration, each against its own
-Cairn on a new catalogue (SQLite in the work directory unless ``--database`` is given) with
+(including the tests marked slow) once per data-service configuration, side by side, each on
+its own copy of the suite against its own Cairn on a new catalogue (SQLite in the work
+directory; with ``--database``, one catalogue, and the configurations in turn) with
 the users the suite expects, written into ``tests/data/icat.cfg`` (with ``idsurl`` when
 Cairn's data service answers ``/ids/ping``):
 
@@ -33,8 +34,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,23 +267,29 @@ def summarise(report: Path | None) -> tuple[Counter[str], dict[str, list[str]]]:
     return counts, reasons
 
 
+SETTING_UP = threading.Lock()
+
+
 def run_configuration(conf: Configuration, tests: Path, work: Path, main: Path,
                       database: str | None, extra: list[str], timeout: float, full: bool,
-                      keep: bool) -> Counter[str]:
-    """Start a Cairn for ``conf``, run the suite against it, print its failures and summary."""
+                      keep: bool) -> tuple[Counter[str], str]:
+    """Start a Cairn for ``conf``, run the suite against it; its counts, and its failures and
+    summary as text."""
     work.mkdir(parents=True, exist_ok=True)
     log(f"== {conf.name}: work folder {work}")
     proc = None
     report = None
     try:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        config = cairn_config(work, database or f"sqlite:///{work / 'catalogue.db'}", port,
-                              f'main = "{main}"\n' + conf.data.format(work=work))
-        add_db_users(config)
-        proc = start_cairn(config, url, work / "cairn.log")
+        with SETTING_UP:  # Alembic's context is one per process: one catalogue at a time
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            config = cairn_config(work, database or f"sqlite:///{work / 'catalogue.db'}",
+                                  port, f'main = "{main}"\n' + conf.data.format(work=work))
+            add_db_users(config)
+            proc = start_cairn(config, url, work / "cairn.log")
         ids = has_data_service(url)
-        log(f"data service: {'yes' if ids else 'not answering /ids/ping; its tests will skip'}")
+        log(f"{conf.name}: data service "
+            f"{'yes' if ids else 'not answering /ids/ping; its tests will skip'}")
         write_icat_cfg(tests, url, ids)
         selected = [] if full or conf.tests is None else conf.tests
         report = run_suite(tests, work, [*selected, *extra], timeout)
@@ -292,16 +301,16 @@ def run_configuration(conf: Configuration, tests: Path, work: Path, main: Path,
             except subprocess.TimeoutExpired:
                 proc.kill()
     counts, reasons = summarise(report)
+    lines = [f"\n== {conf.name}"]
     for reason, names in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
-        print(f"\n{len(names)} failed: {reason}")
-        for n in names[:8]:
-            print(f"    {n}")
+        lines.append(f"\n{len(names)} failed: {reason}")
+        lines += [f"    {n}" for n in names[:8]]
         if len(names) > 8:
-            print(f"    ... and {len(names) - 8} more")
+            lines.append(f"    ... and {len(names) - 8} more")
     if keep:
-        print(f"\nlogs: {work / 'pytest.log'}, {work / 'cairn.log'}")
-    print(summary_line(conf, counts), flush=True)
-    return counts
+        lines.append(f"\nlogs: {work / 'pytest.log'}, {work / 'cairn.log'}")
+    lines.append(summary_line(conf, counts))
+    return counts, "\n".join(lines)
 
 
 def summary_line(conf: Configuration, counts: Counter[str]) -> str:
@@ -338,16 +347,32 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     log(f"work folder {work}")
     confs = [c for c in (SINGLE, TWO_LEVEL) if args.only in (None, c.name)]
-    results: list[tuple[Configuration, Counter[str]]] = []
     tests = build_test(fetch_sdist(work))
     keep = args.keep or args.workdir is not None
-    for conf in confs:
+
+    def run(conf: Configuration) -> tuple[Counter[str], str]:
         # One catalogue database (--database) means one main storage, so that the locations
-        # it holds from the previous configuration's run stay valid; else each has its own.
-        main = work / "main" if args.database else work / conf.name / "main"
-        results.append((conf, run_configuration(
-            conf, tests, work / conf.name, main, args.database, args.pytest_args,
-            args.timeout, args.full_two_level, keep)))
+        # it holds from the previous configuration's run stay valid; else each has its own,
+        # and its own copy of the suite (the suite's icat.cfg names the Cairn it talks to).
+        if args.database:
+            return run_configuration(conf, tests, work / conf.name, work / "main",
+                                     args.database, args.pytest_args, args.timeout,
+                                     args.full_two_level, keep)
+        own = work / conf.name / tests.parent.name  # the whole tree: paths stay as they were
+        if not own.exists():
+            shutil.copytree(tests.parent, own, symlinks=True)
+        return run_configuration(conf, own / "tests", work / conf.name, work / conf.name / "main",
+                                 None, args.pytest_args, args.timeout, args.full_two_level,
+                                 keep)
+
+    # each configuration waits on its Cairn most of the time: on their own catalogues they
+    # run side by side
+    with ThreadPoolExecutor(max_workers=1 if args.database else len(confs)) as pool:
+        outcomes = list(pool.map(run, confs))
+    results: list[tuple[Configuration, Counter[str]]] = []
+    for conf, (counts, text) in zip(confs, outcomes, strict=True):
+        print(text, flush=True)
+        results.append((conf, counts))
     print("\npython-icat 1.7.0 conformance:")
     for conf, counts in results:
         print(f"  {summary_line(conf, counts)}")
