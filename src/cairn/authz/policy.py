@@ -245,7 +245,7 @@ class Authorizer:
         return hit[0]
 
     def rules_condition(self, bean: str, id_column: ColumnElement[Any], rules: list[Rule],
-                   sets: bool = False) -> ColumnElement[bool]:
+                        sets: bool = False) -> ColumnElement[bool]:
         """Any of ``rules`` selects the ``bean`` whose id is ``id_column``.
 
         Each rule becomes a condition on that row (correlated through its foreign keys, no
