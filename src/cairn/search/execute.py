@@ -850,9 +850,10 @@ class Search:
 
     def _walked_keys(self, sort: list[tuple[str, bool]]) -> KeyTable | None:
         """The key table whose (key, id) index gives the page's order (a datafile's date or
-        size), when many may match and it holds every row's keys: the page then reads about
-        a page of that index's rows, each row checked alone, instead of computing and
-        sorting the key of every row found. Else None: the expressions.
+        size, a dataset's or an investigation's dates), when many may match and it holds
+        every row's keys: the page then reads about a page of that index's rows, each row
+        checked alone, instead of computing and sorting the key of every row found. Else
+        None: the expressions.
 
         Not with samples or a user's full name, nor with text other than one dense word
         (:attr:`_dense_text`): every document they match is collected before the first row
