@@ -71,13 +71,20 @@ def _url(backend: str, name: str) -> str:
     return make_url(SERVERS[backend]).set(database=name).render_as_string(hide_password=False)
 
 
+def _migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest revision, and close every connection."""
+    from cairn.db import migrate
+    from cairn.db.engine import Database
+
+    db = Database(url)
+    migrate.upgrade(db)
+    db.dispose()
+
+
 def _template(backend: str) -> str:
     """A database at the newest revision to copy (made by ``migrate.upgrade`` itself): a
     SQLite file, or a PostgreSQL database (``CREATE DATABASE ... TEMPLATE``). Creating the
     schema takes seconds per database; a copy, milliseconds."""
-    from cairn.db import migrate
-    from cairn.db.engine import Database
-
     if backend not in _TEMPLATES:
         if backend == "sqlite":
             folder = Path(tempfile.mkdtemp(prefix="cairn-template-"))
@@ -91,9 +98,7 @@ def _template(backend: str) -> str:
             admin.dispose()
             atexit.register(_drop, backend, made)
             url = _url(backend, made)
-        db = Database(url)
-        migrate.upgrade(db)
-        db.dispose()  # a template must have no connection while it is copied
+        _migrate(url)  # closed: a template must have no connection while it is copied
         _TEMPLATES[backend] = made
     return _TEMPLATES[backend]
 
@@ -128,13 +133,7 @@ def make_database(backend: str, tmp_path: Path, migrated: bool = False) -> tuple
             conn.execute(text(f"CREATE DATABASE {name}"))
     url = _url(backend, name)
     if migrated and backend != "postgresql":  # MariaDB has no copy of a database: made here
-        from cairn.db import migrate
-        from cairn.db.engine import Database
-
-        db = Database(url)
-        migrate.upgrade(db)
-        db.dispose()
-
+        _migrate(url)
     admin.dispose()
     return url, lambda: _drop(backend, name)
 
