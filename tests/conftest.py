@@ -8,6 +8,7 @@ can be changed with ``CAIRN_TEST_POSTGRESQL`` and ``CAIRN_TEST_MARIADB``.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -104,11 +105,20 @@ def _template(backend: str) -> str:
 
 
 def _drop(backend: str, name: str) -> None:
+    """Drop a test database, ending whatever connections still use it: a connection a test
+    left open in a transaction would otherwise make MariaDB's DROP wait on its metadata lock
+    for ever (``lock_wait_timeout`` is a year by default), and the run hang."""
     admin = _admin_engine(backend)
     with admin.connect() as conn:
         if backend == "postgresql":
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         else:
+            conn.execute(text("SET SESSION lock_wait_timeout = 60"))
+            for (pid,) in conn.execute(text(
+                    "SELECT ID FROM information_schema.PROCESSLIST "
+                    "WHERE DB = :db AND ID <> CONNECTION_ID()"), {"db": name}):
+                with contextlib.suppress(Exception):  # it may have ended meanwhile
+                    conn.execute(text(f"KILL CONNECTION {int(pid)}"))
             conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
     admin.dispose()
 

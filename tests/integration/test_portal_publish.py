@@ -119,9 +119,9 @@ def title_of(srv: Server, investigation: int) -> str:
 
 def fill_cart(site: Site, b: Browser, items: list[tuple[str, int]]) -> None:
     """The visitor's cart holds exactly ``items`` (through the download manager's API)."""
-    facility = site.server.engine.connect().execute(
-        select(TABLES.entity["Facility"].c.name).order_by(TABLES.entity["Facility"].c.id)
-    ).scalars().first()
+    with site.server.engine.connect() as conn:
+        facility = conn.execute(select(TABLES.entity["Facility"].c.name)
+                                .order_by(TABLES.entity["Facility"].c.id)).scalars().first()
     cart = f"/topcat/user/cart/{facility}/cartItems"
     sid = b.http.cookies["cairn_session"]
     r = site.server.http.delete(cart, params={"sessionId": sid, "items": "*"})
