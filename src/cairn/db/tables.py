@@ -141,7 +141,21 @@ def _entity_table(entity: Entity, schema: Schema, metadata: MetaData,
     if entity.name == "DatasetParameter":
         args.append(Index(ident("IDX_CAIRN_DATASETPARAMETER_NUMERIC"), "dataset",
                           "numericValue", postgresql_include=["type", "id"]))
+    if entity.name in PARAMETER_ENTITIES:
+        # Cairn's own, for parameter filters once the type is looked up (cairn_0011)
+        args.append(Index(ident(type_numeric_index(t)), "type", "numericValue"))
     return Table(ident(t), metadata, *cols, *args)
+
+
+#: The parameters of each kind of catalogue row, with a type and a numeric value.
+PARAMETER_ENTITIES = frozenset({"InvestigationParameter", "DatasetParameter",
+                                "DatafileParameter", "SampleParameter",
+                                "DataCollectionParameter"})
+
+
+def type_numeric_index(table: str) -> str:
+    """The name of a parameter table's (PARAMETER_TYPE_ID, NUMERIC_VALUE) index."""
+    return f"IDX_CAIRN_{table.upper()}_TYPE_NUMERIC"
 
 
 def _limit(name: str) -> str:

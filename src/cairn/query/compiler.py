@@ -61,6 +61,8 @@ from cairn.db.tables import OrdinalEnum, Tables
 from cairn.query import ast, grouping, limits, typecheck
 from cairn.query.coerce import INTEGRAL, NUMERIC, error
 from cairn.query.includes import IncludeTree, include_tree
+from cairn.query.lookups import Lookup
+from cairn.query.lookups import find as find_lookups
 from cairn.query.scope import Aliases, AliasPool, Node, Scope, Tree
 from cairn.query.sqlfuncs import TRIMS, CharLength, DateText, Locate, order_key
 from cairn.query.typecheck import AGGREGATES, PENDING, Const
@@ -123,12 +125,20 @@ class CompiledQuery:
         """The entity type when the result is a list of entities."""
         return self.items[0].entity if len(self.items) == 1 else None
 
-    def statement(self, restrict: Restrict | None = None) -> Select[Any]:
-        """The SELECT, with authorization predicates for the exposed id paths if given."""
-        if restrict is None:
+    def statement(self, restrict: Restrict | None = None,
+                  known: Sequence[ColumnElement[bool]] = ()) -> Select[Any]:
+        """The SELECT, with authorization predicates for the exposed id paths if given, and
+        the ``known`` conditions (:mod:`cairn.query.lookups`)."""
+        if restrict is None and not known:
             return self._plain
-        extra = [p for p in (restrict(ip) for ip in self.id_paths) if p is not None]
-        return self._build(extra)
+        extra = [] if restrict is None else [
+            p for p in (restrict(ip) for ip in self.id_paths) if p is not None]
+        return self._build([*extra, *known])
+
+    @cached_property
+    def lookups(self) -> tuple[Lookup, ...]:
+        """Conditions on a joined parameter type to look up before the search runs."""
+        return find_lookups(self.froms, self.where, self.params)
 
     @cached_property
     def _plain(self) -> Select[Any]:

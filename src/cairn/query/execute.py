@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Dialect, Select, exc, literal_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from cairn.cache import IdentityCache, Lru
 from cairn.db.engine import Database
 from cairn.db.fastread import CompiledSelect, Processors, Readers
 from cairn.errors import IcatError, bad_parameter, validation
-from cairn.query import ast
+from cairn.query import ast, lookups
 from cairn.query.coerce import INT64
 from cairn.query.compiler import (
     CompiledGet,
@@ -32,6 +33,7 @@ from cairn.query.compiler import (
     Restrict,
 )
 from cairn.query.frontend import parse_get, parse_query
+from cairn.query.lookups import Found
 from cairn.schema import SCHEMA, Entity
 
 if TYPE_CHECKING:
@@ -74,13 +76,16 @@ def run(unit: Caller, q: CompiledQuery, max_entities: int, restrict: Restrict | 
     fetch = count if count is not None and count <= max_entities else max_entities + 1
     params = unit.params if q.params or restrict is not None else {}
     try:
-        prepared = _prepared(q, fetch, offset, unit.conn.dialect, restrict)
+        wanted = lookups.wanted(q.lookups, unit.conn.dialect)
+        found = lookups.resolve(unit.conn, wanted) if wanted else ()
+        known = lookups.conditions(wanted, found)
+        prepared = _prepared(q, fetch, offset, unit.conn.dialect, restrict, known, found)
         rows: Sequence[Any]
         processors: Processors = ()  # the driver's values to convert as the rows are read
         if prepared is not None:
             rows, processors = prepared.fetch(unit.conn, params)
         else:
-            rows = unit.conn.execute(_paged(q.statement(restrict), fetch, offset),
+            rows = unit.conn.execute(_paged(q.statement(restrict, known), fetch, offset),
                                      dict(params)).all()
     except exc.DBAPIError as e:
         refusal = _rejected(e)
@@ -102,18 +107,20 @@ def run(unit: Caller, q: CompiledQuery, max_entities: int, restrict: Restrict | 
 
 
 def _prepared(q: CompiledQuery, fetch: int, offset: int, dialect: Dialect,
-              restrict: Restrict | None) -> CompiledSelect | None:
-    """The query with this limit, offset and restriction, compiled once to SQL text.
+              restrict: Restrict | None, known: list[ColumnElement[bool]], found: Found
+              ) -> CompiledSelect | None:
+    """The query with this limit, offset, restriction and the conditions ``known`` from the
+    ids ``found`` (:mod:`cairn.query.lookups`), compiled once to SQL text.
 
     Authorization predicates are built once per rule set and shared (their ``:user`` and
     clock are read at execution), so the predicates' identities complete the key."""
     preds = () if restrict is None else tuple(restrict(ip) for ip in q.id_paths)
 
     def make() -> CompiledSelect | None:
-        stmt = q.statement(None if restrict is None else _fixed(q, preds))
+        stmt = q.statement(None if restrict is None else _fixed(q, preds), known)
         return CompiledSelect.of(_paged(stmt, fetch, offset), dialect)
 
-    return _PREPARED.fetch((q, dialect, *preds), (fetch, offset), make)
+    return _PREPARED.fetch((q, dialect, *preds), (fetch, offset, found), make)
 
 
 def _paged(stmt: Select[Any], fetch: int, offset: int) -> Select[Any]:
