@@ -360,3 +360,23 @@ def test_prefix_indexes_change_no_answer(world: World) -> None:
     assert world.jobs.queue.active(REBUILD, ["Datafile"])
     world.run_jobs()
     assert answers() == before
+
+
+def test_a_whole_clear_takes_the_keys_along_and_a_rebuild_fills_them_again(
+        world: World) -> None:
+    index = world.search.index
+    want = world.expected("Datafile", "date", True, USER)
+    ids = sorted(world.ids[f"df{i}"] for i in range(len(FILES)))
+    with world.db.begin() as conn:
+        index.clear(conn, "Datafile", ids[0], ids[3])  # a range: the keys stay
+    assert set(world.key_rows("Datafile")) >= set(ids)
+    with world.db.begin() as conn:
+        index.clear(conn, "Datafile")  # everything: the keys go with the documents
+    assert world.key_rows("Datafile") == {}
+    assert world.pages("Datafile", "date", True, USER) == []
+    world.search.reindex(["Datafile"], delete=True)
+    world.run_jobs()
+    t = world.db.tables["Datafile"]
+    with world.db.connect() as conn:
+        assert set(world.key_rows("Datafile")) == {r[0] for r in conn.execute(select(t.c.id))}
+    assert [h.id for h in world.pages("Datafile", "date", True, USER)] == want
