@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import inspect
 
 from cairn.catalogue.service import Catalogue
-from cairn.db import migrate
 from cairn.db.engine import Database
 from cairn.db.tables import PARAMETER_ENTITIES, type_numeric_index
 from cairn.query import lookups
@@ -49,8 +48,7 @@ USER = "db/u"
 
 @pytest.fixture
 def catalogue(migrated_url: str) -> Iterator[Catalogue]:
-    db = Database(migrated_url)
-    migrate.upgrade(db)
+    db = Database(migrated_url)  # at the newest revision already
     db.detect_ids()
     c = catalogue_of(db)
     user = create(c, "User", name=USER)
