@@ -67,9 +67,8 @@ AUTHZ_ENTITIES = frozenset({"Rule", "Grouping", "UserGroup", "PublicStep", "User
 #: (``predicate``, :func:`cairn.authz.rules.as_one_set`), measured counting ten million
 #: datafiles (docs/performance.md, "Facility scale"): PostgreSQL hashes the set once and
 #: scans in parallel (a correlated sub-plan forbids workers), 2.0-2.3 x root instead of
-#: 4.8-5.0 x; SQLite probes an index it builds once, 2.6-4.7 x instead of 24-42 x; MariaDB,
-#: 1.75-1.88 x instead of 2.96-3.05 x on a quiet machine (under load
-#: the two shapes came out alike).
+#: 4.8-5.0 x; SQLite probes an index it builds once, 2.6-4.7 x instead of 24-42 x; MariaDB
+#: 1.75-1.96 x instead of 2.96-3.09 x on a quiet machine (under load the two came out alike).
 SET_SHAPE_DIALECTS = frozenset({"postgresql", "sqlite", "mysql"})  # mysql: MariaDB
 
 
