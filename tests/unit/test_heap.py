@@ -17,15 +17,19 @@ glibc = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0
                            reason="malloc arenas and malloc_trim are glibc's")
 
 # Eight threads each allocate from malloc (bytes objects over 512 bytes bypass pymalloc),
-# then malloc_info says how many arenas (<heap nr=...>) exist.
+# then malloc_info says how many arenas (<heap nr=...>) exist. The threads wait for each other
+# before they end: an ended thread's arena goes to the next thread, so threads that happened to
+# run one after the other (a loaded CI machine) shared one and the count said nothing.
 ARENAS = textwrap.dedent("""
     import ctypes, sys, threading
     from cairn import heap
     if sys.argv[1] == "limit":
         assert heap.limit_arenas(2)
     kept = []
+    together = threading.Barrier(8)
     def work():
         kept.append([bytes(1000 + i) for i in range(2000)])
+        together.wait(60)
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
         t.start()
