@@ -141,16 +141,10 @@ def _entity_table(entity: Entity, schema: Schema, metadata: MetaData,
     if entity.name == "DatasetParameter":
         args.append(Index(ident("IDX_CAIRN_DATASETPARAMETER_NUMERIC"), "dataset",
                           "numericValue", postgresql_include=["type", "id"]))
-    if entity.name in PARAMETER_ENTITIES:
+    if entity.extends == "Parameter":
         # Cairn's own, for parameter filters once the type is looked up (cairn_0011)
         args.append(Index(ident(type_numeric_index(t)), "type", "numericValue"))
     return Table(ident(t), metadata, *cols, *args)
-
-
-#: The parameters of each kind of catalogue row, with a type and a numeric value.
-PARAMETER_ENTITIES = frozenset({"InvestigationParameter", "DatasetParameter",
-                                "DatafileParameter", "SampleParameter",
-                                "DataCollectionParameter"})
 
 
 def type_numeric_index(table: str) -> str:

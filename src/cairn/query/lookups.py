@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Select, and_, literal_column, select
+from sqlalchemy import Connection, Dialect, Select, and_, false, literal_column, select
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import (
     BinaryExpression,
@@ -140,6 +140,5 @@ def conditions(lookups: tuple[Lookup, ...], found: Found) -> list[ColumnElement[
     for lk, ids in zip(lookups, found, strict=True):
         if ids is None:
             continue
-        out.append(lk.key.in_([literal_column(str(i)) for i in ids]) if ids
-                   else literal_column("1") == literal_column("0"))
+        out.append(lk.key.in_([literal_column(str(i)) for i in ids]) if ids else false())
     return out
