@@ -90,20 +90,38 @@ def test_only_idle_connections_are_pinged() -> None:
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_postgresql_reads_run_without_a_transaction(database_url: str) -> None:
-    """now() is the start of the transaction, statement_timestamp() of the statement: inside
-    a transaction begun earlier they differ; in autocommit every statement is its own.
+    """now() is the start of the transaction: in autocommit every statement starts its own,
+    so two statements apart in time read two times; inside a transaction both read its start.
     (PostgreSQL only: elsewhere reads keep their transaction.)"""
     db = Database(database_url)
     assert db.dialect == "postgresql"
-    same = text("SELECT now() = statement_timestamp()")
+    now = text("SELECT now()")
     try:
         with db.read() as conn:
-            conn.execute(text("SELECT 1"))
+            first = conn.execute(now).scalar_one()
             time.sleep(0.01)  # part of the scenario: time passes between two statements
-            assert conn.execute(same).scalar_one()
+            assert conn.execute(now).scalar_one() > first
         with db.begin() as conn:
-            conn.execute(text("SELECT 1"))
+            first = conn.execute(now).scalar_one()
             time.sleep(0.01)  # part of the scenario: time passes between two statements
-            assert not conn.execute(same).scalar_one()
+            assert conn.execute(now).scalar_one() == first
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_postgresql_prepares_a_statement_on_its_first_run(database_url: str) -> None:
+    """A statement is prepared on the server the first time it runs, so PostgreSQL's own
+    plan cache (five plans for the values, then one for all if it is no costlier) starts
+    counting at once rather than after psycopg's default five unprepared runs."""
+    db = Database(database_url, pool_size=1, max_overflow=0)
+    marker = "SELECT CAST(:v AS INTEGER) + 1 AS cairn_first_run"
+    listed = text("SELECT COUNT(*) FROM pg_prepared_statements "
+                  "WHERE statement LIKE '%cairn_first_run%' AND statement NOT LIKE '%LIKE%'")
+    try:
+        with db.read() as conn:
+            assert conn.execute(listed).scalar_one() == 0
+            assert conn.execute(text(marker), {"v": 41}).scalar_one() == 42
+            assert conn.execute(listed).scalar_one() == 1
     finally:
         db.dispose()

@@ -285,6 +285,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # spent on a search whose plan runs in 13 (bench/search.py). Catalogue statements
         # are short: interpreting them is always faster.
         kwargs.setdefault("connect_args", {}).setdefault("options", "-c jit=off")
+    if u.drivername.startswith("postgresql"):
+        # Prepare every statement on its first run (psycopg waits for five by default).
+        # PostgreSQL plans a prepared statement for its values five times before it tries one
+        # plan for all, so with psycopg's wait a statement with authorization predicates was
+        # planned afresh (0.5-0.6 ms, ten times its run) for its first eleven runs on each
+        # pooled connection: a user's small portal queries took 1.4-1.7 x root's at ten million
+        # datafiles, 1.0-1.3 x with this (docs/performance.md). The price: a statement run
+        # once also costs the round trip that prepares it.
+        kwargs.setdefault("connect_args", {}).setdefault("prepare_threshold", 0)
     if u.drivername.startswith("mysql") and "init_command" not in u.query:
         kwargs.setdefault("connect_args", {}).setdefault("init_command", MARIADB_SESSION)
     if "connect_timeout" not in u.query:
