@@ -135,6 +135,9 @@ def _entity_table(entity: Entity, schema: Schema, metadata: MetaData,
         # Cairn's own: a search page of files sorted by name reads a page of this index
         # instead of sorting every matching file (cairn_0009)
         args.append(Index(ident("IDX_CAIRN_DATAFILE_NAME"), "name", "id"))
+        # Cairn's own: many datasets' files walked by id alone, not through the unique key's
+        # entries with their names (cairn_0012)
+        args.append(Index(ident(DATAFILE_DATASET_INDEX), "dataset", "id"))
     # Cairn's own, for parameter filters walking datasets in investigation order (cairn_0010)
     if entity.name == "Dataset":
         args.append(Index(ident("IDX_CAIRN_DATASET_INVESTIGATION"), "investigation", "id"))
@@ -145,6 +148,10 @@ def _entity_table(entity: Entity, schema: Schema, metadata: MetaData,
         # Cairn's own, for parameter filters once the type is looked up (cairn_0011)
         args.append(Index(ident(type_numeric_index(t)), "type", "numericValue"))
     return Table(ident(t), metadata, *cols, *args)
+
+
+#: DATAFILE (DATASET_ID, ID), Cairn's own (migration cairn_0012).
+DATAFILE_DATASET_INDEX = "IDX_CAIRN_DATAFILE_DATASET"
 
 
 def type_numeric_index(table: str) -> str:
