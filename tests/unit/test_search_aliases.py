@@ -28,7 +28,8 @@ class _Rules:
     """An authorizer whose read rule for every entity is a sub-select over an alias of the
     entity's own table (as compiled rules are): nested in the sources' statements."""
 
-    def predicate(self, work: Work, access: Any, entity: str, id_column: Any) -> Any:
+    def predicate(self, work: Work, access: Any, entity: str, id_column: Any,
+                  whole_table: bool = False) -> Any:
         rule = work.tables[entity].alias()
         return id_column.in_(select(rule.c.id).where(rule.c.id > 0))
 

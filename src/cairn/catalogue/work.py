@@ -121,13 +121,16 @@ class Work:
                 raise insufficient_privileges(f"READ access to {entity}[id:{i}] is not "
                                               "allowed.")
 
-    def readable_condition(self, entity: str, id_column: ColumnElement[Any]
-                           ) -> ColumnElement[bool] | None:
+    def readable_condition(self, entity: str, id_column: ColumnElement[Any], *,
+                           as_sets: bool = False) -> ColumnElement[bool] | None:
         """A condition on ``id_column`` (ids of ``entity``) met by the rows the caller may
-        read, for a service's own statement (run it with :attr:`params`); None: all."""
+        read, for a service's own statement (run it with :attr:`params`); None: all.
+        ``as_sets``: the rules as sets of readable related ids, computed once rather than
+        per row, for a statement that reads many rows (the same rows are met)."""
         if self.root:
             return None
-        return self._authz.predicate(self, Access.READ, entity, id_column)
+        return self._authz.predicate(self, Access.READ, entity, id_column,
+                                     whole_table=as_sets)
 
     @property
     def _authz(self) -> Authorizer:

@@ -356,7 +356,10 @@ class Search:
         and swapping its one foreign key for the related row's id keeps the meaning."""
         t = self.t
         row = _keyed(t)
-        cond = self.work.readable_condition(self.target, row.c.id)
+        # the rules as sets: the readable parents are then found from the rules' side (the
+        # investigations admitted, their datasets) rather than by checking each parent
+        # (SQLite, the 16,159 of 20,000 datasets a user reads: 3.8 ms instead of 17.7)
+        cond = self.work.readable_condition(self.target, row.c.id, as_sets=True)
         if cond is None:
             return None
         read = {e.key for e in iterate(cond) if isinstance(e, ColumnClause)
