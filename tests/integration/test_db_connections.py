@@ -125,3 +125,27 @@ def test_postgresql_prepares_a_statement_on_its_first_run(database_url: str) -> 
             assert conn.execute(listed).scalar_one() == 1
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_search_plans_its_statements_afresh_and_the_pool_restores_the_default(
+        database_url: str) -> None:
+    """A search's statements are never prepared (PostgreSQL would keep a plan made without
+    their values), and the connection prepares again once back in the pool."""
+    from cairn.search.index import backend_for
+
+    db = Database(database_url, pool_size=1, max_overflow=0)
+    marker = "SELECT CAST(:v AS INTEGER) + 2 AS cairn_search_run"
+    listed = text("SELECT COUNT(*) FROM pg_prepared_statements "
+                  "WHERE statement LIKE '%cairn_search_run%' AND statement NOT LIKE '%LIKE%'")
+    try:
+        with db.read() as conn:
+            backend_for(db).prepare(conn)  # as a search begins
+            for _ in range(8):
+                assert conn.execute(text(marker), {"v": 40}).scalar_one() == 42
+            assert conn.execute(listed).scalar_one() == 0
+        with db.read() as conn:  # the same connection (a pool of one), given back
+            assert conn.execute(text(marker), {"v": 40}).scalar_one() == 42
+            assert conn.execute(listed).scalar_one() == 1
+    finally:
+        db.dispose()

@@ -293,7 +293,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # pooled connection: a user's small portal queries took 1.4-1.7 x root's at ten million
         # datafiles, 1.0-1.3 x with this (docs/performance.md). The price: a statement run
         # once also costs the round trip that prepares it.
-        kwargs.setdefault("connect_args", {}).setdefault("prepare_threshold", 0)
+        kwargs.setdefault("connect_args", {}).setdefault("prepare_threshold",
+                                                         PREPARE_THRESHOLD)
     if u.drivername.startswith("mysql") and "init_command" not in u.query:
         kwargs.setdefault("connect_args", {}).setdefault("init_command", MARIADB_SESSION)
     if "connect_timeout" not in u.query:
@@ -303,6 +304,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # statements are per connection) and surplus connections idle out.
     engine = _create(url, pool_recycle=3600, pool_use_lifo=True, **kwargs)
     event.listen(engine, "checkin", _note_checkin)
+    if u.drivername.startswith("postgresql"):
+        event.listen(engine, "checkin", _default_prepare)
     event.listen(engine, "checkout", _ping_if_idle)
     event.listen(engine, "checkout", _limit_on_checkout(engine))
     event.listen(engine, "handle_error", _outage)
@@ -394,6 +397,18 @@ IDLE_PING_SECONDS = 1.0
 
 def _note_checkin(dbapi_conn: Any, record: Any) -> None:
     record.info["checked_in"] = time.monotonic()
+
+
+#: psycopg prepares a statement from this run on (see :func:`make_engine`).
+PREPARE_THRESHOLD = 0
+
+
+def _default_prepare(dbapi_conn: Any, record: Any) -> None:
+    """Back in the pool: statements are prepared again, whatever the last user of the
+    connection chose for its own (a search plans each of its statements afresh)."""
+    raw = getattr(dbapi_conn, "driver_connection", dbapi_conn)
+    if getattr(raw, "prepare_threshold", PREPARE_THRESHOLD) != PREPARE_THRESHOLD:
+        raw.prepare_threshold = PREPARE_THRESHOLD
 
 
 def _ping_if_idle(dbapi_conn: Any, record: Any, proxy: Any) -> None:

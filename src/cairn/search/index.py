@@ -510,6 +510,15 @@ class PostgresBackend(Backend):
     name = "postgresql"
     upserts = True
 
+    def prepare(self, conn: Connection) -> None:
+        # A search's statements are planned for their own values on every run, never kept
+        # prepared: after five runs of one search shape PostgreSQL would keep a plan made
+        # without the words' and ids' values when its estimate says it costs no more, and
+        # for a user's dataset search that plan took 120-200 ms where the plans for the
+        # values took 35-55 (bench/search.py, ds-sample). The pool gives the connection its
+        # default back when it is returned (cairn.db.engine).
+        conn.connection.driver_connection.prepare_threshold = None  # type: ignore[union-attr]
+
     def doc_table(self, entity: str, fields: tuple[str, ...]) -> DocTable:
         from sqlalchemy.dialects.postgresql import TSVECTOR
         t = Table(ident(table_name(entity)), self.metadata,
