@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import exc, text
+from sqlalchemy import Connection, exc, text
 
 from cairn.db import engine as engine_module
 from cairn.db.engine import Database
@@ -109,20 +109,30 @@ def test_postgresql_reads_run_without_a_transaction(database_url: str) -> None:
         db.dispose()
 
 
+def _prepared(conn: Connection, label: str) -> int:
+    """How many statements naming ``label`` the connection holds prepared on the server."""
+    return int(conn.execute(text(
+        "SELECT COUNT(*) FROM pg_prepared_statements "
+        "WHERE statement LIKE :pattern AND statement NOT LIKE '%pg_prepared_statements%'"),
+        {"pattern": f"%{label}%"}).scalar_one())
+
+
+def _added(conn: Connection, label: str) -> int:
+    return int(conn.execute(text(f"SELECT CAST(:v AS INTEGER) + 2 AS {label}"),
+                            {"v": 40}).scalar_one())
+
+
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_postgresql_prepares_a_statement_on_its_first_run(database_url: str) -> None:
     """A statement is prepared on the server the first time it runs, so PostgreSQL's own
     plan cache (five plans for the values, then one for all if it is no costlier) starts
     counting at once rather than after psycopg's default five unprepared runs."""
     db = Database(database_url, pool_size=1, max_overflow=0)
-    marker = "SELECT CAST(:v AS INTEGER) + 1 AS cairn_first_run"
-    listed = text("SELECT COUNT(*) FROM pg_prepared_statements "
-                  "WHERE statement LIKE '%cairn_first_run%' AND statement NOT LIKE '%LIKE%'")
     try:
         with db.read() as conn:
-            assert conn.execute(listed).scalar_one() == 0
-            assert conn.execute(text(marker), {"v": 41}).scalar_one() == 42
-            assert conn.execute(listed).scalar_one() == 1
+            assert _prepared(conn, "cairn_first_run") == 0
+            assert _added(conn, "cairn_first_run") == 42
+            assert _prepared(conn, "cairn_first_run") == 1
     finally:
         db.dispose()
 
@@ -135,17 +145,14 @@ def test_a_search_plans_its_statements_afresh_and_the_pool_restores_the_default(
     from cairn.search.index import backend_for
 
     db = Database(database_url, pool_size=1, max_overflow=0)
-    marker = "SELECT CAST(:v AS INTEGER) + 2 AS cairn_search_run"
-    listed = text("SELECT COUNT(*) FROM pg_prepared_statements "
-                  "WHERE statement LIKE '%cairn_search_run%' AND statement NOT LIKE '%LIKE%'")
     try:
         with db.read() as conn:
             backend_for(db).prepare(conn)  # as a search begins
             for _ in range(8):
-                assert conn.execute(text(marker), {"v": 40}).scalar_one() == 42
-            assert conn.execute(listed).scalar_one() == 0
+                assert _added(conn, "cairn_search_run") == 42
+            assert _prepared(conn, "cairn_search_run") == 0
         with db.read() as conn:  # the same connection (a pool of one), given back
-            assert conn.execute(text(marker), {"v": 40}).scalar_one() == 42
-            assert conn.execute(listed).scalar_one() == 1
+            assert _added(conn, "cairn_search_run") == 42
+            assert _prepared(conn, "cairn_search_run") == 1
     finally:
         db.dispose()
