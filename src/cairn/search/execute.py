@@ -433,12 +433,11 @@ class Search:
                 len(reaching) == 1:
             # found through one foreign key alone (files by their datasets' samples): its
             # index finds the rows, which the statement then reads once (:meth:`_written`)
-            name, reached = reaching[0]
             self._keyed = True
-            return self.t.c[name].in_(sorted(reached))
+            return self._reaches(*reaching[0])
         if self._whole and self.work.db.dialect == "sqlite":
             # one set of ids, found once, for a statement reading every row
-            alternatives = [select(self.t.c.id).where(self.t.c[name].in_(sorted(reached)))
+            alternatives = [select(self.t.c.id).where(self._reaches(name, reached))
                             for name, reached in reaching]
             every = [*branches, *alternatives]
             if not every:
@@ -454,10 +453,19 @@ class Search:
         if branches:
             conds.append(self.t.c.id.in_(branches[0] if len(branches) == 1
                                          else union(*branches)))
-        conds.extend(self.t.c[name].in_(sorted(reached)) for name, reached in reaching)
+        conds.extend(self._reaches(name, reached) for name, reached in reaching)
         if not conds:
             return false()
         return conds[0] if len(conds) == 1 else or_(*conds)
+
+    def _reaches(self, name: str, ids: set[int]) -> ColumnElement[bool]:
+        """The target's foreign key ``name`` holds one of ``ids``: false, never unknown, where
+        it is null (a dataset without a sample lacks the sample's words, and ``-beryl``
+        must find it)."""
+        col = self.t.c[name]
+        within = col.in_(sorted(ids))
+        required = SCHEMA.entities[self.target].fields[name].required
+        return within if required else and_(col.isnot(None), within)
 
     def _lookup(self, leaf: lucene.Leaf, fields: Sequence[str] | None
                 ) -> tuple[list[Any], dict[str, set[int]]]:
