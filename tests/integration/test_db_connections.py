@@ -156,3 +156,23 @@ def test_a_search_plans_its_statements_afresh_and_the_pool_restores_the_default(
             assert _prepared(conn, "cairn_search_run") == 1
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_the_sources_after_a_search_are_prepared_again(database_url: str) -> None:
+    """Once a search's own statements are done, the rest of its unit of work (reading the
+    documents found, rules and all) is prepared as any read is."""
+    from cairn.search.index import backend_for
+
+    db = Database(database_url, pool_size=1, max_overflow=0)
+    backend = backend_for(db)
+    try:
+        with db.read() as conn:
+            backend.prepare(conn)
+            assert _added(conn, "cairn_search_own") == 42
+            backend.finish(conn)  # as the search hands over to its sources
+            assert _added(conn, "cairn_search_sources") == 42
+            assert _prepared(conn, "cairn_search_own") == 0
+            assert _prepared(conn, "cairn_search_sources") == 1
+    finally:
+        db.dispose()

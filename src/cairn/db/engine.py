@@ -403,12 +403,17 @@ def _note_checkin(dbapi_conn: Any, record: Any) -> None:
 PREPARE_THRESHOLD = 0
 
 
-def _default_prepare(dbapi_conn: Any, record: Any) -> None:
-    """Back in the pool: statements are prepared again, whatever the last user of the
-    connection chose for its own (a search plans each of its statements afresh)."""
+def prepare_as_usual(dbapi_conn: Any) -> None:
+    """Statements on this PostgreSQL connection are prepared again from their first run,
+    whatever its user chose for its own (a search plans each of its statements afresh)."""
     raw = getattr(dbapi_conn, "driver_connection", dbapi_conn)
     if getattr(raw, "prepare_threshold", PREPARE_THRESHOLD) != PREPARE_THRESHOLD:
         raw.prepare_threshold = PREPARE_THRESHOLD
+
+
+def _default_prepare(dbapi_conn: Any, record: Any) -> None:
+    """Back in the pool: prepared as usual again (:func:`prepare_as_usual`)."""
+    prepare_as_usual(dbapi_conn)
 
 
 def _ping_if_idle(dbapi_conn: Any, record: Any, proxy: Any) -> None:

@@ -62,7 +62,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from cairn.db.engine import Database
+from cairn.db.engine import Database, prepare_as_usual
 from cairn.db.tables import ident
 from cairn.search.lucene import Leaf
 from cairn.search.text import tokens
@@ -393,6 +393,10 @@ class Backend:
     def prepare(self, conn: Connection) -> None:
         """Before a search runs on ``conn`` (SQLite: register the wildcard function)."""
 
+    def finish(self, conn: Connection) -> None:
+        """After a search's own statements, before the unit of work reads on (the sources
+        of the documents found)."""
+
     def optimize(self, conn: Connection, doc: DocTable) -> None:
         """After a rebuild: compact the index."""
 
@@ -518,6 +522,12 @@ class PostgresBackend(Backend):
         # values took 35-55 (bench/search.py, ds-sample). The pool gives the connection its
         # default back when it is returned (cairn.db.engine).
         conn.connection.driver_connection.prepare_threshold = None  # type: ignore[union-attr]
+
+    def finish(self, conn: Connection) -> None:
+        # The documents' sources (the rows found and their children, each statement with
+        # the caller's rules) read rows by id: a plan for all values serves them, and
+        # planning each for a user cost 1.2-1.8 ms a statement (bench/search.py inv-title).
+        prepare_as_usual(conn.connection.driver_connection)
 
     def doc_table(self, entity: str, fields: tuple[str, ...]) -> DocTable:
         from sqlalchemy.dialects.postgresql import TSVECTOR

@@ -117,6 +117,7 @@ class SearchService:
                 hits = s.page(order, after, limit + 1)
             more = len(hits) > limit
             hits = hits[:limit]
+            self.index.backend.finish(work.conn)
             docs = sources(work, req.target, [h.id for h in hits])
             out: dict[str, Any] = {}
             if more:
