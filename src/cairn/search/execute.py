@@ -432,12 +432,10 @@ class Search:
         reaching = [(name, reached) for name, reached in near.items() if reached]
         if self._whole and self.work.db.dialect == "sqlite":
             self._looked_up = True
-        if self._whole and self.work.db.dialect == "sqlite" and not branches and \
-                len(reaching) == 1:
-            # found through one foreign key alone (files by their datasets' samples): its
-            # index finds the rows
-            return self._reaches(*reaching[0])
-        if self._whole and self.work.db.dialect == "sqlite":
+            if not branches and len(reaching) == 1:
+                # found through one foreign key alone (files by their datasets' samples):
+                # its index finds the rows
+                return self._reaches(*reaching[0])
             # one set of ids, found once, for a statement reading every row
             alternatives = [select(self.t.c.id).where(self._reaches(name, reached))
                             for name, reached in reaching]
