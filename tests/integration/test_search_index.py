@@ -274,3 +274,42 @@ def test_a_page_with_facets_is_the_page_without(world: World) -> None:
         assert [(h.id, h.score) for h in both] == [(h.id, h.score) for h in alone]
         assert all(h.score != 1.0 for h in alone)  # relevance, not "nothing to score"
         assert dims
+
+
+def test_a_word_only_in_related_rows_is_found_through_them(world: World) -> None:
+    """``crystal`` is a sample's name, in no file's own text: the statement that pages and
+    counts the files finds them through their datasets alone (no look-up of the files'
+    documents for PostgreSQL to OR with the dataset index), and SQLite writes the files it
+    found once for its counts, while a search without words counts by the table's indexes."""
+    from sqlalchemy import event
+
+    m = _small(world)
+    doc = world.search.index.docs["Datafile"].table.name
+    seen: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    def page_and_counts(words: str | None) -> tuple[list[int], str]:
+        req = SearchRequest(target="Datafile", text=words,
+                            facets=(FacetRequest("Datafile"),))
+        seen.clear()
+        with world.catalogue.as_system(read_only=True) as work:
+            hits, dims = Search(work, world.search.index, world.search.units,
+                                req).page_and_facets([], None, 10, req.facets)
+        assert dims["Datafile.datafileFormat.name"] == {"nexus": 1}
+        (main,) = [s for s in seen if "matched" in s]
+        return [h.id for h in hits], main
+
+    event.listen(world.db.engine, "before_cursor_execute", note)
+    try:
+        found, main = page_and_counts("crystal")
+        assert found == [m["df"]]
+        assert doc.upper() not in main.upper()
+        everything, bare = page_and_counts(None)
+        assert everything == [m["df"]]
+    finally:
+        event.remove(world.db.engine, "before_cursor_execute", note)
+    if world.db.dialect == "sqlite":
+        assert "matched AS MATERIALIZED" in main
+        assert "matched AS NOT MATERIALIZED" in bare
