@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from cairn.catalogue.objects import Obj
 from cairn.catalogue.service import Catalogue
@@ -281,8 +281,6 @@ def test_a_word_only_in_related_rows_is_found_through_them(world: World) -> None
     counts the files finds them through their datasets alone (no look-up of the files'
     documents for PostgreSQL to OR with the dataset index), and SQLite writes the files it
     found once for its counts, while a search without words counts by the table's indexes."""
-    from sqlalchemy import event
-
     m = _small(world)
     doc = world.search.index.docs["Datafile"].table.name
     seen: list[str] = []

@@ -403,6 +403,13 @@ def _note_checkin(dbapi_conn: Any, record: Any) -> None:
 PREPARE_THRESHOLD = 0
 
 
+def plan_every_run(dbapi_conn: Any) -> None:
+    """Statements on this PostgreSQL connection are planned for their values on every run,
+    never prepared, until :func:`prepare_as_usual` (or the pool, once it is returned)."""
+    raw = getattr(dbapi_conn, "driver_connection", dbapi_conn)
+    raw.prepare_threshold = None
+
+
 def prepare_as_usual(dbapi_conn: Any) -> None:
     """Statements on this PostgreSQL connection are prepared again from their first run,
     whatever its user chose for its own (a search plans each of its statements afresh)."""

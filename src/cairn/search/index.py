@@ -62,7 +62,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from cairn.db.engine import Database, prepare_as_usual
+from cairn.db.engine import Database, plan_every_run, prepare_as_usual
 from cairn.db.tables import ident
 from cairn.search.lucene import Leaf
 from cairn.search.text import tokens
@@ -521,7 +521,7 @@ class PostgresBackend(Backend):
         # for a user's dataset search that plan took 120-200 ms where the plans for the
         # values took 35-55 (bench/search.py, ds-sample). The pool gives the connection its
         # default back when it is returned (cairn.db.engine).
-        conn.connection.driver_connection.prepare_threshold = None  # type: ignore[union-attr]
+        plan_every_run(conn.connection.driver_connection)
 
     def finish(self, conn: Connection) -> None:
         # The documents' sources (the rows found and their children, each statement with
