@@ -536,6 +536,11 @@ def test_facets(world: World, user: str, target: str, text: str) -> None:
     """(c) Facet counts over the whole authorized result set, on a page of every result and
     on a page of one: distinct readable documents per label; only child rows the user may
     read give labels."""
+    assert_facets(world, user, target, text)
+
+
+def assert_facets(world: World, user: str, target: str, text: str) -> None:
+    """The facets of a search (:func:`facets_of`) are what the query engine says."""
     query = {"target": target, "text": text, "facets": facets_of(target)}
     want = world.expected_facets(user, target, world.expected(user, target, text))
     for max_count in ("1000", "1"):

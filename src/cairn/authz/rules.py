@@ -143,6 +143,68 @@ class AnchoredRule:
             where=None if alt.where is None else _renamed(alt.where, var, fresh))
         return Alternative({var: alt.names[var]}, (), ast.InSubquery(ast.Path(var), sub))
 
+    def rebased(self, path: tuple[str, ...]) -> Rebased | None:
+        """The rule as a condition on the row its own reaches along the many-to-one fields
+        ``path``: ``DatasetParameter x JOIN x.dataset ds JOIN ds.investigation i ...`` through
+        ``dataset`` is ``Dataset ds JOIN ds.investigation i ...``. None when the rule reads
+        anything of the rows before that one (a parameter's own value) or off the path (its
+        type). Two rules rebased to equal forms select the same rows there; variables are
+        named for what they stand for, so forms differing in names alone are equal."""
+        depth = len(path)
+
+        def moved(canonical: str) -> str | None:
+            """The name of a related row from the new row; "" for one before it."""
+            fields = tuple(canonical[1:].split(".")) if canonical != ROW else ()
+            if len(fields) < depth:
+                return "" if fields == path[:len(fields)] else None
+            if fields[:depth] != path:
+                return None
+            return ROW + ".".join(fields[depth:])
+
+        alt = self.alternative
+        used = {n.var for root in (*alt.from_, alt.where) if root is not None
+                for n in walk(root, into_subqueries=True) if isinstance(n, ast.Path)}
+        names: dict[str, str] = {}
+        for var, canonical in alt.names.items():
+            new = moved(canonical)
+            if new is None or (new == "" and var in used):
+                return None
+            names[var] = new
+        shared = [moved(j.var) for j in self.shared]
+        if None in shared:
+            return None
+        # the rule's other variables by the order they are declared in
+        declared = [n.var for root in (*alt.from_, alt.where) if root is not None
+                    for n in walk(root, into_subqueries=True)
+                    if isinstance(n, ast.FromEntity | ast.FromJoin) and n.var not in names]
+        names.update((var, f"${i}") for i, var in enumerate(dict.fromkeys(declared)))
+        return Rebased(frozenset(s for s in shared if s and s != ROW),
+                       _rewritten(alt.from_, names, unplaced=True),
+                       _rewritten(alt.where, names, unplaced=True))
+
+
+@dataclass(frozen=True)
+class Rebased:
+    """A rule as a condition on a related row (:meth:`AnchoredRule.rebased`): the related
+    rows it joins (named by their fields from that row) and the rest of the rule."""
+
+    shared: frozenset[str]
+    from_: tuple[ast.FromItem, ...]
+    where: ast.Expr | None
+
+
+def implies(ours: Sequence[AnchoredRule | None], up: tuple[str, ...],
+            theirs: Sequence[AnchoredRule | None], down: tuple[str, ...]) -> bool:
+    """Whether a row that one of the rules ``ours`` selects makes every row that one of
+    ``theirs`` may select, and that reaches the same related row, selected too: each of
+    ours, rebased along ``up`` (from its rows to the related row), is one of theirs rebased
+    along ``down``. A dataset's parameters (``theirs``, ``down`` = ``dataset``) under the
+    same rules as the dataset (``ours``, no step); an investigation instrument of the
+    dataset's investigation (both ``investigation``). A rule that can't be anchored or
+    rebased (None) decides nothing: then False, unless ours are none (no row is selected)."""
+    forms = {r.rebased(down) for r in theirs if r is not None} - {None}
+    return all(r is not None and r.rebased(up) in forms for r in ours)
+
 
 def as_one_set(members: Sequence[AnchoredRule]) -> Alternative | None:
     """Rules sharing their joins (one :attr:`AnchoredRule.key`) as one uncorrelated set of
@@ -195,14 +257,23 @@ def _fresh(var: str, taken: set[str]) -> str:
 def _renamed(node: Any, old: str, new: str) -> Any:
     """``node`` with the variable ``old`` called ``new`` (the caller made sure no sub-select
     declares ``old`` again)."""
+    return _rewritten(node, {old: new})
+
+
+def _rewritten(node: Any, names: dict[str, str], *, unplaced: bool = False) -> Any:
+    """``node`` with each variable of ``names`` renamed, and (``unplaced``) every position
+    in the rule's text forgotten, so that nodes equal but for where they stood compare
+    equal."""
     if isinstance(node, tuple):
-        return tuple(_renamed(n, old, new) for n in node)
+        return tuple(_rewritten(n, names, unplaced=unplaced) for n in node)
     if not dataclasses.is_dataclass(node) or isinstance(node, type):
         return node
-    changes = {f.name: _renamed(getattr(node, f.name), old, new)
+    changes = {f.name: _rewritten(getattr(node, f.name), names, unplaced=unplaced)
                for f in dataclasses.fields(node)}
-    if isinstance(node, ast.Path | ast.FromEntity | ast.FromJoin) and node.var == old:
-        changes["var"] = new
+    if unplaced and "pos" in changes:
+        changes["pos"] = -1
+    if isinstance(node, ast.Path | ast.FromEntity | ast.FromJoin) and node.var in names:
+        changes["var"] = names[node.var]
     return dataclasses.replace(node, **changes)
 
 

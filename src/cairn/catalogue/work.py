@@ -132,6 +132,15 @@ class Work:
         return self._authz.predicate(self, Access.READ, entity, id_column,
                                      whole_table=as_sets)
 
+    def readable_along(self, origin: str, up: tuple[str, ...], entity: str,
+                       down: tuple[str, ...]) -> bool:
+        """Whether every row of ``entity`` reaching the related row that a readable row of
+        ``origin`` reaches is readable too (``origin`` along the many-to-one fields ``up``,
+        ``entity`` along ``down``): such rows then need no check of their own."""
+        if self.root:
+            return True
+        return self._authz.implied(self, origin, up, entity, down)
+
     @property
     def _authz(self) -> Authorizer:
         assert self.authz is not None, "a unit of work without an authorizer checks nothing"

@@ -1173,7 +1173,8 @@ class Search:
                 assert rel.mapped_by is not None
                 frm = frm.join(nxt, nxt.c[rel.mapped_by] == cur.c.id)
             cur, cur_entity = nxt, rel.type
-        conds = self._readable_row(cur, cur_entity, next(iter(rows.c))) if path else []
+        conds = self._readable_row(cur, cur_entity, next(iter(rows.c))) \
+            if path and not self._readable_along(path) else []
         if keys is not None:
             # a group reaches one label at most when every step is many-to-one
             once = all(SCHEMA.entities[e].fields[s].is_one
@@ -1183,6 +1184,25 @@ class Search:
             # a matching row meets each label once unless a one-to-many step repeats it
             tally = Tally(counted=rows.c.id if path else None)
         return self._count(frm, tally, conds, cur, cur_entity, d, label, used)
+
+    def _readable_along(self, path: tuple[str, ...]) -> bool:
+        """Whether the rows at the end of ``path`` are readable wherever the matching row is
+        (:meth:`Work.readable_along`), so a facet counts them unchecked: its many-to-one
+        steps lead up to a related row, its one-to-many steps down from it (a dataset's
+        parameters; the investigation instruments of its investigation)."""
+        up: list[str] = []
+        down: list[str] = []
+        for entity, step in _steps(self.target, path):
+            rel = SCHEMA.entities[entity].fields[step]
+            if rel.is_one:
+                if down:  # up again after down: no one row that both reach
+                    return False
+                up.append(step)
+            else:
+                assert rel.mapped_by is not None
+                down.insert(0, rel.mapped_by)
+        return self.work.readable_along(self.target, tuple(up), _entity_at(self.target, path),
+                                        tuple(down))
 
     def _count(self, frm: FromClause, tally: Tally, conds: Sequence[ColumnElement[bool]],
                alias: Any, entity: str, d: Dimension, label: str, used: set[str]
