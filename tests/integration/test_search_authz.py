@@ -60,11 +60,14 @@ EVERYTHING = "*"
 #: Selective texts: a word, and a prefix with an exclusion (Lucene: should ``neutr*``, must
 #: not ``event``).
 NEUTRON = "neutron"
-SELECTIVE = (NEUTRON, "neutr* -event")
+#: A word in related rows alone: sample names (and a sample type), which files reach through
+#: their datasets, the key their read rules follow too.
+POWDER = "powder"
+SELECTIVE = (NEUTRON, "neutr* -event", POWDER)
 TEXTS = (EVERYTHING, *SELECTIVE)
-#: What root finds for each selective text (symbolic names): the word is only in summaries
+#: What root finds for each selective text (symbolic names): ``neutron`` is only in summaries
 #: and descriptions, fields of the documents themselves, nowhere a target's default fields
-#: reach through a related row.
+#: reach through a related row; ``powder`` only there.
 ROOT_MATCHES: dict[str, dict[str, tuple[str, ...]]] = {
     NEUTRON: {
         "Investigation": ("inv:A", "inv:C", "inv:D", "inv:E", "inv:F"),
@@ -77,6 +80,11 @@ ROOT_MATCHES: dict[str, dict[str, tuple[str, ...]]] = {
         "Dataset": ("ds:A3", "ds:A4", "ds:B2", "ds:C2", "ds:E1", "ds:F1"),
         "Datafile": ("df:a4-1", "df:c2-1", "df:c2-2", "df:d2-1", "df:e1-2", "df:f1-1",
                      "df:f1-2"),
+    },
+    POWDER: {
+        "Investigation": ("inv:A", "inv:B"),
+        "Dataset": ("ds:A3", "ds:A4", "ds:B2"),
+        "Datafile": ("df:a3-1", "df:a3-2", "df:a4-1", "df:b2-1"),
     },
 }
 #: Texts matching only documents that some users may not read at all (case (f)).

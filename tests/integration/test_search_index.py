@@ -83,7 +83,8 @@ def _small(world: World) -> dict[str, int]:
                       type=("DatasetType", dt), sample=("Sample", smp))
     df = world.create("Datafile", name="scan_0001_00001.nxs", location="LSF-1/scan_0001/a.nxs",
                       dataset=("Dataset", ds), datafileFormat=("DatafileFormat", fmt))
-    return {"f": f, "st": st, "fmt": fmt, "inv": inv, "smp": smp, "ds": ds, "df": df}
+    return {"f": f, "it": it, "dt": dt, "st": st, "fmt": fmt, "inv": inv, "smp": smp, "ds": ds,
+            "df": df}
 
 
 def test_a_document_is_searchable_when_its_write_commits(world: World) -> None:
@@ -311,3 +312,44 @@ def test_a_word_only_in_related_rows_is_found_through_them(world: World) -> None
     if world.db.dialect == "sqlite":
         assert "matched AS MATERIALIZED" in main
         assert "matched AS NOT MATERIALIZED" in bare
+
+
+def test_a_users_files_found_through_readable_datasets_alone_are_not_checked_again(
+        world: World) -> None:
+    """Files reached by a word of their datasets' samples alone, under rules that reach a
+    file through its dataset: SQLite keeps the datasets to those the user may read and then
+    checks no file; elsewhere the files are checked as ever. Either way the user gets the
+    files of the released investigation only, in the page and the counts."""
+    o = _small(world)  # crystal-7's dataset, in an investigation not released
+    released = world.create("Investigation", name="LSF-2", visitId="v1", title="Released",
+                            releaseDate=datetime(2001, 1, 1), facility=("Facility", o["f"]),
+                            type=("InvestigationType", o["it"]))
+    smp = world.create("Sample", name="crystal-8", investigation=("Investigation", released),
+                       type=("SampleType", o["st"]))
+    ds = world.create("Dataset", name="scan_0002", investigation=("Investigation", released),
+                      type=("DatasetType", o["dt"]), sample=("Sample", smp))
+    df = world.create("Datafile", name="scan_0002_00001.nxs", dataset=("Dataset", ds),
+                      datafileFormat=("DatafileFormat", o["fmt"]))
+    world.create("Rule", crudFlags="R", what="SELECT df FROM Datafile df JOIN df.dataset ds "
+                 "JOIN ds.investigation i WHERE i.releaseDate < CURRENT_TIMESTAMP")
+    world.create("Rule", crudFlags="R", what="DatafileFormat")  # the counts' labels
+    world.catalogue.authz.invalidate()
+    sid = world.catalogue.sessions.create("simple/jdoe")
+    seen: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    req = SearchRequest(target="Datafile", text="crystal", facets=(FacetRequest("Datafile"),))
+    event.listen(world.db.engine, "before_cursor_execute", note)
+    try:
+        with world.catalogue.as_user(sid, read_only=True) as work:
+            hits, dims = Search(work, world.search.index, world.search.units,
+                                req).page_and_facets([], None, 10, req.facets)
+    finally:
+        event.remove(world.db.engine, "before_cursor_execute", note)
+    assert [h.id for h in hits] == [df]
+    assert dims["Datafile.datafileFormat.name"] == {"nexus": 1}
+    (main,) = [s for s in seen if "matched" in s]
+    checked = "RELEASEDATE" in main.upper()
+    assert checked == (world.db.dialect != "sqlite"), main

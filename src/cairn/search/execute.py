@@ -154,6 +154,18 @@ PARAMETER_ENTITY = {"Investigation": "InvestigationParameter", "Dataset": "Datas
 
 
 @dataclass(frozen=True)
+class KeyRules:
+    """The caller's read rules for a target as the related rows of one foreign key: the
+    target's rows are readable where ``key`` holds an id that ``readable`` selects (rows of
+    ``entity``, whose id column is ``id``)."""
+
+    key: str
+    entity: str
+    id: ColumnElement[Any]
+    readable: Select[Any]
+
+
+@dataclass(frozen=True)
 class Hit:
     id: int
     score: float | None
@@ -303,6 +315,8 @@ class Search:
         if whole not in self._conditions:
             self._whole = whole
             self._conditions[whole] = self._build()
+        if self._text_keeps_to_readable:
+            return list(self._conditions[whole])
         if whole and self._by_key is None:
             self._by_key = (self._readable_by_key() if self._many else
                             self.work.readable_condition(self.target, self.t.c.id),)
@@ -353,18 +367,17 @@ class Search:
                                    self.work.params).scalar_one()
         return bool(n > MANY)
 
-    def _readable_by_key(self) -> ColumnElement[bool] | None:
-        """The caller's read rules for the target as a condition on its rows, evaluated
-        once per related row when they read nothing of the target's row but one mandatory
-        foreign key: a datafile's rules reach it through its dataset, so a million
-        datafiles are checked as the twenty thousand datasets they are in
-        (``DATASET_ID IN (the datasets whose files the rules admit)``).
+    @cached_property
+    def _key_rules(self) -> KeyRules | None:
+        """The caller's read rules for the target as the related rows of one foreign key,
+        when they read nothing of the target's row but that mandatory key: a datafile's
+        rules reach it through its dataset, so the datafiles readable are those of the
+        datasets the rules admit. None otherwise (or when every row is readable).
 
         The rules are asked for on an alias of the target's table of this module's own,
         so every reference to that alias in the condition is to the row being checked,
         and swapping its one foreign key for the related row's id keeps the meaning."""
-        t = self.t
-        row = _keyed(t)
+        row = _keyed(self.t)
         # the rules as sets: the readable parents are then found from the rules' side (the
         # investigations admitted, their datasets) rather than by checking each parent
         # (SQLite, the 16,159 of 20,000 datasets a user reads: 3.8 ms instead of 17.7)
@@ -373,11 +386,10 @@ class Search:
             return None
         read = {e.key for e in iterate(cond) if isinstance(e, ColumnClause)
                 and e.table is row}
-        fields = SCHEMA.entities[self.target].fields
         key = next(iter(read)) if len(read) == 1 else None
-        rel = fields.get(key) if key is not None else None
+        rel = SCHEMA.entities[self.target].fields.get(key) if key is not None else None
         if key is None or rel is None or not rel.is_one or not rel.required:
-            return self.work.readable_condition(self.target, t.c.id)
+            return None
         # the pool's first alias (the statement has no other from it): no new one per search
         parent = Aliases(self.tables, shared_pool(self.tables)).new(SCHEMA.entities[rel.type])
         fk = row.c[key]
@@ -386,10 +398,58 @@ class Search:
             return parent.c.id if element is fk else None
 
         swapped: ColumnElement[bool] = replacement_traverse(cond, {}, swap)
+        return KeyRules(key, rel.type, parent.c.id,
+                        select(parent.c.id.label("id")).where(swapped))
+
+    def _readable_by_key(self) -> ColumnElement[bool] | None:
+        """The caller's read rules for the target as a condition on its rows, evaluated
+        once per related row where they allow (:attr:`_key_rules`): a million datafiles
+        are checked as the twenty thousand datasets they are in (``DATASET_ID IN (the
+        datasets whose files the rules admit)``)."""
+        by_key = self._key_rules
+        if by_key is None:
+            return self.work.readable_condition(self.target, self.t.c.id)
         # found once per statement, however many counts read it
-        parents = self._once(select(parent.c.id.label("id")).where(swapped),
-                             f"readable_{rel.type.lower()}")
-        return Likely(t.c[key].in_(select(parents.c.id)))
+        parents = self._once(by_key.readable, f"readable_{by_key.entity.lower()}")
+        return Likely(self.t.c[by_key.key].in_(select(parents.c.id)))
+
+    @cached_property
+    def _keeps_keys_readable(self) -> KeyRules | None:
+        """The rules' key (:attr:`_key_rules`) where the related rows a word reaches through
+        it are kept to those whose rows the caller may read (:meth:`_readable_keys`): on
+        SQLite, which otherwise checks every row found against the readable set (a user's
+        49,730 files: 15 ms). PostgreSQL hashes that set once and joins it; a statement of
+        its own would add more planning than it saves (12 ms)."""
+        return self._key_rules if self.work.db.dialect == "sqlite" else None
+
+    def _readable_keys(self, name: str, ids: set[int]) -> set[int]:
+        """Of the related rows ``ids`` that the target's foreign key ``name`` must reach
+        (a word's datasets), those whose rows the rules let the caller read, where the rules
+        are that key's (:attr:`_keeps_keys_readable`): the rest hold no readable row, and a
+        statement finding rows through these alone need not check them again."""
+        by_key = self._keeps_keys_readable
+        if by_key is None or by_key.key != name or not ids:
+            return ids
+        q = by_key.readable.where(by_key.id.in_(sorted(ids)))
+        return set(self.work.conn.execute(q, self.work.params).scalars())
+
+    @cached_property
+    def _text_keeps_to_readable(self) -> bool:
+        """Whether the rows the text finds are readable all: it is one word, found in
+        related rows alone, through the one foreign key the rules read, and those rows
+        were kept to the readable ones (:meth:`_readable_keys`). The statements then need
+        no read check (a user's 49,730 files of 1,215 datasets each checked: 15 ms on
+        SQLite). The conditions must be built."""
+        by_key = self._keeps_keys_readable
+        if by_key is None or not self.req.text:
+            return False
+        leaf = self._parse(self.req.text)
+        found = self._found.get((id(leaf), ()))
+        if not isinstance(leaf, lucene.Leaf) or found is None:
+            return False
+        branches, near = found
+        return not branches and all(not ids for name, ids in near.items()
+                                    if name != by_key.key)
 
     def _parse(self, text: str) -> lucene.Node:
         node = self._parsed.get(text)
@@ -521,7 +581,7 @@ class Search:
                     near.setdefault(first.name, set()).update(hop_ids)
                     continue
             branches.append(reach(self.tables, self.target, path, ids))
-        return branches, near
+        return branches, {name: self._readable_keys(name, ids) for name, ids in near.items()}
 
     def _once(self, q: Any, name: str) -> Any:
         """``q`` as SQLite computes it once per statement, however many counts read it
