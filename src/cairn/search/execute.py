@@ -45,7 +45,9 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import operators
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BinaryExpression
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
@@ -390,9 +392,13 @@ class Search:
         rel = SCHEMA.entities[self.target].fields.get(key) if key is not None else None
         if key is None or rel is None or not rel.is_one or not rel.required:
             return None
+        fk = row.c[key]
+        inner = _set_of(cond, fk)
+        if inner is not None:  # ``FK IN (SELECT ...)``: the set itself, not each parent in it
+            ident = inner.selected_columns[0]
+            return KeyRules(key, rel.type, ident, inner.with_only_columns(ident.label("id")))
         # the pool's first alias (the statement has no other from it): no new one per search
         parent = Aliases(self.tables, shared_pool(self.tables)).new(SCHEMA.entities[rel.type])
-        fk = row.c[key]
 
         def swap(element: Any, **kw: Any) -> Any:
             return parent.c.id if element is fk else None
@@ -1444,6 +1450,16 @@ def _keyed(t: Table) -> Any:
     if alias is None or alias.element is not t:  # type: ignore[attr-defined]
         alias = _KEYED[id(t)] = t.alias(f"{t.name}_ROW")
     return alias
+
+
+def _set_of(cond: ColumnElement[bool], column: ColumnElement[Any]) -> Select[Any] | None:
+    """The statement of ``column IN (SELECT ...)`` when ``cond`` is that alone."""
+    if isinstance(cond, BinaryExpression) and cond.operator is operators.in_op \
+            and cond.left is column:
+        element = getattr(cond.right, "element", None)
+        if isinstance(element, Select):
+            return element
+    return None
 
 
 def _everything(d: Dimension) -> bool:
