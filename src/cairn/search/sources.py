@@ -104,6 +104,7 @@ class _Reader:
         self.columns: list[ColumnElement[Any]] = []
         # For each column: the path prefix whose row must be readable (None: the row itself).
         self.guards: list[tuple[str, ...]] = []
+        self._prefixes: list[tuple[str, ...]] | None = None
 
     def _alias(self, prefix: tuple[str, ...]) -> tuple[FromClause, str]:
         if prefix in self.aliases:
@@ -121,6 +122,7 @@ class _Reader:
         t, entity = self._alias(parts[:-1])
         self.columns.append(_special(t, entity, parts[-1]) if special else t.c[parts[-1]])
         self.guards.append(parts[:-1])
+        self._prefixes = None
 
     def hidden(self, rows: Sequence[Any], at: int) -> set[tuple[tuple[str, ...], int]]:
         """(path prefix, id) of the related rows the caller may not read; the rows carry
@@ -138,15 +140,14 @@ class _Reader:
                  hidden: set[tuple[tuple[str, ...], int]]) -> dict[str, Any]:
         """The spec's values (from position ``at`` of ``row``) that may be shown."""
         values = row[at:at + len(spec)]
-        if not hidden:  # root, or every related row readable: the common case, kept quick
+        unread = [p for p, x in zip(self.prefixes(), row[at + len(spec):], strict=True)
+                  if (p, x) in hidden] if hidden else []
+        if not unread:  # root, or every related row readable: the common case, kept quick
             return {key: _ms(v, self.work) for (key, _), v in zip(spec, values, strict=True)
                     if v is not None}
-        prefixes = self.prefixes()
-        guard = dict(zip(prefixes, row[at + len(spec):], strict=True))
         doc: dict[str, Any] = {}
         for (key, _), value, g in zip(spec, values, self.guards, strict=True):
-            if value is None or any((p, guard[p]) in hidden for p in prefixes
-                                    if g[:len(p)] == p):
+            if value is None or any(g[:len(p)] == p for p in unread):
                 continue
             doc[key] = _ms(value, self.work)
         return doc
@@ -155,7 +156,11 @@ class _Reader:
         return [self._alias(p)[0].c.id for p in self.prefixes()]
 
     def prefixes(self) -> list[tuple[str, ...]]:
-        return sorted({g for g in self.guards if g}, key=len)
+        """The related rows' paths a column is read through, shortest first (fixed once the
+        columns are added: kept)."""
+        if self._prefixes is None:
+            self._prefixes = sorted({g for g in self.guards if g}, key=len)
+        return self._prefixes
 
 
 def _special(t: FromClause, entity: str, field: str) -> ColumnElement[Any]:
