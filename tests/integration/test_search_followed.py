@@ -1,5 +1,5 @@
-"""Facets over child rows whose read rules follow their parents': counted unchecked, and
-still exactly what the query engine lets each user read.
+"""Facets and sources over child rows whose read rules follow their parents': counted and
+shown unchecked, and still exactly what the query engine lets each user read.
 
 A facet counts the labels of related rows the user may read (a dataset's parameters, its
 investigation's instruments). Where every rule that makes the matching row readable makes
@@ -20,6 +20,9 @@ from cairn.startup import catalogue_of
 from tests.integration.authz_fixtures import AS_SCIENTIST, USERS, build_catalogue
 from tests.integration.server import Server
 from tests.integration.test_search_authz import TARGETS, TEXTS, World, assert_facets, extend
+from tests.integration.test_search_authz import (
+    test_sources_hide_unreadable_related_rows as assert_sources,
+)
 
 ON_MY = "JOIN i.investigationUsers iu JOIN iu.user u WHERE u.name = :user"
 RELEASED = "WHERE i.releaseDate < CURRENT_TIMESTAMP"
@@ -79,3 +82,11 @@ def test_the_children_follow_their_parents_but_for_group_rules(world: World,
 @pytest.mark.parametrize("user", USERS)
 def test_facets(world: World, user: str, target: str, text: str) -> None:
     assert_facets(world, user, target, text)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("user", USERS)
+def test_sources(world: World, user: str, target: str) -> None:
+    """The children in ``source`` (an investigation's instruments and cycles) are the ones
+    the user may read, where the search shows them unchecked too."""
+    assert_sources(world, user, target)

@@ -218,7 +218,11 @@ def _children(work: Work, target: str, ids: Sequence[int], to_parent: tuple[str,
         cr.add(path)
     q = (select(t.c.id, child.c.id, *cr.columns, *cr.guard_ids()).select_from(cr.frm)
          .where(t.c.id.in_(list(ids))).order_by(t.c.id, child.c.id))
-    readable = work.readable_condition(relation.type, child.c.id)
+    # the results are readable: so are children that the rules make readable with them
+    # (an investigation's instruments, under the rules of its datasets)
+    readable = None if work.readable_along(target, to_parent, relation.type,
+                                           (relation.mapped_by,)) \
+        else work.readable_condition(relation.type, child.c.id)
     if readable is not None:
         q = q.where(readable)
     rows = work.conn.execute(q, work.params).all()
