@@ -73,7 +73,14 @@ from cairn.search.request import (
     ParameterQuery,
     SearchRequest,
 )
-from cairn.search.targets import DEFAULT_FIELDS, TEXT_FIELDS, TO_INVESTIGATION, reach, through
+from cairn.search.targets import (
+    DEFAULT_FIELDS,
+    TEXT_FIELDS,
+    TO_INVESTIGATION,
+    one_of,
+    reach,
+    through,
+)
 from cairn.search.units import Units
 
 #: How each target reaches the entities a facet or filter may name (lower-cased names).
@@ -529,7 +536,7 @@ class Search:
         it is null (a dataset without a sample lacks the sample's words, and ``-beryl``
         must find it)."""
         col = self.t.c[name]
-        within = col.in_(sorted(ids))
+        within = one_of(col, sorted(ids), self.work.db.dialect)
         required = SCHEMA.entities[self.target].fields[name].required
         return within if required else and_(col.isnot(None), within)
 
@@ -581,12 +588,13 @@ class Search:
                 continue
             first = SCHEMA.entities[self.target].fields[path[0]]
             if first.is_one:
-                hop = reach(self.tables, first.type, path[1:], ids)
+                hop = reach(self.tables, first.type, path[1:], ids, self.work.db.dialect)
                 hop_ids = hop if isinstance(hop, list) else self._ids(hop)
                 if hop_ids is not None:
                     near.setdefault(first.name, set()).update(hop_ids)
                     continue
-            branches.append(reach(self.tables, self.target, path, ids))
+            branches.append(reach(self.tables, self.target, path, ids,
+                                  self.work.db.dialect))
         return branches, {name: self._readable_keys(name, ids) for name, ids in near.items()}
 
     def _once(self, q: Any, name: str) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, Table, select
+from sqlalchemy import ARRAY, ColumnElement, CompoundSelect, Select, Table, any_, bindparam, select
 
 from cairn.db.tables import Tables
 from cairn.schema import SCHEMA
@@ -91,19 +91,32 @@ TO_INVESTIGATION: dict[str, Path] = {
 Ids = Select[Any] | CompoundSelect | list[int]
 
 
-def reach(tables: Tables, entity: str, path: Path, inner: Ids) -> Ids:
+def one_of(col: ColumnElement[Any], ids: list[int], dialect: str) -> ColumnElement[bool]:
+    """``col`` holds one of ``ids``: on PostgreSQL as one array parameter (``= ANY``),
+    which is how it runs an ``IN`` list anyway, without a placeholder per id for
+    SQLAlchemy to render and psycopg to parse out of the statement again on every run
+    (1,501 datasets: 30,000 characters); elsewhere an ``IN`` list."""
+    if dialect == "postgresql":
+        return col == any_(bindparam(None, ids, type_=ARRAY(col.type)))
+    return col.in_(ids)
+
+
+def reach(tables: Tables, entity: str, path: Path, inner: Ids, dialect: str = "") -> Ids:
     """The ids of ``entity`` from which ``path`` leads to an id of ``inner`` (a statement
-    selecting ids, or the ids themselves)."""
+    selecting ids, or the ids themselves, held as :func:`one_of` says for ``dialect``)."""
     if not path:
         return inner
     f = SCHEMA.entities[entity].fields[path[0]]
-    rest = reach(tables, f.type, path[1:], inner)
+    rest = reach(tables, f.type, path[1:], inner, dialect)
     if f.is_one:
         t = tables[entity]
-        return select(t.c.id).where(t.c[f.name].in_(rest))
-    assert f.mapped_by is not None
-    child = tables[f.type]
-    return select(child.c[f.mapped_by]).where(child.c.id.in_(rest))
+        col, out = t.c[f.name], t.c.id
+    else:
+        assert f.mapped_by is not None
+        child = tables[f.type]
+        col, out = child.c.id, child.c[f.mapped_by]
+    return select(out).where(one_of(col, rest, dialect) if isinstance(rest, list)
+                             else col.in_(rest))
 
 
 def through(tables: Tables, entity: str, alias: Table, path: Path, inner: Ids
