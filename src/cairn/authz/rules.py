@@ -162,8 +162,9 @@ class AnchoredRule:
             return ROW + ".".join(fields[depth:])
 
         alt = self.alternative
-        used = {n.var for root in (*alt.from_, alt.where) if root is not None
-                for n in walk(root, into_subqueries=True) if isinstance(n, ast.Path)}
+        nodes = [n for root in (*alt.from_, alt.where) if root is not None
+                 for n in walk(root, into_subqueries=True)]
+        used = {n.var for n in nodes if isinstance(n, ast.Path)}
         names: dict[str, str] = {}
         for var, canonical in alt.names.items():
             new = moved(canonical)
@@ -174,8 +175,7 @@ class AnchoredRule:
         if None in shared:
             return None
         # the rule's other variables by the order they are declared in
-        declared = [n.var for root in (*alt.from_, alt.where) if root is not None
-                    for n in walk(root, into_subqueries=True)
+        declared = [n.var for n in nodes
                     if isinstance(n, ast.FromEntity | ast.FromJoin) and n.var not in names]
         names.update((var, f"${i}") for i, var in enumerate(dict.fromkeys(declared)))
         return Rebased(frozenset(s for s in shared if s and s != ROW),
