@@ -236,6 +236,33 @@ def test_a_bulk_load_into_an_empty_index(world: World, monkeypatch: pytest.Monke
                 "'idx_cairn_search_datafile'")).scalar() == 1
 
 
+def test_sqlite_document_tables_keep_a_large_pending_index(world: World) -> None:
+    """FTS5 writes a bulk's entries in segments of FTS_HASH_BYTES, not of 1 MiB: set on
+    every document table, again on one that lost it, without rebuilding it."""
+    if world.db.dialect != "sqlite":
+        pytest.skip("an FTS5 setting")
+    from cairn.search.index import FTS_HASH_BYTES
+
+    o = _small(world)
+
+    def hashsize(entity: str) -> Any:
+        name = world.search.index.docs[entity].table.name
+        with world.db.connect() as conn:
+            return conn.execute(text(f"SELECT v FROM {name}_config WHERE k = 'hashsize'")
+                                ).scalar()
+
+    assert {e: hashsize(e) for e in _ALL} == {e: FTS_HASH_BYTES for e in _ALL}
+    name = world.search.index.docs["Datafile"].table.name
+    with world.db.begin() as conn:
+        conn.execute(text(f"DELETE FROM {name}_config WHERE k = 'hashsize'"))
+    assert hashsize("Datafile") is None
+    again = SearchService(world.catalogue, world.db, list(_ALL), jobs=world.jobs)
+    again.start()
+    assert hashsize("Datafile") == FTS_HASH_BYTES
+    assert not world.jobs.queue.active(REBUILD, ["Datafile"])  # kept, not rebuilt
+    assert world.ids("Datafile", "scan_0001_00001.nxs") == [o["df"]]
+
+
 def test_paging_by_date_in_a_catalogue_zone_other_than_utc(migrated_url: str) -> None:
     from zoneinfo import ZoneInfo
 

@@ -91,6 +91,7 @@ class SearchIndex:
                     if not self.backend.outdated(conn, doc):
                         # an index a rebuild dropped to fill the table faster, if it stopped
                         self.backend.bulk_end(conn, doc)
+                        self.backend.tune(conn, doc)
                         continue
                     log.info("search: %s's documents were indexed another way; they are "
                              "indexed again", entity)
