@@ -513,8 +513,15 @@ def test_results_are_the_readable_matches(world: World, user: str, target: str,
         assert r["source"]["id"] == r["id"], r
 
 
-@pytest.mark.parametrize("sort", SORTS, ids=lambda s: json.dumps(s) if s else "relevance")
-@pytest.mark.parametrize("text", TEXTS)
+#: (text, sort) of the paging tests: every text by relevance, and the explicit sorts for a
+#: text of each way a page is found (every row, a word of the documents, a word of related
+#: rows alone); the wildcard with an exclusion pages as the plain word does.
+PAGED = [(text, sort) for text in TEXTS for sort in SORTS
+         if sort is None or text != "neutr* -event"]
+
+
+@pytest.mark.parametrize(("text", "sort"), PAGED,
+                         ids=[f"{t}-{json.dumps(s) if s else 'relevance'}" for t, s in PAGED])
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("user", USERS)
 def test_paging(world: World, user: str, target: str, text: str,
