@@ -443,7 +443,7 @@ class Search:
         by_key = self._keeps_keys_readable
         if by_key is None or by_key.key != name or not ids:
             return ids
-        q = by_key.readable.where(by_key.id.in_(sorted(ids)))
+        q = by_key.readable.where(one_of(by_key.id, sorted(ids), self.work.db.dialect))
         return set(self.work.conn.execute(q, self.work.params).scalars())
 
     @cached_property

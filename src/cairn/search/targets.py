@@ -8,10 +8,21 @@ of the sample of its dataset. The default fields of each target are icat.lucene'
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, CompoundSelect, Select, Table, any_, bindparam, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    func,
+    select,
+)
 
 from cairn.db.tables import Tables
 from cairn.schema import SCHEMA
@@ -91,13 +102,23 @@ TO_INVESTIGATION: dict[str, Path] = {
 Ids = Select[Any] | CompoundSelect | list[int]
 
 
+#: Ids from which SQLite gets them as one JSON array (:func:`one_of`).
+SQLITE_JSON_IDS = 100
+
+
 def one_of(col: ColumnElement[Any], ids: list[int], dialect: str) -> ColumnElement[bool]:
-    """``col`` holds one of ``ids``: on PostgreSQL as one array parameter (``= ANY``),
-    which is how it runs an ``IN`` list anyway, without a placeholder per id for
-    SQLAlchemy to render and psycopg to parse out of the statement again on every run
-    (1,501 datasets: 30,000 characters); elsewhere an ``IN`` list."""
+    """``col`` holds one of ``ids``, without a placeholder per id for SQLAlchemy to render
+    and the driver to bind on every run (1,501 datasets: 30,000 characters, and on SQLite
+    9 ms of a search's 105). PostgreSQL: one array parameter (``= ANY``), which is how it
+    runs an ``IN`` list anyway. SQLite, from :data:`SQLITE_JSON_IDS` ids: the rows of one
+    JSON array (``IN (SELECT value FROM json_each(?))``), which it reads into the same
+    ephemeral index as an ``IN`` list and looks up the same way. Elsewhere an ``IN``
+    list."""
     if dialect == "postgresql":
         return col == any_(bindparam(None, ids, type_=ARRAY(col.type)))
+    if dialect == "sqlite" and len(ids) >= SQLITE_JSON_IDS:
+        rows = func.json_each(bindparam(None, json.dumps(ids))).table_valued("value")
+        return col.in_(select(rows.c.value))
     return col.in_(ids)
 
 
