@@ -9,11 +9,18 @@ from typing import Any
 import pytest
 from sqlalchemy import BigInteger, Column, MetaData, Table, create_engine, event, select
 
+from cairn.search import targets
 from cairn.search.targets import SQLITE_JSON_IDS, one_of
 
 
+@pytest.mark.parametrize("json_there", [True, False], ids=["json", "no-json"])
 @pytest.mark.parametrize("many", [SQLITE_JSON_IDS - 1, SQLITE_JSON_IDS, 143])
-def test_one_of_many_ids(database_url: str, backend: str, many: int) -> None:
+def test_one_of_many_ids(database_url: str, backend: str, many: int, json_there: bool,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``no-json``: an SQLite without its JSON functions gets the ids as an ``IN`` list."""
+    if backend != "sqlite" and not json_there:
+        pytest.skip("SQLite's JSON functions")
+    monkeypatch.setattr(targets, "SQLITE_JSON", json_there)
     md = MetaData()
     t = Table("ONE_OF", md, Column("id", BigInteger, primary_key=True, autoincrement=False))
     engine = create_engine(database_url)
@@ -34,7 +41,8 @@ def test_one_of_many_ids(database_url: str, backend: str, many: int) -> None:
             event.remove(engine, "before_cursor_execute", note)
         assert got == wanted
         (params,) = sent
-        one = backend == "postgresql" or (backend == "sqlite" and many >= SQLITE_JSON_IDS)
+        one = backend == "postgresql" or (backend == "sqlite" and json_there
+                                          and many >= SQLITE_JSON_IDS)
         assert len(params) == (1 if one else many)
     finally:
         engine.dispose()

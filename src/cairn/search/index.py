@@ -97,7 +97,7 @@ FTS_PREFIX = "4"
 #: Bytes of new index entries SQLite's FTS5 keeps in memory before writing them out as a
 #: segment (its ``hashsize``; 1 MiB by default). A bulk load's million datafiles are then
 #: a few large segments rather than a thousand small ones merged again and again: indexed
-#: in 4.0 s instead of 5.3. A writer holds at most this much, and only while it writes.
+#: in 4.0 s instead of 5.9. A writer holds at most this much, and only while it writes.
 FTS_HASH_BYTES = 32 * 1024 * 1024
 
 

@@ -9,6 +9,7 @@ of the sample of its dataset. The default fields of each target are icat.lucene'
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,17 +107,33 @@ Ids = Select[Any] | CompoundSelect | list[int]
 SQLITE_JSON_IDS = 100
 
 
+def _sqlite_has_json() -> bool:
+    """Whether this process's SQLite has its JSON functions (built in from 3.38; an older
+    or trimmed build may lack them, and gets ``IN`` lists)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("SELECT value FROM json_each('[1]')").fetchall()
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+
+
+SQLITE_JSON = _sqlite_has_json()
+
+
 def one_of(col: ColumnElement[Any], ids: list[int], dialect: str) -> ColumnElement[bool]:
     """``col`` holds one of ``ids``, without a placeholder per id for SQLAlchemy to render
     and the driver to bind on every run (1,501 datasets: 30,000 characters, and on SQLite
     9 ms of a search's 105). PostgreSQL: one array parameter (``= ANY``), which is how it
-    runs an ``IN`` list anyway. SQLite, from :data:`SQLITE_JSON_IDS` ids: the rows of one
-    JSON array (``IN (SELECT value FROM json_each(?))``), which it reads into the same
-    ephemeral index as an ``IN`` list and looks up the same way. Elsewhere an ``IN``
-    list."""
+    runs an ``IN`` list anyway. SQLite (with its JSON functions), from
+    :data:`SQLITE_JSON_IDS` ids: the rows of one JSON array (``IN (SELECT value FROM
+    json_each(?))``), which it reads into the same ephemeral index as an ``IN`` list and
+    looks up the same way. Elsewhere an ``IN`` list."""
     if dialect == "postgresql":
         return col == any_(bindparam(None, ids, type_=ARRAY(col.type)))
-    if dialect == "sqlite" and len(ids) >= SQLITE_JSON_IDS:
+    if dialect == "sqlite" and SQLITE_JSON and len(ids) >= SQLITE_JSON_IDS:
         rows = func.json_each(bindparam(None, json.dumps(ids))).table_valued("value")
         return col.in_(select(rows.c.value))
     return col.in_(ids)
