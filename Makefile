@@ -28,14 +28,12 @@ serve: install
 
 # Lint, types and all tests; PostgreSQL and MariaDB tests run when those servers are
 # reachable, else skip. The portal's browser tests run in a second process (they skip where
-# no chromium is installed). Two workers (a third only slows every test on two cores), each
-# taking half the tests in order and stealing from the other when it runs out: a module's
-# server or database is made once per worker, and neither waits alone at the end.
+# no chromium is installed).
 test: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -n 2 --dist worksteal -q $(PYTEST_ARGS)
-	CAIRN_BROWSER_TESTS=1 $(BIN)/pytest -n 2 --dist worksteal -q $(PYTEST_ARGS) tests/browser
+	$(BIN)/pytest -n 2 -q $(PYTEST_ARGS)
+	CAIRN_BROWSER_TESTS=1 $(BIN)/pytest -n 2 -q $(PYTEST_ARGS) tests/browser
 
 # python-icat 1.7.0's own test suite against fresh Cairns: the whole suite on single-level
 # storage and, side by side, its data-service tests on two-level storage. Fails if
